@@ -1,0 +1,138 @@
+// Loads the agent configuration from defaults, a YAML file, EDGESWARM_* environment variables and
+// flags (in rising precedence) and validates it. Any problem is a ConfigError naming the key and
+// where the bad value came from.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { agentConfigSchema, type AgentConfig } from './schema.js';
+
+/** The flag that sets a key (kebab-case, singular for repeatable list keys). */
+export function flagFor(key: string): string {
+  if (key === 'tags') return 'tag';
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The environment variable that sets a key: EDGESWARM_<FLAG> in upper snake case. */
+export function envFor(key: string): string {
+  return `EDGESWARM_${flagFor(key).replace(/-/g, '_').toUpperCase()}`;
+}
+
+const LIST_KEYS = new Set(['tags', 'listen', 'join']);
+/** Keys that can be set by flag or environment (the rest only in the file). */
+export const FLAG_KEYS = [
+  'name',
+  'site',
+  'tags',
+  'data',
+  'listen',
+  'join',
+  'api',
+  'dns',
+  'clusterKey',
+  'preset',
+  'logLevel',
+] as const;
+
+export interface LoadOptions {
+  /** Flags already parsed by the CLI, keyed by config key (undefined = not given). */
+  flags?: Record<string, unknown>;
+  /** The config file path (from --config or EDGESWARM_CONFIG). */
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface LoadedConfig {
+  config: AgentConfig;
+  /** Where each top-level key came from: "--api", "EDGESWARM_API", "file x.yaml", "default". */
+  sources: Record<string, string>;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(
+      'config',
+      `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code}`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0];
+    throw new ConfigError('config', `${file} is not valid YAML: ${msg}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError('config', `${file} must be a YAML mapping of keys to values`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out;
+}
+
+/** Turns the first zod issue into a one-line ConfigError naming the key and its source. */
+export function configErrorFrom(error: z.ZodError, sources: Record<string, string>): ConfigError {
+  const issue = error.issues[0];
+  let key = formatPath(issue.path);
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    const keys = (issue as { keys: string[] }).keys;
+    key = formatPath([...issue.path, keys[0]]);
+    message = 'unknown key';
+  }
+  const top = String(issue.path[0] ?? '');
+  const src = sources[top];
+  const from = src && src !== 'default' ? ` (from ${src})` : '';
+  return new ConfigError(key || 'config', `${message}${from}`);
+}
+
+export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const flags = opts.flags ?? {};
+  const merged: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+
+  const configFile =
+    (flags.config as string | undefined) ?? opts.configFile ?? (env.EDGESWARM_CONFIG || undefined);
+  if (configFile) {
+    const doc = readConfigFile(configFile);
+    for (const [k, v] of Object.entries(doc)) {
+      merged[k] = v;
+      sources[k] = `file ${configFile}`;
+    }
+  }
+  for (const key of FLAG_KEYS) {
+    const name = envFor(key);
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    merged[key] = LIST_KEYS.has(key)
+      ? raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : raw;
+    sources[key] = name;
+  }
+  for (const key of FLAG_KEYS) {
+    const v = flags[key];
+    if (v === undefined) continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    merged[key] = v;
+    sources[key] = `--${flagFor(key)}`;
+  }
+  const result = agentConfigSchema.safeParse(merged);
+  if (!result.success) throw configErrorFrom(result.error, sources);
+  return { config: result.data, sources };
+}

@@ -1,0 +1,62 @@
+// Errors of the agent module. Each class has a stable `name` and `code`; the HTTP layer maps them
+// to statuses and the CLI to exit codes. Never show a stack trace to a user for any of these.
+
+export class EdgeswarmError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = 'EdgeswarmError';
+  }
+}
+
+/** A bad flag, environment variable or config-file value. The CLI exits 2. */
+export class ConfigError extends EdgeswarmError {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super('config_invalid', `${key}: ${message}`);
+    this.key = key;
+    this.name = 'ConfigError';
+  }
+}
+
+/** Bad command-line usage (unknown command, missing argument). The CLI exits 2. */
+export class UsageError extends EdgeswarmError {
+  constructor(message: string) {
+    super('usage', message);
+    this.name = 'UsageError';
+  }
+}
+
+/** An error with an HTTP status, raised by route handlers for bad requests. */
+export class HttpError extends EdgeswarmError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.status = status;
+    this.name = 'HttpError';
+  }
+}
+
+/** The data directory is held by another running agent. */
+export class DataDirLockedError extends EdgeswarmError {
+  constructor(dir: string) {
+    super('data_dir_locked', `data directory ${dir} is in use by another agent`);
+    this.name = 'DataDirLockedError';
+  }
+}
+
+/** A failure reported by the agent's HTTP API to a client command. */
+export class ApiError extends EdgeswarmError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.status = status;
+    this.name = 'ApiError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

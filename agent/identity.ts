@@ -1,0 +1,126 @@
+// What an agent keeps in its data directory about itself: the peer identity (so a restarted agent
+// has the same peer id), the cluster pre-shared key and the admin token for the HTTP API.
+// Files are written to a temporary name, fsynced and renamed, so a crash never leaves half a key.
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { ConfigError } from './errors.js';
+
+/** Writes a file atomically (temp file, fsync, rename, fsync of the directory). */
+export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o600): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+  try {
+    const dfd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    // some filesystems do not allow fsync on a directory; the rename is still atomic
+  }
+}
+
+function readIfExists(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Loads the agent's Ed25519 peer key from DATA/peer.key, creating it at first start. */
+export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
+  const path = join(dataDir, 'peer.key');
+  const existing = readIfExists(path);
+  if (existing) {
+    try {
+      return privateKeyFromProtobuf(existing);
+    } catch {
+      throw new ConfigError(
+        'data',
+        `${path} is not a valid peer key; move it away to create a new identity`,
+      );
+    }
+  }
+  const key = await generateKeyPair('Ed25519');
+  writeFileAtomic(path, privateKeyToProtobuf(key));
+  return key;
+}
+
+const PSK_HEADER = '/key/swarm/psk/1.0.0/\n/base16/\n';
+
+/** A new cluster key in the libp2p private-network format (what `edgeswarm keygen` prints). */
+export function generateClusterKey(): string {
+  return `${PSK_HEADER}${randomBytes(32).toString('hex')}\n`;
+}
+
+/** Validates the text of a cluster key file; returns the bytes libp2p pnet expects. */
+export function parseClusterKey(text: string, file: string): Uint8Array {
+  const normalized = text.replace(/\r\n/g, '\n').trim();
+  const m = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n([0-9a-fA-F]{64})$/.exec(normalized);
+  if (!m) {
+    throw new ConfigError(
+      'clusterKey',
+      `${file} is not a cluster key (expected the format printed by 'edgeswarm keygen')`,
+    );
+  }
+  return new TextEncoder().encode(`${PSK_HEADER}${m[1].toLowerCase()}`);
+}
+
+/**
+ * Loads the cluster key. With an explicit file, the file must exist. Without one, DATA/cluster.key
+ * is used and created at first start.
+ */
+export function loadOrCreateClusterKey(dataDir: string, file?: string): Uint8Array {
+  if (file) {
+    const text = readIfExists(file);
+    if (!text)
+      throw new ConfigError(
+        'clusterKey',
+        `${file} does not exist (create one with 'edgeswarm keygen > ${file}')`,
+      );
+    return parseClusterKey(text.toString('utf8'), file);
+  }
+  const path = join(dataDir, 'cluster.key');
+  const existing = readIfExists(path);
+  if (existing) return parseClusterKey(existing.toString('utf8'), path);
+  const key = generateClusterKey();
+  writeFileAtomic(path, key);
+  return parseClusterKey(key, path);
+}
+
+/** Loads DATA/admin.token (mode 0600), creating it at first start. */
+export function loadOrCreateAdminToken(dataDir: string): string {
+  const path = join(dataDir, 'admin.token');
+  const existing = readIfExists(path);
+  if (existing) {
+    const token = existing.toString('utf8').trim();
+    if (token.length >= 16) return token;
+  }
+  const token = randomBytes(32).toString('hex');
+  writeFileAtomic(path, `${token}\n`, 0o600);
+  return token;
+}

@@ -1,0 +1,89 @@
+// The one libp2p node of an agent: TCP, Noise, yamux, a private network (pnet) keyed by the cluster
+// key, identify, ping, gossipsub for broadcasts and kad-dht under our own protocol prefix. All
+// agent-to-agent traffic goes through it.
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
+import { identify, type Identify } from '@libp2p/identify';
+import type { PrivateKey } from '@libp2p/interface';
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import { ping, type Ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+
+/** Protocol prefix of everything edgeswarm speaks, so we never mix with the public IPFS DHT. */
+export const PROTOCOL_PREFIX = '/edgeswarm';
+export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`;
+
+export interface NodeServices {
+  identify: Identify;
+  ping: Ping;
+  pubsub: GossipSub;
+  dht: KadDHT;
+  [key: string]: unknown;
+}
+
+export type EdgeNode = Libp2p<NodeServices>;
+
+export interface NodeOptions {
+  privateKey: PrivateKey;
+  /** The cluster key in pnet's format (see identity.ts). */
+  psk: Uint8Array;
+  listen: string[];
+  /** Maximum open connections before the connection manager prunes (default 1000). */
+  maxConnections?: number;
+  /** Dial timeout in ms (default 5000): a peer with another cluster key hangs until this. */
+  dialTimeout?: number;
+}
+
+/** "10.0.0.1:7946" → "/ip4/10.0.0.1/tcp/7946"; multiaddrs are returned unchanged. */
+export function toMultiaddr(addr: string): Multiaddr {
+  const m = /^([0-9.]+|[A-Za-z0-9.-]+):(\d+)$/.exec(addr);
+  if (m) {
+    const proto = /^[0-9.]+$/.test(m[1]) ? 'ip4' : 'dns4';
+    return multiaddr(`/${proto}/${m[1]}/tcp/${m[2]}`);
+  }
+  return multiaddr(addr);
+}
+
+export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
+  const node = await createLibp2p({
+    privateKey: opts.privateKey,
+    start: false,
+    addresses: { listen: opts.listen.map((a) => toMultiaddr(a).toString()) },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: preSharedKey({ psk: opts.psk }),
+    connectionManager: {
+      maxConnections: opts.maxConnections ?? 1000,
+      dialTimeout: opts.dialTimeout ?? 5000,
+      // Every agent of a test or a site may share one address; pnet already keeps strangers out.
+      inboundConnectionThreshold: 10_000,
+      maxIncomingPendingConnections: 1000,
+      maxParallelDials: 200,
+    },
+    // Liveness comes from our own SWIM probes; libp2p's own monitor would only add noise.
+    connectionMonitor: { enabled: false },
+    services: {
+      identify: identify({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
+      ping: ping({ protocolPrefix: PROTOCOL_PREFIX.slice(1) }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // members send catalog and state broadcasts; gossipsub's scoring is tuned for the public
+        // internet and would prune quiet cluster members, so keep the defaults but flood-publish
+        floodPublish: true,
+      }),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        peerInfoMapper: passthroughMapper,
+        clientMode: false,
+        allowQueryWithZeroPeers: true,
+      }),
+    },
+  });
+  return node as unknown as EdgeNode;
+}
