@@ -1,0 +1,246 @@
+// The agent: composition and lifecycle. It opens the data directory, creates the libp2p node and
+// the capabilities (services shaped like libp2p services: start/stop, narrow components), serves
+// the HTTP API and DNS, joins the cluster, and stops everything in order.
+import { mkdirSync } from 'node:fs';
+import { join as joinPath, resolve } from 'node:path';
+import type { Connection } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { LevelStore, StoreLockedError, type KvStore } from '../storage/index.js';
+import type { AgentConfig } from './config/schema.js';
+import { DataDirLockedError } from './errors.js';
+import { agentRoutes } from './http/routes/agent.js';
+import { Router, type Route } from './http/router.js';
+import { HttpApiServer } from './http/server.js';
+import { loadOrCreateAdminToken, loadOrCreateClusterKey, loadOrCreatePeerKey } from './identity.js';
+import { Joiner, type JoinResult } from './join.js';
+import { createLogger, type Logger } from './logger.js';
+import { AgentMetrics } from './metrics.js';
+import { createNode, toMultiaddr, type EdgeNode } from './node.js';
+import { VERSION } from './version.js';
+
+/** The longest a graceful stop may take before the agent gives up waiting (ms). */
+export const STOP_TIMEOUT_MS = 4_000;
+
+export interface AgentOptions {
+  config: AgentConfig;
+  /** Defaults to a pino logger at config.logLevel writing JSON lines to stdout. */
+  logger?: Logger;
+  /** Called when the agent stops by itself (POST /v1/leave). */
+  onExit?: () => void;
+}
+
+export interface AgentInfo {
+  id: string;
+  name: string;
+  site: string;
+  tags: Record<string, string>;
+  addrs: string[];
+  version: string;
+  uptimeSeconds: number;
+}
+
+/** A capability plugged into the agent: started after the node, stopped before it. */
+export interface Capability {
+  readonly name: string;
+  start(): Promise<void> | void;
+  stop(): Promise<void> | void;
+  routes?(): Route[];
+}
+
+export class Agent {
+  readonly config: AgentConfig;
+  readonly dataDir: string;
+  readonly logger: Logger;
+  readonly metrics = new AgentMetrics();
+  readonly version = VERSION;
+  #node: EdgeNode | undefined;
+  #store: LevelStore | undefined;
+  #http: HttpApiServer | undefined;
+  #joiner: Joiner | undefined;
+  #token = '';
+  #startedAt = 0;
+  #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  #stopPromise: Promise<void> | undefined;
+  readonly #capabilities: Capability[] = [];
+  readonly #onExit?: () => void;
+
+  constructor(opts: AgentOptions) {
+    this.config = opts.config;
+    this.dataDir = resolve(opts.config.data);
+    this.logger = opts.logger ?? createLogger(opts.config.logLevel, { name: opts.config.name });
+    this.#onExit = opts.onExit;
+  }
+
+  get node(): EdgeNode {
+    if (!this.#node) throw new Error('agent not started');
+    return this.#node;
+  }
+
+  get store(): KvStore {
+    if (!this.#store) throw new Error('agent not started');
+    return this.#store;
+  }
+
+  get peerId(): string {
+    return this.node.peerId.toString();
+  }
+
+  get token(): string {
+    return this.#token;
+  }
+
+  get running(): boolean {
+    return this.#state === 'running';
+  }
+
+  /** The HTTP API's bound address, or undefined when it is off. */
+  get apiAddress(): { host: string; port: number } | undefined {
+    return this.#http?.address;
+  }
+
+  addrs(): string[] {
+    return this.node.getMultiaddrs().map((a) => a.toString());
+  }
+
+  info(): AgentInfo {
+    return {
+      id: this.peerId,
+      name: this.config.name,
+      site: this.config.site,
+      tags: this.config.tags,
+      addrs: this.addrs(),
+      version: this.version,
+      uptimeSeconds: Math.floor((Date.now() - this.#startedAt) / 1000),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error(`cannot start an agent that is ${this.#state}`);
+    this.#state = 'starting';
+    try {
+      await this.#start();
+    } catch (err) {
+      await this.#shutdown(false).catch(() => {});
+      this.#state = 'stopped';
+      throw err;
+    }
+    this.#state = 'running';
+  }
+
+  async #start(): Promise<void> {
+    const cfg = this.config;
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    const privateKey = await loadOrCreatePeerKey(this.dataDir);
+    const psk = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);
+    this.#token = loadOrCreateAdminToken(this.dataDir);
+    try {
+      this.#store = await LevelStore.open(joinPath(this.dataDir, 'db'));
+    } catch (err) {
+      if (err instanceof StoreLockedError) throw new DataDirLockedError(this.dataDir);
+      throw err;
+    }
+    const peerId = peerIdFromPrivateKey(privateKey).toString();
+    this.#node = await createNode({ privateKey, psk, listen: cfg.listen });
+    const node = this.#node;
+    node.addEventListener('connection:open', () => this.metrics.connectedPeers.inc());
+    node.addEventListener('connection:close', () => this.metrics.connectedPeers.dec());
+
+    this.#joiner = new Joiner((addr, signal) => this.#joinOne(addr, signal), this.logger);
+    await node.start();
+    for (const c of this.#capabilities) await c.start();
+
+    const router = new Router();
+    router.add(...agentRoutes(this));
+    for (const c of this.#capabilities) if (c.routes) router.add(...c.routes());
+    if (cfg.api) {
+      this.#http = new HttpApiServer({
+        ...cfg.api,
+        router,
+        token: this.#token,
+        logger: this.logger,
+        metrics: this.metrics,
+      });
+      await this.#http.start();
+    }
+    this.#startedAt = Date.now();
+    if (cfg.join.length > 0) this.#joiner.joinInBackground(cfg.join);
+    const api = this.#http?.address;
+    this.logger.info(
+      {
+        peerId,
+        site: cfg.site,
+        addrs: this.addrs(),
+        api: api ? `http://${api.host}:${api.port}` : 'off',
+        dns: cfg.dns ? `${cfg.dns.host}:${cfg.dns.port}` : 'off',
+        data: this.dataDir,
+        version: this.version,
+      },
+      'agent started',
+    );
+  }
+
+  /** Dials one join address and runs the membership join with the peer behind it. */
+  async #joinOne(addr: string, signal: AbortSignal): Promise<string> {
+    const conn: Connection = await this.node.dial(toMultiaddr(addr), { signal });
+    return conn.remotePeer.toString();
+  }
+
+  /** Joins through the given addresses now; failed ones are not retried. */
+  async join(addrs: string[], signal?: AbortSignal): Promise<JoinResult[]> {
+    if (!this.#joiner) throw new Error('agent not started');
+    return this.#joiner.joinNow(addrs, signal);
+  }
+
+  /**
+   * Stops the agent: tells the cluster it is leaving (when `leave`), stops the capabilities in
+   * reverse order, the HTTP API and the node, and closes the store. Safe to call repeatedly.
+   */
+  stop(opts: { leave?: boolean } = {}): Promise<void> {
+    if (this.#stopPromise) return this.#stopPromise;
+    if (this.#state === 'new') {
+      this.#state = 'stopped';
+      return Promise.resolve();
+    }
+    this.#state = 'stopping';
+    this.#stopPromise = this.#shutdown(opts.leave ?? true).finally(() => {
+      this.#state = 'stopped';
+    });
+    return this.#stopPromise;
+  }
+
+  /** Leaves the cluster and stops; then calls onExit (the CLI exits the process). */
+  async leaveAndExit(): Promise<void> {
+    await this.stop({ leave: true });
+    this.#onExit?.();
+  }
+
+  async #shutdown(_leave: boolean): Promise<void> {
+    const log = this.logger;
+    this.#joiner?.stop();
+    const steps: Array<[string, () => Promise<void> | void]> = [];
+    for (const c of [...this.#capabilities].reverse()) steps.push([c.name, () => c.stop()]);
+    steps.push(['http', () => this.#http?.stop()]);
+    steps.push(['node', () => this.#node?.stop()]);
+    steps.push(['store', () => this.#store?.close()]);
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    for (const [name, step] of steps) {
+      const left = deadline - Date.now();
+      try {
+        await withTimeout(Promise.resolve().then(step), Math.max(100, left));
+      } catch (err) {
+        log.warn({ err: (err as Error).message, step: name }, 'stop step failed or timed out');
+      }
+    }
+    log.info('agent stopped');
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,67 @@
+// Routes about the agent itself: health, identity, join, leave, metrics.
+import { z } from 'zod';
+import type { Agent } from '../../agent.js';
+import { HttpError } from '../../errors.js';
+import type { Route } from '../router.js';
+
+const MULTIADDR_RE =
+  /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$|^[A-Za-z0-9.-]+:\d+$/;
+
+export const joinBodySchema = z
+  .object({
+    addrs: z
+      .array(
+        z
+          .string()
+          .regex(MULTIADDR_RE, 'expected a multiaddr like /ip4/10.0.0.1/tcp/7946 or HOST:PORT'),
+      )
+      .min(1, 'give at least one address')
+      .max(64),
+  })
+  .strict();
+
+export function agentRoutes(agent: Agent): Route[] {
+  return [
+    { method: 'GET', path: '/v1/health', auth: false, handler: () => ({ json: { status: 'ok' } }) },
+    {
+      method: 'GET',
+      path: '/metrics',
+      auth: false,
+      handler: async () => ({
+        body: await agent.metrics.text(),
+        headers: { 'content-type': agent.metrics.contentType },
+      }),
+    },
+    { method: 'GET', path: '/v1/agent', handler: () => ({ json: agent.info() }) },
+    {
+      method: 'POST',
+      path: '/v1/join',
+      handler: async (ctx) => {
+        const body = await ctx.json(joinBodySchema);
+        const results = await agent.join(body.addrs, ctx.signal);
+        const joined = results.filter((r) => r.peerId).length;
+        const failed = results
+          .filter((r) => r.error)
+          .map((r) => ({ addr: r.addr, error: r.error }));
+        if (joined === 0) {
+          throw new HttpError(
+            502,
+            'join_failed',
+            `could not join through any address: ${failed.map((f) => `${f.addr}: ${f.error}`).join('; ')}`,
+          );
+        }
+        return {
+          json: { joined, peers: results.filter((r) => r.peerId).map((r) => r.peerId), failed },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/leave',
+      handler: (ctx) => {
+        ctx.res.once('finish', () => void agent.leaveAndExit());
+        return { json: { leaving: true } };
+      },
+    },
+  ];
+}

@@ -1,0 +1,258 @@
+// The HTTP API server: bearer-token auth, JSON errors, request metrics. Routes come from the
+// capabilities (see routes/). Nothing a client sends can produce a stack trace or a 500 other than
+// a real internal fault, which is logged and answered with a generic message.
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import { EdgeswarmError, HttpError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { AgentMetrics } from '../metrics.js';
+import type { RequestContext, Reply, Router } from './router.js';
+
+/** Largest JSON request body accepted (bytes). Image and KV bodies have their own limits. */
+export const MAX_JSON_BODY = 1024 * 1024;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  router: Router;
+  token: string;
+  logger: Logger;
+  metrics: AgentMetrics;
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string | number> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, status, { error: { code, message } });
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}
+
+/** The first zod issue as "field: problem". */
+export function describeZodError(err: z.ZodError): string {
+  const issue = err.issues[0];
+  if (issue.code === 'unrecognized_keys') {
+    const key = formatPath([...issue.path, (issue as { keys: string[] }).keys[0]]);
+    return `${key}: unknown field`;
+  }
+  const where = formatPath(issue.path);
+  return where ? `${where}: ${issue.message}` : issue.message;
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    throw new HttpError(
+      413,
+      'body_too_large',
+      `request body is ${declared} bytes; the limit is ${limit}`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit)
+      throw new HttpError(
+        413,
+        'body_too_large',
+        `request body is over the limit of ${limit} bytes`,
+      );
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  if (!header) return false;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) return false;
+  const a = Buffer.from(m[1]);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export class HttpApiServer {
+  readonly #opts: HttpServerOptions;
+  #server: Server | undefined;
+
+  constructor(opts: HttpServerOptions) {
+    this.#opts = opts;
+  }
+
+  /** The bound address (after start). */
+  get address(): { host: string; port: number } | undefined {
+    const a = this.#server?.address() as AddressInfo | null | undefined;
+    return a ? { host: a.address, port: a.port } : undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.#server) return;
+    const server = createServer((req, res) => void this.#handle(req, res));
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#opts.port, this.#opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { router, token, logger, metrics } = this.#opts;
+    const started = process.hrtime.bigint();
+    let routeLabel = 'unmatched';
+    const controller = new AbortController();
+    res.on('close', () => controller.abort());
+    res.on('finish', () => {
+      metrics.httpRequests.inc({ route: routeLabel, code: String(res.statusCode) });
+      metrics.httpDuration.observe(
+        { route: routeLabel },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+    });
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://agent');
+    } catch {
+      sendError(res, 400, 'bad_url', 'the request URL is malformed');
+      return;
+    }
+    const match = router.match(req.method ?? 'GET', url.pathname);
+    if (!match) {
+      sendError(res, 404, 'not_found', `no route ${req.method} ${url.pathname}`);
+      return;
+    }
+    if ('allowed' in match) {
+      res.setHeader('allow', match.allowed.join(', '));
+      sendError(
+        res,
+        405,
+        'method_not_allowed',
+        `${req.method} is not allowed on ${url.pathname}; use ${match.allowed.join(' or ')}`,
+      );
+      return;
+    }
+    routeLabel = `${match.route.method} ${match.route.path}`;
+    if (match.route.auth !== false && !tokenMatches(req.headers.authorization, token)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      sendError(res, 401, 'unauthorized', 'missing or wrong bearer token (see DATA/admin.token)');
+      return;
+    }
+    const ctx: RequestContext = {
+      req,
+      res,
+      params: match.params,
+      query: url.searchParams,
+      signal: controller.signal,
+      log: logger,
+      body: (limit) => readBody(req, limit),
+      json: async (schema, limit = MAX_JSON_BODY) => {
+        const raw = await readBody(req, limit);
+        let value: unknown;
+        try {
+          value = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+        } catch (err) {
+          throw new HttpError(
+            400,
+            'bad_json',
+            `request body is not valid JSON: ${(err as Error).message}`,
+          );
+        }
+        if (value === undefined)
+          throw new HttpError(400, 'bad_json', 'request body is empty; expected a JSON object');
+        const parsed = schema.safeParse(value);
+        if (!parsed.success)
+          throw new HttpError(400, 'invalid_body', describeZodError(parsed.error));
+        return parsed.data;
+      },
+    };
+    try {
+      const reply = await match.route.handler(ctx);
+      if (reply) await this.#reply(res, reply);
+    } catch (err) {
+      this.#fail(res, err, routeLabel);
+    }
+  }
+
+  async #reply(res: ServerResponse, reply: Reply): Promise<void> {
+    const status = reply.status ?? 200;
+    if (reply.json !== undefined) {
+      sendJson(res, status, reply.json, reply.headers);
+      return;
+    }
+    const body = reply.body;
+    if (body === undefined) {
+      res.writeHead(status, { ...reply.headers, 'content-length': 0 });
+      res.end();
+    } else if (typeof body === 'string' || body instanceof Uint8Array) {
+      const buf = typeof body === 'string' ? Buffer.from(body) : body;
+      res.writeHead(status, {
+        'content-type': 'application/octet-stream',
+        ...reply.headers,
+        'content-length': buf.length,
+      });
+      res.end(buf);
+    } else {
+      res.writeHead(status, { 'content-type': 'application/octet-stream', ...reply.headers });
+      await pipeline(body as Readable, res);
+    }
+  }
+
+  #fail(res: ServerResponse, err: unknown, route: string): void {
+    if (err instanceof HttpError) {
+      sendError(res, err.status, err.code, err.message);
+    } else if (err instanceof z.ZodError) {
+      sendError(res, 400, 'invalid_request', describeZodError(err));
+    } else if (err instanceof EdgeswarmError && 'status' in err && typeof err.status === 'number') {
+      sendError(res, err.status, err.code, err.message);
+    } else if ((err as { name?: string }).name === 'AbortError' && res.destroyed) {
+      // the client went away
+    } else {
+      this.#opts.logger.error({ err, route }, 'internal error handling request');
+      sendError(res, 500, 'internal', 'internal error; see the agent log');
+    }
+  }
+}

@@ -1,0 +1,87 @@
+// Prometheus metrics of one agent, on its own registry (so several agents can share a process in
+// tests). The contract's metrics are all created here, so they exist from the first scrape; the
+// capabilities update them.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+
+  /** Members by state as this agent sees them. */
+  readonly members = new Gauge({
+    name: 'edgeswarm_members',
+    help: 'Cluster members by state, as seen by this agent',
+    labelNames: ['state'],
+    registers: [this.registry],
+  });
+  readonly memberFailuresDetected = new Counter({
+    name: 'edgeswarm_member_failures_detected_total',
+    help: 'Members this agent has declared dead',
+    registers: [this.registry],
+  });
+  readonly gossipMessages = new Counter({
+    name: 'edgeswarm_gossip_messages_total',
+    help: 'Membership protocol messages sent (out) and received (in)',
+    labelNames: ['direction'],
+    registers: [this.registry],
+  });
+  readonly peerMessagesDropped = new Counter({
+    name: 'edgeswarm_peer_messages_dropped_total',
+    help: 'Messages from peers dropped because they could not be decoded or were invalid, by protocol',
+    labelNames: ['protocol', 'reason'],
+    registers: [this.registry],
+  });
+  readonly replicationBytes = new Counter({
+    name: 'edgeswarm_replication_bytes_total',
+    help: 'Bytes of images and state replicated, by direction (in/out) and scope (site or wan)',
+    labelNames: ['direction', 'scope'],
+    registers: [this.registry],
+  });
+  readonly kvKeys = new Gauge({
+    name: 'edgeswarm_kv_keys',
+    help: 'Live keys in the replicated key/value store',
+    registers: [this.registry],
+  });
+  readonly images = new Gauge({
+    name: 'edgeswarm_images',
+    help: 'Images this agent knows, by local state (complete, pulling, not_placed)',
+    labelNames: ['state'],
+    registers: [this.registry],
+  });
+  readonly httpRequests = new Counter({
+    name: 'edgeswarm_http_requests_total',
+    help: 'HTTP API requests by route and status code',
+    labelNames: ['route', 'code'],
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: 'edgeswarm_http_request_duration_seconds',
+    help: 'HTTP API request duration by route',
+    labelNames: ['route'],
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly connectedPeers = new Gauge({
+    name: 'edgeswarm_peer_connections',
+    help: 'Open libp2p connections',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    for (const d of ['in', 'out']) {
+      this.gossipMessages.inc({ direction: d }, 0);
+      for (const scope of ['site', 'wan']) this.replicationBytes.inc({ direction: d, scope }, 0);
+    }
+    for (const s of ['alive', 'suspect', 'dead', 'left']) this.members.set({ state: s }, 0);
+    for (const s of ['complete', 'pulling', 'not_placed']) this.images.set({ state: s }, 0);
+    this.kvKeys.set(0);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,241 @@
+// The foundation's acceptance: join, cluster keys, identity across restarts, durability across
+// SIGKILL, bad input (flags, config, HTTP) answered clearly.
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateClusterKey } from '../../agent/identity.js';
+import { LevelStore } from '../../storage/index.js';
+import { CLI, requireBuild, useCluster } from '../helpers/agents.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+
+const cluster = useCluster();
+
+function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  requireBuild();
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('joining', () => {
+  it('two agents with the same cluster key connect within 2 s of a join', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a' });
+    const t0 = Date.now();
+    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]] });
+    await waitFor(
+      () =>
+        b.node.getConnections(a.node.peerId).length > 0 &&
+        a.node.getConnections(b.node.peerId).length > 0,
+      {
+        timeout: 2000,
+        interval: 10,
+        message: 'a and b to connect',
+      },
+    );
+    expect(Date.now() - t0).toBeLessThan(2000 + 1500); // includes b's own start
+  });
+
+  it('an agent with another cluster key never connects', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a' });
+    const otherKey = join(c.root, 'other.key');
+    writeFileSync(otherKey, generateClusterKey());
+    const b = await c.startAgent({ name: 'b', clusterKey: otherKey });
+    const res = await b.join([a.addrs()[0]]);
+    expect(res[0].peerId).toBeUndefined();
+    expect(res[0].error).toBeTruthy();
+    await sleep(300);
+    expect(a.node.getConnections(b.node.peerId)).toHaveLength(0);
+    expect(b.node.getConnections(a.node.peerId)).toHaveLength(0);
+  });
+
+  it('--join keeps retrying in the background until the peer is up', async () => {
+    const c = cluster.current;
+    // reserve an address by starting a, stopping it, and restarting on the same port later
+    const a1 = await c.startAgent({ name: 'a' });
+    const addr = a1.addrs()[0].replace(/\/p2p\/.*$/, '');
+    const dataA = a1.dataDir;
+    await a1.stop({ leave: false });
+    const b = await c.startAgent({ name: 'b', join: [addr] });
+    await sleep(700);
+    const a2 = await c.startAgent({ name: 'a', data: dataA, listen: [addr] });
+    await waitFor(() => b.node.getConnections(a2.node.peerId).length > 0, {
+      timeout: 8000,
+      message: 'b to reach a after it started',
+    });
+  });
+});
+
+describe('identity and durability', () => {
+  it('a restarted agent keeps its peer id and its token', async () => {
+    const c = cluster.current;
+    const p1 = await c.spawnAgent({ name: 'r' });
+    const id = p1.peerId;
+    const token = p1.token;
+    await p1.stop('SIGTERM');
+    expect(p1.exitCode).toBe(0);
+    const p2 = await c.spawnAgent({ name: 'r', dataDir: p1.dataDir });
+    expect(p2.peerId).toBe(id);
+    expect(p2.token).toBe(token);
+  });
+
+  it('SIGTERM stops the agent with exit 0 within 5 s', async () => {
+    const p = await cluster.current.spawnAgent({ name: 't' });
+    const t0 = Date.now();
+    p.kill('SIGTERM');
+    await p.exited;
+    expect(p.exitCode).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a write acknowledged by the store survives SIGKILL right after it', async () => {
+    const dir = cluster.current.dataDir('kill');
+    const script = `
+      import('${join(process.cwd(), 'dist/storage/index.js')}').then(async ({ LevelStore }) => {
+        const s = await LevelStore.open(${JSON.stringify(join(dir, 'db'))});
+        await s.put('acked', new TextEncoder().encode('yes'), { sync: true });
+        process.stdout.write('written\\n');
+        setInterval(() => {}, 1000);
+      });`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('written') && resolve()),
+    );
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const s = await LevelStore.open(join(dir, 'db'));
+    expect(new TextDecoder().decode(await s.get('acked'))).toBe('yes');
+    await s.close();
+  });
+});
+
+describe('bad input', () => {
+  it('a bad flag names the flag and exits 2', () => {
+    const r = runCli(['agent', '--no-such-flag']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--no-such-flag/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a bad flag value is one line naming the key, exit 2', () => {
+    const r = runCli(['agent', '--api', 'nonsense', '--data', cluster.current.dataDir('bad')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^edgeswarm: invalid configuration: api: .*nonsense.*--api/);
+  });
+
+  it('a bad environment value names the key and the variable', () => {
+    const r = runCli(['agent', '--data', cluster.current.dataDir('bad')], {
+      EDGESWARM_PRESET: 'moon',
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/preset: .*EDGESWARM_PRESET/);
+  });
+
+  it('a bad config-file value and an unknown key are named', () => {
+    const dir = cluster.current.dataDir('cfg');
+    const file = join(dir, 'agent.yaml');
+    writeFileSync(file, 'site: Not_A_Label\n');
+    let r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/site: must be a lower-case DNS label/);
+    writeFileSync(file, 'sitee: paris\n');
+    r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/sitee: unknown key/);
+    writeFileSync(file, 'site: [unclosed\n');
+    r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not valid YAML/);
+  });
+
+  it('a bad cluster key file is named, exit 2', () => {
+    const dir = cluster.current.dataDir('key');
+    const file = join(dir, 'bad.key');
+    writeFileSync(file, 'hello');
+    const r = runCli([
+      'agent',
+      '--cluster-key',
+      file,
+      '--data',
+      dir,
+      '--api',
+      'off',
+      '--dns',
+      'off',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/clusterKey: .*not a cluster key/);
+  });
+
+  it('the API answers 401 without a token and 400 naming the problem for bad JSON', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'h' });
+    const health = await fetch(`${p.api}/v1/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+    const noToken = await fetch(`${p.api}/v1/agent`);
+    expect(noToken.status).toBe(401);
+    expect(((await noToken.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+    const wrong = await fetch(`${p.api}/v1/agent`, { headers: { authorization: 'Bearer nope' } });
+    expect(wrong.status).toBe(401);
+    const bad = await p.http('POST', '/v1/join', '{"addrs": [');
+    expect(bad.status).toBe(400);
+    expect((bad.json as { error: { code: string; message: string } }).error.message).toMatch(
+      /not valid JSON/,
+    );
+    const wrongField = await p.http('POST', '/v1/join', { addrs: [42] });
+    expect(wrongField.status).toBe(400);
+    expect((wrongField.json as { error: { message: string } }).error.message).toMatch(
+      /^addrs\[0\]:/,
+    );
+    const extra = await p.http('POST', '/v1/join', { addrs: ['/ip4/127.0.0.1/tcp/1'], bogus: 1 });
+    expect(extra.status).toBe(400);
+    expect((extra.json as { error: { message: string } }).error.message).toMatch(
+      /bogus: unknown field/,
+    );
+    const notFound = await p.http('GET', '/v1/nope');
+    expect(notFound.status).toBe(404);
+    const method = await p.http('DELETE', '/v1/agent');
+    expect(method.status).toBe(405);
+    const info = await p.http('GET', '/v1/agent');
+    expect(info.status).toBe(200);
+    expect(info.json).toMatchObject({
+      id: p.peerId,
+      name: 'h',
+      site: 'default',
+      version: expect.any(String),
+    });
+    const metrics = await fetch(`${p.api}/metrics`);
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text).toMatch(/edgeswarm_http_requests_total\{route="GET \/v1\/agent",code="401"\} 2/);
+  });
+
+  it('client commands: status works, bad usage exits 2, an unreachable agent exits 1', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'cli' });
+    const ok = runCli(['status', '--api', p.api, '--data', p.dataDir, '--json']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).agent.id).toBe(p.peerId);
+    const human = runCli(['status', '--api', p.api, '--token', p.token]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/agent\s+cli/);
+    const usage = runCli(['join']);
+    expect(usage.code).toBe(2);
+    const down = runCli(['status', '--api', 'http://127.0.0.1:1']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/cannot reach the agent/);
+    const unauth = runCli(['status', '--api', p.api, '--token', 'wrong']);
+    expect(unauth.code).toBe(1);
+    expect(unauth.stderr).toMatch(/token/);
+    const keygen = runCli(['keygen']);
+    expect(keygen.code).toBe(0);
+    expect(keygen.stdout).toMatch(/^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n$/);
+  });
+});
