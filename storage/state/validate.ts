@@ -1,0 +1,36 @@
+// Validation of keys (from users) and records (from peers). Pure.
+import { InvalidKeyError } from '../errors.js';
+import { isValidOrigin } from './codec.js';
+import { isHlc } from './hlc.js';
+import type { StateRecord } from './merge.js';
+import { utf8Length } from './varint.js';
+
+/** Throws InvalidKeyError unless `key` is non-empty, well-formed Unicode, within maxKeyBytes. */
+export function checkKey(key: string, maxKeyBytes: number): void {
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidKeyError('empty key');
+  if (!key.isWellFormed()) throw new InvalidKeyError('key is not well-formed Unicode');
+  const n = utf8Length(key);
+  if (n > maxKeyBytes) {
+    throw new InvalidKeyError(`key of ${n} bytes exceeds the limit of ${maxKeyBytes}`);
+  }
+}
+
+/** Whether a record from a peer is well-formed and within the limits. */
+export function isValidRecord(r: StateRecord, maxKeyBytes: number, maxValueBytes: number): boolean {
+  if (typeof r !== 'object' || r === null) return false;
+  try {
+    checkKey(r.key, maxKeyBytes);
+  } catch {
+    return false;
+  }
+  return (
+    (r.value === null || (r.value instanceof Uint8Array && r.value.length <= maxValueBytes)) &&
+    typeof r.origin === 'string' &&
+    isValidOrigin(r.origin) &&
+    Number.isSafeInteger(r.seq) &&
+    r.seq >= 1 &&
+    typeof r.hlc === 'object' &&
+    r.hlc !== null &&
+    isHlc(r.hlc)
+  );
+}
