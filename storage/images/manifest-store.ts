@@ -1,0 +1,324 @@
+// The manifest store: signed image manifests and tombstones in a KvStore namespace.
+//
+// Per NAME:TAG it keeps the newest `keepVersions` versions (so an agent can roll back) and at
+// most one tombstone. A tombstone at version V hides and deletes every version <= V; a manifest
+// above V is alive again (a later push wins). Tombstones are kept for good (a few hundred bytes
+// each) so that a site that was cut off for days cannot bring a removed image back.
+//
+// Keys in the namespace:
+//   m:<name>:<tag>:<version, 16 digits>   encoded manifest
+//   t:<name>:<tag>                        encoded tombstone
+// Names and tags cannot contain ':', so the prefixes never overlap. Writes are batches with
+// sync: true: a put() or remove() that resolved survives a crash. Updates of one NAME:TAG are
+// serialized in memory, so use one ManifestStore per namespace in a process.
+import type { PrivateKey } from '@libp2p/interface';
+import { CorruptDataError } from '../errors.js';
+import type { KvStore } from '../kv/index.js';
+import { KeyedLock } from '../chunks/keyed-lock.js';
+import {
+  compareManifests,
+  decodeManifest,
+  encodeManifest,
+  verifyManifest,
+  type Manifest,
+} from './manifest.js';
+import { validateImageName, validateImageTag } from './names.js';
+import {
+  decodeTombstone,
+  encodeTombstone,
+  signTombstone,
+  verifyTombstone,
+  type Tombstone,
+} from './tombstone.js';
+
+/**
+ * Versions kept per NAME:TAG. Default 3: the current one, the one before it to roll back to, and
+ * one more for a rollback of a rollback; each costs only its manifest and its unshared chunks.
+ */
+export const DEFAULT_KEEP_VERSIONS = 3;
+/** Namespace of the KvStore the manifests live in. */
+export const MANIFEST_NAMESPACE = 'images';
+
+export interface ManifestStoreOptions {
+  /** Versions kept per NAME:TAG, >= 1. Default DEFAULT_KEEP_VERSIONS. */
+  keepVersions?: number;
+  /** Namespace inside the given KvStore. Default MANIFEST_NAMESPACE. */
+  namespace?: string;
+}
+
+export type PutResult =
+  /** Stored; `current` if it is now the newest; `dropped`: versions that fell out of the window. */
+  | { status: 'stored'; current: boolean; dropped: number[] }
+  /** This exact manifest was already here. */
+  | { status: 'duplicate' }
+  /** Not kept: older than every kept version, or it lost a same-version tie (compareManifests). */
+  | { status: 'stale' }
+  /** Not kept: a tombstone covers this version. */
+  | { status: 'removed'; tombstone: Tombstone };
+
+export type TombstoneResult =
+  /** Applied; `removed` lists the versions it deleted. */
+  | { status: 'applied'; removed: number[] }
+  | { status: 'duplicate' }
+  /** A tombstone at least as new was already here. */
+  | { status: 'stale' };
+
+/** Per NAME:TAG: the highest version known, alive or removed (for replication summaries). */
+export interface ImageHead {
+  name: string;
+  tag: string;
+  /** The highest manifest or tombstone version. */
+  version: number;
+  /** True if a tombstone is the newest record. */
+  removed: boolean;
+}
+
+const VERSION_DIGITS = 16;
+
+function groupPrefix(name: string, tag: string): string {
+  return `m:${name}:${tag}:`;
+}
+
+function versionKey(name: string, tag: string, version: number): string {
+  return groupPrefix(name, tag) + String(version).padStart(VERSION_DIGITS, '0');
+}
+
+function tombstoneKey(name: string, tag: string): string {
+  return `t:${name}:${tag}`;
+}
+
+/** Splits "m:name:tag:version" into its parts. */
+function parseVersionKey(key: string): { name: string; tag: string; version: number } {
+  const [, name, tag, v] = key.split(':');
+  return { name, tag, version: Number(v) };
+}
+
+export class ManifestStore {
+  readonly keepVersions: number;
+  readonly #kv: KvStore;
+  readonly #lock = new KeyedLock();
+
+  constructor(kv: KvStore, opts: ManifestStoreOptions = {}) {
+    this.keepVersions = opts.keepVersions ?? DEFAULT_KEEP_VERSIONS;
+    if (!Number.isInteger(this.keepVersions) || this.keepVersions < 1)
+      throw new RangeError(`keepVersions must be an integer >= 1, got ${this.keepVersions}`);
+    this.#kv = kv.namespace(opts.namespace ?? MANIFEST_NAMESPACE);
+  }
+
+  #decodeManifest(key: string, bytes: Uint8Array): Manifest {
+    try {
+      return decodeManifest(bytes);
+    } catch (err) {
+      throw new CorruptDataError(`stored manifest ${key}: ${(err as Error).message}`);
+    }
+  }
+
+  async #tombstone(name: string, tag: string): Promise<Tombstone | undefined> {
+    const key = tombstoneKey(name, tag);
+    const bytes = await this.#kv.get(key);
+    if (bytes === undefined) return undefined;
+    try {
+      return decodeTombstone(bytes);
+    } catch (err) {
+      throw new CorruptDataError(`stored tombstone ${key}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stored versions of NAME:TAG, ascending (tombstoned ones are deleted, so never listed). */
+  async versions(name: string, tag: string): Promise<number[]> {
+    validateImageName(name);
+    validateImageTag(tag);
+    const out: number[] = [];
+    for await (const k of this.#kv.keys({ prefix: groupPrefix(name, tag) }))
+      out.push(parseVersionKey(k).version);
+    return out;
+  }
+
+  /**
+   * Stores a manifest (received from a peer or just pushed). With `verify` (default true) checks
+   * it first with verifyManifest(), which throws InvalidManifestError or ManifestSignatureError.
+   */
+  async put(m: Manifest, opts: { verify?: boolean } = {}): Promise<PutResult> {
+    if (opts.verify ?? true) await verifyManifest(m);
+    const encoded = encodeManifest(m);
+    return this.#lock.run(`${m.name}:${m.tag}`, async () => {
+      const tomb = await this.#tombstone(m.name, m.tag);
+      if (tomb !== undefined && m.version <= tomb.version)
+        return { status: 'removed', tombstone: tomb };
+      const versions = await this.versions(m.name, m.tag);
+      const key = versionKey(m.name, m.tag, m.version);
+      if (versions.includes(m.version)) {
+        const existing = this.#decodeManifest(key, (await this.#kv.get(key))!);
+        const cmp = compareManifests(m, existing);
+        if (cmp === 0) return { status: 'duplicate' };
+        if (cmp < 0) return { status: 'stale' };
+      } else if (versions.length >= this.keepVersions && m.version < versions[0]) {
+        return { status: 'stale' };
+      }
+      const all = [...new Set([...versions, m.version])].sort((a, b) => a - b);
+      const dropped = all.slice(0, Math.max(0, all.length - this.keepVersions));
+      await this.#kv.batch(
+        [
+          { type: 'put', key, value: encoded },
+          ...dropped.map((v) => ({ type: 'del' as const, key: versionKey(m.name, m.tag, v) })),
+        ],
+        { sync: true },
+      );
+      return { status: 'stored', current: m.version === all[all.length - 1], dropped };
+    });
+  }
+
+  /**
+   * The manifest of NAME:TAG at `version`, or the current (newest) one; undefined if there is
+   * none or it was removed. Throws InvalidImageRefError for a bad name or tag.
+   */
+  async get(name: string, tag: string, version?: number): Promise<Manifest | undefined> {
+    validateImageName(name);
+    validateImageTag(tag);
+    let key: string | undefined;
+    let bytes: Uint8Array | undefined;
+    if (version === undefined) {
+      for await (const [k, v] of this.#kv.entries({
+        prefix: groupPrefix(name, tag),
+        reverse: true,
+        limit: 1,
+      })) {
+        key = k;
+        bytes = v;
+      }
+    } else {
+      if (!Number.isSafeInteger(version) || version < 1) return undefined;
+      key = versionKey(name, tag, version);
+      bytes = await this.#kv.get(key);
+    }
+    return key === undefined || bytes === undefined ? undefined : this.#decodeManifest(key, bytes);
+  }
+
+  /** The tombstone of NAME:TAG, if it was ever removed. */
+  async tombstone(name: string, tag: string): Promise<Tombstone | undefined> {
+    validateImageName(name);
+    validateImageTag(tag);
+    return this.#tombstone(name, tag);
+  }
+
+  /** The version a new push of NAME:TAG should carry: one above every version seen or removed. */
+  async nextVersion(name: string, tag: string): Promise<number> {
+    const versions = await this.versions(name, tag);
+    const tomb = await this.#tombstone(name, tag);
+    return Math.max(versions[versions.length - 1] ?? 0, tomb?.version ?? 0) + 1;
+  }
+
+  /** The current manifest of every NAME:TAG that has one, ordered by name and tag. */
+  async *list(): AsyncIterable<Manifest> {
+    let lastKey: string | undefined;
+    let lastGroup: string | undefined;
+    const flush = async (): Promise<Manifest | undefined> => {
+      if (lastKey === undefined) return undefined;
+      const bytes = await this.#kv.get(lastKey);
+      return bytes === undefined ? undefined : this.#decodeManifest(lastKey, bytes);
+    };
+    for await (const k of this.#kv.keys({ prefix: 'm:' })) {
+      const group = k.slice(0, k.lastIndexOf(':') + 1);
+      if (lastGroup !== undefined && group !== lastGroup) {
+        const m = await flush();
+        if (m !== undefined) yield m;
+      }
+      lastGroup = group;
+      lastKey = k;
+    }
+    const m = await flush();
+    if (m !== undefined) yield m;
+  }
+
+  /** Every stored manifest, all kept versions, ordered by name, tag and version. */
+  async *all(): AsyncIterable<Manifest> {
+    for await (const [k, v] of this.#kv.entries({ prefix: 'm:' })) yield this.#decodeManifest(k, v);
+  }
+
+  /** Every tombstone. */
+  async *tombstones(): AsyncIterable<Tombstone> {
+    for await (const [k, v] of this.#kv.entries({ prefix: 't:' })) {
+      try {
+        yield decodeTombstone(v);
+      } catch (err) {
+        throw new CorruptDataError(`stored tombstone ${k}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** The newest version known of every NAME:TAG, alive or removed. */
+  async heads(): Promise<ImageHead[]> {
+    const heads = new Map<string, ImageHead>();
+    for await (const k of this.#kv.keys({ prefix: 'm:' })) {
+      const { name, tag, version } = parseVersionKey(k);
+      heads.set(`${name}:${tag}`, { name, tag, version, removed: false });
+    }
+    for await (const t of this.tombstones()) {
+      const id = `${t.name}:${t.tag}`;
+      const h = heads.get(id);
+      if (h === undefined || h.version <= t.version)
+        heads.set(id, { name: t.name, tag: t.tag, version: t.version, removed: true });
+    }
+    return [...heads.values()].sort((a, b) =>
+      a.name === b.name ? (a.tag < b.tag ? -1 : 1) : a.name < b.name ? -1 : 1,
+    );
+  }
+
+  /**
+   * Removes NAME:TAG here (every stored version) with a tombstone signed by `signer`, which the
+   * caller then replicates. Returns the tombstone, or undefined if there was nothing to remove.
+   */
+  async remove(
+    name: string,
+    tag: string,
+    signer: PrivateKey,
+    now = Date.now(),
+  ): Promise<Tombstone | undefined> {
+    const versions = await this.versions(name, tag);
+    if (versions.length === 0) return undefined;
+    const t = await signTombstone(
+      { name, tag, version: versions[versions.length - 1], removedAt: now },
+      signer,
+    );
+    const r = await this.applyTombstone(t, { verify: false });
+    return r.status === 'stale' ? await this.#tombstone(name, tag) : t;
+  }
+
+  /**
+   * Applies a tombstone (received from a peer, or made by remove()): deletes the versions it
+   * covers and keeps it. With `verify` (default true) checks its signature first.
+   */
+  async applyTombstone(t: Tombstone, opts: { verify?: boolean } = {}): Promise<TombstoneResult> {
+    if (opts.verify ?? true) await verifyTombstone(t);
+    const encoded = encodeTombstone(t);
+    return this.#lock.run(`${t.name}:${t.tag}`, async () => {
+      const old = await this.#tombstone(t.name, t.tag);
+      if (old !== undefined) {
+        if (Buffer.compare(encodeTombstone(old), encoded) === 0) return { status: 'duplicate' };
+        const newer =
+          t.version !== old.version
+            ? t.version > old.version
+            : t.removedAt !== old.removedAt
+              ? t.removedAt > old.removedAt
+              : Buffer.compare(encodeTombstone(old), encoded) < 0;
+        if (!newer) return { status: 'stale' };
+      }
+      const removed = (await this.versions(t.name, t.tag)).filter((v) => v <= t.version);
+      await this.#kv.batch(
+        [
+          { type: 'put', key: tombstoneKey(t.name, t.tag), value: encoded },
+          ...removed.map((v) => ({ type: 'del' as const, key: versionKey(t.name, t.tag, v) })),
+        ],
+        { sync: true },
+      );
+      return { status: 'applied', removed };
+    });
+  }
+
+  /** The hashes of every chunk that a kept manifest (any kept version) references: for GC. */
+  async referencedChunks(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for await (const m of this.all()) for (const c of m.chunks) out.add(c.hash);
+    return out;
+  }
+}
