@@ -12,12 +12,18 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 },
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 20_000,
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         extends: true,
         test: {
           name: 'integration',
+          sequence: { groupOrder: 1 },
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
@@ -29,6 +35,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'sim',
+          sequence: { groupOrder: 2 },
           include: ['test/sim/**/*.test.ts'],
           testTimeout: 180_000,
           maxWorkers: 1,
@@ -38,6 +45,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'lab',
+          sequence: { groupOrder: 3 },
           include: ['test/lab/**/*.test.ts'],
           testTimeout: 600_000,
           hookTimeout: 120_000,

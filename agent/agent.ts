@@ -4,15 +4,27 @@
 import { mkdirSync } from 'node:fs';
 import { join as joinPath, resolve } from 'node:path';
 import type { Connection } from '@libp2p/interface';
+import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { ImageService, KvService } from '../edge-sites/index.js';
+import { CatalogService } from '../membership/catalog/service.js';
+import { Membership } from '../membership/runtime/membership.js';
+import { resolveSwimConfig } from '../membership/swim/index.js';
 import { LevelStore, StoreLockedError, type KvStore } from '../storage/index.js';
+import { advertiseAddress } from './advertise.js';
 import type { AgentConfig } from './config/schema.js';
+import { DnsServer } from './dns/server.js';
 import { DataDirLockedError } from './errors.js';
 import { agentRoutes } from './http/routes/agent.js';
+import { clusterRoutes } from './http/routes/cluster.js';
+import { imageRoutes } from './http/routes/images.js';
+import { kvRoutes } from './http/routes/kv.js';
+import { serviceRoutes } from './http/routes/services.js';
 import { Router, type Route } from './http/router.js';
 import { HttpApiServer } from './http/server.js';
 import { loadOrCreateAdminToken, loadOrCreateClusterKey, loadOrCreatePeerKey } from './identity.js';
 import { Joiner, type JoinResult } from './join.js';
+import { LoadMonitor } from './load.js';
 import { createLogger, type Logger } from './logger.js';
 import { AgentMetrics } from './metrics.js';
 import { createNode, toMultiaddr, type EdgeNode } from './node.js';
@@ -57,6 +69,12 @@ export class Agent {
   #store: LevelStore | undefined;
   #http: HttpApiServer | undefined;
   #joiner: Joiner | undefined;
+  #dns: DnsServer | undefined;
+  #membership: Membership | undefined;
+  #catalog: CatalogService | undefined;
+  #kv: KvService | undefined;
+  #images: ImageService | undefined;
+  #privateKey: PrivateKey | undefined;
   #token = '';
   #startedAt = 0;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -79,6 +97,31 @@ export class Agent {
   get store(): KvStore {
     if (!this.#store) throw new Error('agent not started');
     return this.#store;
+  }
+
+  get membership(): Membership {
+    if (!this.#membership) throw new Error('agent not started');
+    return this.#membership;
+  }
+
+  get catalog(): CatalogService {
+    if (!this.#catalog) throw new Error('agent not started');
+    return this.#catalog;
+  }
+
+  get kv(): KvService {
+    if (!this.#kv) throw new Error('agent not started');
+    return this.#kv;
+  }
+
+  get images(): ImageService {
+    if (!this.#images) throw new Error('agent not started');
+    return this.#images;
+  }
+
+  /** The DNS interface's bound address, or undefined when it is off. */
+  get dnsAddress(): { host: string; port: number } | undefined {
+    return this.#dns?.address;
   }
 
   get peerId(): string {
@@ -131,6 +174,7 @@ export class Agent {
     const cfg = this.config;
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     const privateKey = await loadOrCreatePeerKey(this.dataDir);
+    this.#privateKey = privateKey;
     const psk = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);
     this.#token = loadOrCreateAdminToken(this.dataDir);
     try {
@@ -147,6 +191,7 @@ export class Agent {
 
     this.#joiner = new Joiner((addr, signal) => this.#joinOne(addr, signal), this.logger);
     await node.start();
+    this.#createCapabilities(node, this.#store);
     for (const c of this.#capabilities) await c.start();
 
     const router = new Router();
@@ -162,6 +207,21 @@ export class Agent {
       });
       await this.#http.start();
     }
+    if (cfg.dns) {
+      const catalog = this.catalog;
+      this.#dns = new DnsServer({
+        ...cfg.dns,
+        logger: this.logger,
+        registry: this.metrics.registry,
+        resolver: {
+          lookup: (name, site) =>
+            catalog.knows(name)
+              ? catalog.discoverLocal({ name, strategy: 'nearest', site })
+              : undefined,
+        },
+      });
+      await this.#dns.start();
+    }
     this.#startedAt = Date.now();
     if (cfg.join.length > 0) this.#joiner.joinInBackground(cfg.join);
     const api = this.#http?.address;
@@ -171,7 +231,7 @@ export class Agent {
         site: cfg.site,
         addrs: this.addrs(),
         api: api ? `http://${api.host}:${api.port}` : 'off',
-        dns: cfg.dns ? `${cfg.dns.host}:${cfg.dns.port}` : 'off',
+        dns: this.#dns?.address ? `${this.#dns.address.host}:${this.#dns.address.port}` : 'off',
         data: this.dataDir,
         version: this.version,
       },
@@ -179,10 +239,153 @@ export class Agent {
     );
   }
 
+  /** Creates the capabilities, in start order. */
+  #createCapabilities(node: EdgeNode, store: KvStore): void {
+    const cfg = this.config;
+    const logger = this.logger;
+    const metrics = this.metrics;
+    const membership = new Membership(
+      {
+        node,
+        store: store.namespace('membership'),
+        logger: logger.child({ mod: 'membership' }),
+        metrics: {
+          gossip: (direction) => metrics.gossipMessages.inc({ direction }),
+          failureDetected: () => metrics.memberFailuresDetected.inc(),
+          counts: (c) => {
+            for (const [state, n] of Object.entries(c)) metrics.members.set({ state }, n);
+          },
+          dropped: (reason) => metrics.peerMessagesDropped.inc({ protocol: 'swim', reason }),
+        },
+      },
+      {
+        config: resolveSwimConfig(cfg.preset, cfg.membership),
+        name: cfg.name,
+        site: cfg.site,
+        tags: cfg.tags,
+        addrs: () => this.addrs(),
+      },
+    );
+    this.#membership = membership;
+    const catalog = new CatalogService(
+      {
+        node,
+        privateKey: this.#privateKey!,
+        store: store.namespace('catalog'),
+        membership,
+        logger: logger.child({ mod: 'catalog' }),
+        advertiseAddress: advertiseAddress(cfg.listen, cfg.advertise),
+        onBadInput: (protocol, reason) => metrics.peerMessagesDropped.inc({ protocol, reason }),
+      },
+      { configured: cfg.services, syncIntervalMs: cfg.catalog.syncInterval },
+    );
+    this.#catalog = catalog;
+    membership.addEventListener(
+      'member:reap',
+      (e) =>
+        void catalog
+          .forget((e as CustomEvent<{ member: { id: string } }>).detail.member.id)
+          .catch(() => {}),
+    );
+    const kv = new KvService(
+      {
+        node,
+        store: store.namespace('kv'),
+        membership: {
+          selfId: membership.selfId,
+          selfSite: membership.selfSite,
+          randomPeer: (o) => membership.randomPeer(o),
+          site: (id) => membership.site(id),
+          memberIds: () =>
+            membership
+              .members()
+              .filter((m) => m.state !== 'left')
+              .map((m) => m.id),
+          addEventListener: (t, l) => membership.addEventListener(t, l),
+          removeEventListener: (t, l) => membership.removeEventListener(t, l),
+        },
+        logger: logger.child({ mod: 'kv' }),
+        metrics: {
+          bytes: (direction, scope, n) => metrics.replicationBytes.inc({ direction, scope }, n),
+          keys: (n) => metrics.kvKeys.set(n),
+          dropped: (reason) => metrics.peerMessagesDropped.inc({ protocol: 'kv', reason }),
+        },
+      },
+      { maxValueBytes: cfg.kv.maxValueSize, syncIntervalMs: cfg.kv.syncInterval },
+    );
+    this.#kv = kv;
+    const images = new ImageService(
+      {
+        node,
+        privateKey: this.#privateKey!,
+        store,
+        chunkDir: joinPath(this.dataDir, 'chunks'),
+        membership: {
+          selfId: membership.selfId,
+          selfSite: membership.selfSite,
+          members: () =>
+            membership
+              .members()
+              .map((m) => ({ id: m.id, name: m.name, site: m.site, state: m.state })),
+          site: (id) => membership.site(id),
+          state: (id) => membership.state(id),
+          rtt: (id) => membership.rtt(id),
+          randomPeer: (o) => membership.randomPeer(o),
+          addEventListener: (t, l) => membership.addEventListener(t, l),
+          removeEventListener: (t, l) => membership.removeEventListener(t, l),
+        },
+        logger: logger.child({ mod: 'images' }),
+        metrics: {
+          bytes: (direction, scope, n) => metrics.replicationBytes.inc({ direction, scope }, n),
+          images: (c) => {
+            for (const [state, n] of Object.entries(c)) metrics.images.set({ state }, n);
+          },
+          dropped: (reason) => metrics.peerMessagesDropped.inc({ protocol: 'images', reason }),
+          badChunk: () => metrics.badChunks.inc(),
+        },
+      },
+      {
+        keepVersions: cfg.images.keepVersions,
+        uploadRate: cfg.images.uploadRate,
+        wanRate: cfg.images.wanRate,
+        maxImageBytes: cfg.images.maxImageSize,
+      },
+    );
+    this.#images = images;
+    const load = new LoadMonitor({
+      servicePorts: () => catalog.localPorts(),
+      publish: (score) => membership.updateMeta({ load: score }),
+    });
+    this.#capabilities.push(
+      {
+        name: 'membership',
+        start: () => membership.start(),
+        stop: () => membership.stop(),
+        routes: () => clusterRoutes(membership, () => this.images.sitesSummary()),
+      },
+      {
+        name: 'catalog',
+        start: () => catalog.start(),
+        stop: () => catalog.stop(),
+        routes: () => serviceRoutes(catalog),
+      },
+      { name: 'kv', start: () => kv.start(), stop: () => kv.stop(), routes: () => kvRoutes(kv) },
+      {
+        name: 'images',
+        start: () => images.start(),
+        stop: () => images.stop(),
+        routes: () => imageRoutes(images),
+      },
+      { name: 'load', start: () => load.start(), stop: () => load.stop() },
+    );
+  }
+
   /** Dials one join address and runs the membership join with the peer behind it. */
   async #joinOne(addr: string, signal: AbortSignal): Promise<string> {
     const conn: Connection = await this.node.dial(toMultiaddr(addr), { signal });
-    return conn.remotePeer.toString();
+    const peer = conn.remotePeer.toString();
+    await this.membership.join(peer, signal);
+    return peer;
   }
 
   /** Joins through the given addresses now; failed ones are not retried. */
@@ -214,10 +417,12 @@ export class Agent {
     this.#onExit?.();
   }
 
-  async #shutdown(_leave: boolean): Promise<void> {
+  async #shutdown(leave: boolean): Promise<void> {
     const log = this.logger;
     this.#joiner?.stop();
     const steps: Array<[string, () => Promise<void> | void]> = [];
+    if (leave && this.#membership) steps.push(['leave', () => this.#membership?.leave()]);
+    steps.push(['dns', () => this.#dns?.stop()]);
     for (const c of [...this.#capabilities].reverse()) steps.push([c.name, () => c.stop()]);
     steps.push(['http', () => this.#http?.stop()]);
     steps.push(['node', () => this.#node?.stop()]);

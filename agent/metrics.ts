@@ -47,6 +47,11 @@ export class AgentMetrics {
     labelNames: ['state'],
     registers: [this.registry],
   });
+  readonly badChunks = new Counter({
+    name: 'edgeswarm_bad_chunks_total',
+    help: 'Chunks received from peers whose bytes did not match their hash (the peer was dropped)',
+    registers: [this.registry],
+  });
   readonly httpRequests = new Counter({
     name: 'edgeswarm_http_requests_total',
     help: 'HTTP API requests by route and status code',

@@ -6,6 +6,9 @@ import { VERSION } from '../version.js';
 import { registerAgentCommands } from './agent-command.js';
 import { ApiClient, type ClientOptions } from './client.js';
 import { registerClusterCommands } from './commands/cluster.js';
+import { registerImageCommands } from './commands/image.js';
+import { registerKvCommands } from './commands/kv.js';
+import { registerServiceCommands } from './commands/services.js';
 
 /** Exit code for a failed operation. */
 export const EXIT_FAILURE = 1;
@@ -45,6 +48,9 @@ export function buildProgram(): Command {
   );
   registerAgentCommands(program);
   registerClusterCommands(program);
+  registerServiceCommands(program);
+  registerKvCommands(program);
+  registerImageCommands(program);
   // every subcommand throws instead of exiting, so main() owns the exit code
   const walk = (c: Command) => {
     c.exitOverride();

@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { SwimConfigError } from '../../membership/errors.js';
+import { resolveSwimConfig } from '../../membership/swim/index.js';
 import { ConfigError } from '../errors.js';
 import { agentConfigSchema, type AgentConfig } from './schema.js';
 
@@ -134,5 +136,15 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   }
   const result = agentConfigSchema.safeParse(merged);
   if (!result.success) throw configErrorFrom(result.error, sources);
+  try {
+    resolveSwimConfig(result.data.preset, result.data.membership);
+  } catch (err) {
+    if (err instanceof SwimConfigError)
+      throw new ConfigError(
+        `membership.${err.key}`,
+        err.message.replace(/^membership\.[^:]*: /, ''),
+      );
+    throw err;
+  }
   return { config: result.data, sources };
 }

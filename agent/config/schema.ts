@@ -2,8 +2,11 @@
 // the YAML file (camelCase), as environment variables (EDGESWARM_<FLAG>, e.g. EDGESWARM_LOG_LEVEL)
 // and as flags (--log-level). Precedence: flag > environment > file > default.
 // docs/configuration.md is the operator-facing copy of this file; keep them in step.
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { configServiceSchema } from '../../membership/catalog/registration.js';
+import { swimConfigOverridesSchema } from '../../membership/swim/index.js';
 import { parseBytes, parseDuration, parseRate } from './units.js';
 
 /** A duration given as "250ms", "10s", "5m" or a number of milliseconds. Parsed to ms. */
@@ -112,6 +115,28 @@ const tags = z.unknown().transform((v, ctx) => {
   return out;
 });
 
+const DURATION_KEYS = new Set([
+  'probeInterval',
+  'probeTimeout',
+  'gossipInterval',
+  'gossipToTheDeadTime',
+  'pushPullInterval',
+  'reconnectInterval',
+  'reconnectTimeout',
+  'tombstoneTimeout',
+]);
+
+/** The membership section: duration strings become ms, then the SWIM core's own schema checks it. */
+const membershipOverrides = z
+  .record(z.string(), z.unknown())
+  .transform((v) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(v))
+      out[k] = DURATION_KEYS.has(k) ? (parseDuration(val) ?? val) : val;
+    return out;
+  })
+  .pipe(swimConfigOverridesSchema);
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export const agentConfigSchema = z
@@ -149,6 +174,53 @@ export const agentConfigSchema = z
     preset: z.enum(['lan', 'wan']).default('lan'),
     /** Log level. */
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    /**
+     * The address published for services registered without one. Default: the IP of the first
+     * listen address, or of the first non-loopback interface when listening on 0.0.0.0.
+     */
+    advertise: z
+      .string()
+      .refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' })
+      .optional(),
+    /** Services registered at every start (file only); the same fields as PUT /v1/services/{id}. */
+    services: z.array(configServiceSchema).default([]),
+    /**
+     * Overrides of the membership timing preset (file only): any key of membership/swim/config.ts;
+     * durations as "200ms", "5s" or a number of milliseconds.
+     */
+    membership: membershipOverrides.default({}),
+    /** Service catalog tunables (file only). */
+    catalog: z
+      .object({
+        /** Time between anti-entropy rounds with a random member. Default 5s. */
+        syncInterval: duration().optional(),
+      })
+      .strict()
+      .default({}),
+    /** Image replication tunables (file only). */
+    images: z
+      .object({
+        /** Versions of each NAME:TAG kept for rollback. Default 3. */
+        keepVersions: z.number().int().min(1).max(100).optional(),
+        /** Cap on chunk bytes this agent uploads to peers, e.g. 100Mbit; 0 = none. Default none. */
+        uploadRate: rate().optional(),
+        /** Cap on chunk bytes this agent sends to other sites, e.g. 50Mbit; 0 = none. Default none. */
+        wanRate: rate().optional(),
+        /** Largest image accepted by a push. Default none. */
+        maxImageSize: byteSize().optional(),
+      })
+      .strict()
+      .default({}),
+    /** Replicated key/value store tunables (file only). */
+    kv: z
+      .object({
+        /** Largest value accepted (PUT answers 413 above it). Default 1MiB. */
+        maxValueSize: byteSize().optional(),
+        /** Time between anti-entropy sessions with a random member. Default 2s. */
+        syncInterval: duration().optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -1,5 +1,7 @@
 // A small router for the HTTP API: routes are "METHOD /v1/path/:param", matched on the raw path
-// segments (each param is URL-decoded after matching, so an image name "a/b" travels as a%2Fb).
+// segments (each param is URL-decoded after matching). One segment may be "*param": it takes one
+// or more segments (joined with "/"), as many as leave the segments after it to match — so
+// /v1/kv/*key takes "a/b/c" and /v1/images/*name/:tag takes "library/ubuntu" then "22.04".
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
@@ -65,24 +67,48 @@ export class Router {
     const parts = rawPath.split('/').filter(Boolean);
     const allowed: string[] = [];
     for (const c of this.#routes) {
-      if (c.segments.length !== parts.length) continue;
-      const params: Record<string, string> = {};
-      let ok = true;
-      for (let i = 0; i < parts.length && ok; i++) {
-        const seg = c.segments[i];
-        if (seg.startsWith(':')) {
-          try {
-            params[seg.slice(1)] = decodeURIComponent(parts[i]);
-          } catch {
-            ok = false;
-          }
-        } else if (seg !== parts[i]) ok = false;
-      }
-      if (!ok) continue;
+      const params = matchSegments(c.segments, parts);
+      if (!params) continue;
       if (c.route.method === method || (method === 'HEAD' && c.route.method === 'GET'))
         return { route: c.route, params };
       allowed.push(c.route.method);
     }
     return allowed.length > 0 ? { allowed } : undefined;
   }
+}
+
+function decode(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
+
+function matchSegments(segments: string[], parts: string[]): Record<string, string> | undefined {
+  const star = segments.findIndex((s) => s.startsWith('*'));
+  if (star < 0 ? segments.length !== parts.length : parts.length < segments.length)
+    return undefined;
+  const params: Record<string, string> = {};
+  const one = (seg: string, part: string): boolean => {
+    if (seg.startsWith(':')) {
+      const v = decode(part);
+      if (v === undefined) return false;
+      params[seg.slice(1)] = v;
+      return true;
+    }
+    return seg === part;
+  };
+  if (star < 0) {
+    for (let i = 0; i < parts.length; i++) if (!one(segments[i], parts[i])) return undefined;
+    return params;
+  }
+  const after = segments.length - star - 1;
+  for (let i = 0; i < star; i++) if (!one(segments[i], parts[i])) return undefined;
+  for (let i = 0; i < after; i++)
+    if (!one(segments[star + 1 + i], parts[parts.length - after + i])) return undefined;
+  const taken = parts.slice(star, parts.length - after).map(decode);
+  if (taken.some((t) => t === undefined)) return undefined;
+  params[segments[star].slice(1)] = taken.join('/');
+  return params;
 }

@@ -7,24 +7,91 @@ import { clientCommand, clientFrom, printJson } from '../program.js';
 
 type Opts = ClientOptions & { json?: boolean };
 
+interface Member {
+  id: string;
+  name: string;
+  site: string;
+  state: string;
+  incarnation: number;
+  addrs: string[];
+  tags: Record<string, string>;
+  load?: number;
+  rttMs?: number;
+  self?: boolean;
+}
+
+interface Site {
+  site: string;
+  members: { alive: number; suspect: number; dead: number; left: number };
+  images?: { complete: number; total: number };
+}
+
 export function registerClusterCommands(program: Command): void {
   clientCommand(
     program.command('status').description('one-screen overview of this agent and the cluster'),
   ).action(async (opts: Opts) => {
     const client = clientFrom(opts);
-    const agent = await client.json<AgentInfo>('GET', '/v1/agent');
+    const [agent, members, sites] = await Promise.all([
+      client.json<AgentInfo>('GET', '/v1/agent'),
+      client.json<Member[]>('GET', '/v1/members'),
+      client.json<Site[]>('GET', '/v1/sites'),
+    ]);
     if (opts.json) {
-      printJson({ agent });
+      printJson({ agent, members, sites });
       return;
     }
+    const count = (s: string) => members.filter((m) => m.state === s).length;
     const lines = [
       `agent    ${agent.name} (${agent.id})`,
       `site     ${agent.site}`,
       `tags     ${formatTags(agent.tags) || '-'}`,
       `version  ${agent.version}, up ${agent.uptimeSeconds}s`,
       `addrs    ${agent.addrs.join('\n         ')}`,
+      `cluster  ${members.length} members: ${count('alive')} alive, ${count('suspect')} suspect, ${count('dead')} dead, ${count('left')} left; ${sites.length} site(s)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+  clientCommand(
+    program.command('members').description('members: name, site, state, address, tags'),
+  ).action(async (opts: Opts) => {
+    const members = await clientFrom(opts).json<Member[]>('GET', '/v1/members');
+    if (opts.json) return printJson(members);
+    members.sort((a, b) => (a.site + a.name < b.site + b.name ? -1 : 1));
+    process.stdout.write(
+      `${table(
+        ['NAME', 'SITE', 'STATE', 'ADDRESS', 'RTT', 'LOAD', 'TAGS'],
+        members.map((m) => [
+          m.self ? `${m.name} *` : m.name,
+          m.site,
+          m.state,
+          shortAddr(m.addrs),
+          m.rttMs === undefined ? '-' : `${m.rttMs.toFixed(1)}ms`,
+          m.load === undefined ? '-' : m.load.toFixed(2),
+          formatTags(m.tags) || '-',
+        ]),
+      )}\n`,
+    );
+  });
+
+  clientCommand(
+    program.command('sites').description('per site: members alive/suspect/dead, images complete'),
+  ).action(async (opts: Opts) => {
+    const sites = await clientFrom(opts).json<Site[]>('GET', '/v1/sites');
+    if (opts.json) return printJson(sites);
+    process.stdout.write(
+      `${table(
+        ['SITE', 'ALIVE', 'SUSPECT', 'DEAD', 'LEFT', 'IMAGES'],
+        sites.map((s) => [
+          s.site,
+          s.members.alive,
+          s.members.suspect,
+          s.members.dead,
+          s.members.left,
+          s.images ? `${s.images.complete}/${s.images.total}` : '-',
+        ]),
+      )}\n`,
+    );
   });
 
   clientCommand(
@@ -59,4 +126,13 @@ export function registerClusterCommands(program: Command): void {
     if (opts.json) printJson(res);
     else process.stdout.write('leaving\n');
   });
+}
+
+/** "/ip4/10.0.0.1/tcp/7946/p2p/12D3..." → "10.0.0.1:7946". */
+function shortAddr(addrs: string[]): string {
+  for (const a of addrs) {
+    const m = /^\/ip[46]\/([^/]+)\/tcp\/(\d+)/.exec(a);
+    if (m) return `${m[1]}:${m[2]}`;
+  }
+  return addrs[0] ?? '-';
 }

@@ -1,0 +1,201 @@
+// image push|pull|ls|status|rm.
+import { createReadStream, createWriteStream, renameSync, statSync, unlinkSync } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { ClientOptions } from '../client.js';
+import { formatBytes } from '../../config/units.js';
+import { Progress, table } from '../format.js';
+import { clientCommand, clientFrom, printJson } from '../program.js';
+
+type Opts = ClientOptions & { json?: boolean };
+
+/** "name:tag" → the URL path of the image; usage error naming the problem. */
+export function imagePath(ref: string): string {
+  const i = ref.lastIndexOf(':');
+  if (i <= 0 || i === ref.length - 1 || ref.slice(i).includes('/'))
+    throw new UsageError(`expected NAME:TAG, got ${JSON.stringify(ref)}`);
+  return `/v1/images/${encodeURIComponent(ref.slice(0, i))}/${encodeURIComponent(ref.slice(i + 1))}`;
+}
+
+function counter(progress: Progress): Transform {
+  let n = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      progress.update(n);
+      cb(null, chunk);
+    },
+  });
+}
+
+interface Status {
+  name: string;
+  tag: string;
+  version: number;
+  digest: string;
+  size: number;
+  chunks: number;
+  placement: { sites: 'all' | string[]; copies: number };
+  local: { state: string; bytes: number };
+  versions?: number[];
+  sites?: Array<{
+    site: string;
+    placed: boolean;
+    wanted: number;
+    complete: string[];
+    bytesHeld: number;
+  }>;
+}
+
+export function registerImageCommands(program: Command): void {
+  const image = program
+    .command('image')
+    .description('workload images: push once, replicated to every site that should hold them');
+
+  clientCommand(
+    image
+      .command('push')
+      .description(
+        'push a file as NAME:TAG (a new version if it exists); only changed chunks travel',
+      )
+      .argument('<file>')
+      .argument('<name:tag>')
+      .option(
+        '--sites <sites>',
+        '"all" or a comma-separated list of sites that must hold it',
+        'all',
+      )
+      .option('--copies <n>', 'full copies per site', '1'),
+  ).action(async (file: string, ref: string, opts: Opts & { sites: string; copies: string }) => {
+    const path = imagePath(ref);
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch (err) {
+      throw new UsageError(
+        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    const progress = new Progress('push', size);
+    const body = Readable.toWeb(
+      createReadStream(file).pipe(counter(progress)),
+    ) as unknown as ReadableStream<Uint8Array>;
+    const q = new URLSearchParams({ sites: opts.sites, copies: opts.copies });
+    const res = await clientFrom(opts).raw('PUT', `${path}?${q}`, {
+      body,
+      duplex: 'half',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+    });
+    progress.finish();
+    const out = (await res.json()) as {
+      name: string;
+      tag: string;
+      version: number;
+      digest: string;
+      size: number;
+      chunks: number;
+    };
+    if (opts.json) printJson(out);
+    else
+      process.stdout.write(
+        `pushed ${out.name}:${out.tag} version ${out.version}: ${formatBytes(out.size)} in ${out.chunks} chunks, ${out.digest}\n`,
+      );
+  });
+
+  clientCommand(
+    image
+      .command('pull')
+      .description('write NAME:TAG to a file, fetching what this agent lacks from its peers')
+      .argument('<name:tag>')
+      .requiredOption('-o, --output <file>', 'where to write it (- for stdout)')
+      .option('--version <n>', 'an earlier version kept for rollback'),
+  ).action(async (ref: string, opts: Opts & { output: string; version?: string }) => {
+    const q = opts.version ? `?version=${encodeURIComponent(opts.version)}` : '';
+    const res = await clientFrom(opts).raw('GET', `${imagePath(ref)}/content${q}`);
+    const size = Number(res.headers.get('content-length') ?? 0);
+    const progress = new Progress('pull', size);
+    const src = Readable.fromWeb(res.body as never).pipe(counter(progress));
+    if (opts.output === '-') {
+      await pipeline(src, process.stdout);
+    } else {
+      // write to a temporary name and rename at the end, so a failed pull leaves no half file
+      const tmp = `${opts.output}.partial`;
+      try {
+        await pipeline(src, createWriteStream(tmp));
+        renameSync(tmp, opts.output);
+      } catch (err) {
+        try {
+          unlinkSync(tmp);
+        } catch {
+          // nothing written
+        }
+        throw err;
+      }
+    }
+    progress.finish();
+    if (opts.output !== '-' && !opts.json)
+      process.stderr.write(
+        `wrote ${formatBytes(size)} to ${opts.output} (${res.headers.get('x-edgeswarm-digest')})\n`,
+      );
+  });
+
+  clientCommand(
+    image.command('ls').description('images known to the cluster and what this agent holds'),
+  ).action(async (opts: Opts) => {
+    const list = await clientFrom(opts).json<Status[]>('GET', '/v1/images');
+    if (opts.json) return printJson(list);
+    process.stdout.write(
+      `${table(
+        ['IMAGE', 'VERSION', 'SIZE', 'PLACEMENT', 'HERE', 'DIGEST'],
+        list.map((i) => [
+          `${i.name}:${i.tag}`,
+          i.version,
+          formatBytes(i.size),
+          `${i.placement.sites === 'all' ? 'all' : i.placement.sites.join(',')} x${i.placement.copies}`,
+          i.local.state === 'pulling'
+            ? `pulling ${Math.floor((100 * i.local.bytes) / Math.max(1, i.size))}%`
+            : i.local.state,
+          `${i.digest.slice(0, 19)}…`,
+        ]),
+      )}\n`,
+    );
+  });
+
+  clientCommand(
+    image
+      .command('status')
+      .description('per site: members with a full copy, bytes held')
+      .argument('<name:tag>'),
+  ).action(async (ref: string, opts: Opts) => {
+    const s = await clientFrom(opts).json<Status>('GET', imagePath(ref));
+    if (opts.json) return printJson(s);
+    process.stdout.write(
+      `${s.name}:${s.tag} version ${s.version} (kept: ${(s.versions ?? []).join(', ')}), ${formatBytes(s.size)}, ${s.digest}\n`,
+    );
+    process.stdout.write(
+      `${table(
+        ['SITE', 'PLACED', 'COPIES', 'FULL COPIES ON', 'BYTES HELD'],
+        (s.sites ?? []).map((x) => [
+          x.site,
+          x.placed ? 'yes' : 'no',
+          x.placed ? `${x.complete.length}/${x.wanted}` : '-',
+          x.complete.join(',') || '-',
+          formatBytes(x.bytesHeld),
+        ]),
+      )}\n`,
+    );
+  });
+
+  clientCommand(
+    image
+      .command('rm')
+      .description('remove NAME:TAG (all versions) everywhere')
+      .argument('<name:tag>'),
+  ).action(async (ref: string, opts: Opts) => {
+    const res = await clientFrom(opts).json<{ removed: string }>('DELETE', imagePath(ref));
+    if (opts.json) printJson(res);
+    else process.stdout.write(`removed ${res.removed}\n`);
+  });
+}

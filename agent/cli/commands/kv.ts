@@ -1,0 +1,137 @@
+// kv put|get|del|ls|watch: the replicated key/value store.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { ClientOptions } from '../client.js';
+import { table } from '../format.js';
+import { clientCommand, clientFrom, printJson } from '../program.js';
+
+type Opts = ClientOptions & { json?: boolean };
+
+const path = (key: string) => `/v1/kv/${encodeURIComponent(key)}`;
+
+/** Reads server-sent events from a response body, calling `onEvent` with each data payload. */
+export async function readSse(
+  body: ReadableStream<Uint8Array>,
+  onEvent: (data: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const data = block
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => l.slice(6))
+        .join('\n');
+      if (data) onEvent(data);
+    }
+  }
+}
+
+export function registerKvCommands(program: Command): void {
+  const kv = program
+    .command('kv')
+    .description(
+      'the replicated key/value store (readable and writable at every site, even cut off)',
+    );
+
+  clientCommand(
+    kv
+      .command('put')
+      .description('write a value (acknowledged once on disk at this agent; replicated everywhere)')
+      .argument('<key>')
+      .argument('[value]', 'the value (or use --file)')
+      .option('--file <file>', 'read the value from a file (- for stdin)'),
+  ).action(async (key: string, value: string | undefined, opts: Opts & { file?: string }) => {
+    if ((value === undefined) === (opts.file === undefined))
+      throw new UsageError('give either VALUE or --file FILE');
+    let body: Uint8Array;
+    if (opts.file !== undefined) {
+      try {
+        body = readFileSync(opts.file === '-' ? 0 : opts.file);
+      } catch (err) {
+        throw new UsageError(
+          `--file: cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
+      }
+    } else body = new TextEncoder().encode(value);
+    const res = await clientFrom(opts).raw('PUT', path(key), {
+      body: body as Uint8Array<ArrayBuffer>,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    const out = (await res.json()) as { key: string; version: string };
+    if (opts.json) printJson(out);
+    else process.stdout.write(`${out.key} = ${body.length} bytes (version ${out.version})\n`);
+  });
+
+  clientCommand(
+    kv
+      .command('get')
+      .description('print a value to stdout; exit 1 if the key is absent')
+      .argument('<key>'),
+  ).action(async (key: string, opts: Opts) => {
+    const res = await clientFrom(opts).raw('GET', path(key));
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (opts.json)
+      printJson({
+        key,
+        version: res.headers.get('x-edgeswarm-version'),
+        value: new TextDecoder().decode(bytes),
+      });
+    else process.stdout.write(bytes);
+  });
+
+  clientCommand(kv.command('del').description('delete a key').argument('<key>')).action(
+    async (key: string, opts: Opts) => {
+      const res = await clientFrom(opts).json<{ key: string; version: string }>(
+        'DELETE',
+        path(key),
+      );
+      if (opts.json) printJson(res);
+      else process.stdout.write(`deleted ${res.key}\n`);
+    },
+  );
+
+  clientCommand(
+    kv.command('ls').description('list keys (with a prefix: only those)').argument('[prefix]'),
+  ).action(async (prefix: string | undefined, opts: Opts) => {
+    const q = prefix ? `?prefix=${encodeURIComponent(prefix)}` : '';
+    const list = await clientFrom(opts).json<Array<{ key: string; size: number; version: string }>>(
+      'GET',
+      `/v1/kv${q}`,
+    );
+    if (opts.json) return printJson(list);
+    process.stdout.write(
+      `${table(
+        ['KEY', 'SIZE', 'VERSION'],
+        list.map((e) => [e.key, e.size, e.version]),
+      )}\n`,
+    );
+  });
+
+  clientCommand(
+    kv
+      .command('watch')
+      .description('print one line per change under a prefix until Ctrl-C')
+      .argument('[prefix]'),
+  ).action(async (prefix: string | undefined, opts: Opts) => {
+    const q = prefix ? `?prefix=${encodeURIComponent(prefix)}` : '';
+    const res = await clientFrom(opts).raw('GET', `/v1/watch${q}`);
+    if (!res.body) return;
+    await readSse(res.body, (data) => {
+      if (opts.json) {
+        process.stdout.write(`${data}\n`);
+        return;
+      }
+      const e = JSON.parse(data) as { key: string; op: string; size: number; version: string };
+      process.stdout.write(
+        `${e.op} ${e.key}${e.op === 'put' ? ` (${e.size} bytes)` : ''} version ${e.version}\n`,
+      );
+    });
+  });
+}

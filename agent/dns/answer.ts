@@ -1,0 +1,161 @@
+// Answers DNS queries for the edgeswarm zone from the local catalog (pure: the resolver is passed
+// in). Names:
+//   NAME.service.edgeswarm             A/AAAA of passing instances, nearest first; SRV with the
+//   NAME.service.SITE.edgeswarm        targets' addresses in the additional section (one site)
+//   _NAME._tcp.service[.SITE].edgeswarm  the same (RFC 2782 form)
+//   HEX.addr.edgeswarm                 the address behind an SRV target
+// An unknown service is NXDOMAIN; a known one with no passing instance is an empty NOERROR.
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
+
+export const DNS_DOMAIN = 'edgeswarm';
+
+export const RCODE = {
+  NOERROR: 0,
+  FORMERR: 1,
+  SERVFAIL: 2,
+  NXDOMAIN: 3,
+  NOTIMP: 4,
+  REFUSED: 5,
+} as const;
+const AA = 1 << 10;
+const RD = 1 << 8;
+
+export interface DnsInstance {
+  address: string;
+  port: number;
+  node: string;
+}
+
+export interface DnsResolver {
+  /** Passing instances of `name` (in `site` if given), best first; undefined if the name is unknown. */
+  lookup(name: string, site: string | undefined): DnsInstance[] | undefined;
+}
+
+export interface AnswerOptions {
+  /** TTL of every record, seconds (default 0: always ask again). */
+  ttl?: number;
+}
+
+type ParsedName =
+  | { kind: 'service'; service: string; site?: string }
+  | { kind: 'addr'; address: string }
+  | { kind: 'zone' }
+  | { kind: 'unknown' };
+
+/** "0a000001" → "10.0.0.1"; 32 hex digits → an IPv6 address. */
+export function hexToAddress(hex: string): string | undefined {
+  if (/^[0-9a-f]{8}$/.test(hex))
+    return [0, 2, 4, 6].map((i) => parseInt(hex.slice(i, i + 2), 16)).join('.');
+  if (/^[0-9a-f]{32}$/.test(hex)) return hex.match(/.{4}/g)!.join(':');
+  return undefined;
+}
+
+export function addressToHex(address: string): string {
+  if (isIPv4(address))
+    return address
+      .split('.')
+      .map((o) => Number(o).toString(16).padStart(2, '0'))
+      .join('');
+  // expand an IPv6 address to 8 groups of 4 hex digits
+  const [head, tail] = address.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const fill = tail !== undefined ? new Array(8 - h.length - t.length).fill('0') : [];
+  return [...h, ...fill, ...t].map((g) => g.padStart(4, '0')).join('');
+}
+
+export function parseName(qname: string): ParsedName {
+  const labels = qname.toLowerCase().replace(/\.$/, '').split('.');
+  if (labels[labels.length - 1] !== DNS_DOMAIN) return { kind: 'unknown' };
+  const rest = labels.slice(0, -1);
+  if (rest.length === 0) return { kind: 'zone' };
+  if (rest.length === 2 && rest[1] === 'addr') {
+    const address = hexToAddress(rest[0]);
+    return address ? { kind: 'addr', address } : { kind: 'unknown' };
+  }
+  let svc = rest;
+  if (svc.length >= 3 && svc[0].startsWith('_') && svc[1] === '_tcp')
+    svc = [svc[0].slice(1), ...svc.slice(2)];
+  if (svc.length === 2 && svc[1] === 'service') return { kind: 'service', service: svc[0] };
+  if (svc.length === 3 && svc[1] === 'service')
+    return { kind: 'service', service: svc[0], site: svc[2] };
+  return { kind: 'unknown' };
+}
+
+function addrRecord(name: string, address: string, ttl: number): Answer {
+  return isIPv6(address)
+    ? { name, type: 'AAAA', ttl, data: address }
+    : { name, type: 'A', ttl, data: address };
+}
+
+/** Builds the response to a query packet. */
+export function answerQuery(
+  query: DecodedPacket,
+  resolver: DnsResolver,
+  opts: AnswerOptions = {},
+): Packet {
+  const ttl = opts.ttl ?? 0;
+  const questions = query.questions ?? [];
+  const base = { type: 'response' as const, id: query.id, questions };
+  const rd = (query.flags ?? 0) & RD;
+  const reply = (rcode: number, answers: Answer[] = [], additionals: Answer[] = []): Packet => ({
+    ...base,
+    flags: AA | rd | rcode,
+    answers,
+    additionals,
+  });
+  const opcode = ((query.flags ?? 0) >> 11) & 0xf;
+  if (opcode !== 0) return reply(RCODE.NOTIMP);
+  if (questions.length !== 1) return reply(RCODE.FORMERR);
+  const q: Question = questions[0];
+  // dns-packet's types omit ANY (255), which it decodes as the string 'ANY'
+  const isAny = (q.type as string) === 'ANY';
+  const parsed = parseName(q.name);
+  if (parsed.kind === 'unknown') {
+    return reply(
+      q.name.toLowerCase().replace(/\.$/, '').endsWith(DNS_DOMAIN) ? RCODE.NXDOMAIN : RCODE.REFUSED,
+    );
+  }
+  if (parsed.kind === 'zone') return reply(RCODE.NOERROR);
+  if (parsed.kind === 'addr') {
+    const wantV6 = isIPv6(parsed.address);
+    if ((q.type === 'A' && !wantV6) || (q.type === 'AAAA' && wantV6) || isAny)
+      return reply(RCODE.NOERROR, [addrRecord(q.name, parsed.address, ttl)]);
+    return reply(RCODE.NOERROR);
+  }
+  const instances = resolver.lookup(parsed.service, parsed.site);
+  if (instances === undefined) return reply(RCODE.NXDOMAIN);
+  if (q.type === 'SRV') {
+    const answers: Answer[] = [];
+    const additionals: Answer[] = [];
+    const seen = new Set<string>();
+    for (const inst of instances) {
+      const target = `${addressToHex(inst.address)}.addr.${DNS_DOMAIN}`;
+      answers.push({
+        name: q.name,
+        type: 'SRV',
+        ttl,
+        data: { priority: 1, weight: 1, port: inst.port, target },
+      });
+      if (!seen.has(target)) {
+        seen.add(target);
+        additionals.push(addrRecord(target, inst.address, ttl));
+      }
+    }
+    return reply(RCODE.NOERROR, answers, additionals);
+  }
+  if (q.type === 'A' || q.type === 'AAAA' || isAny) {
+    const seen = new Set<string>();
+    const answers: Answer[] = [];
+    for (const inst of instances) {
+      if (seen.has(inst.address)) continue;
+      const v6 = isIPv6(inst.address);
+      if ((q.type === 'A' && v6) || (q.type === 'AAAA' && !v6)) continue;
+      seen.add(inst.address);
+      answers.push(addrRecord(q.name, inst.address, ttl));
+    }
+    return reply(RCODE.NOERROR, answers);
+  }
+  return reply(RCODE.NOERROR);
+}

@@ -1,0 +1,189 @@
+// The DNS interface: UDP and TCP on one port. Malformed packets are ignored and counted; they never
+// disturb answers to anyone else. A UDP answer that does not fit (512 bytes, or the client's EDNS
+// buffer size) is truncated with TC set so the client retries over TCP.
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
+import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from '../logger.js';
+import { answerQuery, type DnsResolver } from './answer.js';
+
+/** Largest UDP answer without EDNS (RFC 1035). */
+export const UDP_PLAIN_LIMIT = 512;
+/** Largest UDP answer we send even if the client advertises more. */
+export const UDP_EDNS_LIMIT = 4096;
+/** A TCP client idle this long is disconnected (ms). */
+export const TCP_IDLE_TIMEOUT_MS = 10_000;
+/** Largest TCP query accepted (bytes). */
+export const TCP_MAX_QUERY = 4096;
+
+export interface DnsServerOptions {
+  host: string;
+  port: number;
+  resolver: DnsResolver;
+  logger: Logger;
+  registry?: Registry;
+  ttl?: number;
+}
+
+function ednsSize(q: DecodedPacket): number | undefined {
+  for (const a of q.additionals ?? []) {
+    if (a.type === 'OPT') return (a as unknown as { udpPayloadSize?: number }).udpPayloadSize;
+  }
+  return undefined;
+}
+
+export class DnsServer {
+  readonly #opts: DnsServerOptions;
+  #udp: Socket | undefined;
+  #tcp: Server | undefined;
+  readonly #tcpClients = new Set<TcpSocket>();
+  readonly queries: Counter;
+  readonly malformed: Counter;
+
+  constructor(opts: DnsServerOptions) {
+    this.#opts = opts;
+    const registers = opts.registry ? [opts.registry] : [];
+    this.queries = new Counter({
+      name: 'edgeswarm_dns_queries_total',
+      help: 'DNS queries answered, by transport and response code',
+      labelNames: ['transport', 'rcode'],
+      registers,
+    });
+    this.malformed = new Counter({
+      name: 'edgeswarm_dns_malformed_total',
+      help: 'DNS packets dropped because they could not be decoded',
+      labelNames: ['transport'],
+      registers,
+    });
+  }
+
+  get address(): { host: string; port: number } | undefined {
+    const a = this.#udp?.address();
+    return a ? { host: a.address, port: a.port } : undefined;
+  }
+
+  /** Builds the answer bytes to one query, or undefined for garbage. */
+  #respond(msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
+    let q: DecodedPacket;
+    try {
+      q = dnsPacket.decode(msg);
+      if (q.type !== 'query') throw new Error('not a query');
+    } catch {
+      this.malformed.inc({ transport });
+      return undefined;
+    }
+    let res: Packet;
+    try {
+      res = answerQuery(q, this.#opts.resolver, { ttl: this.#opts.ttl });
+    } catch (err) {
+      this.#opts.logger.warn({ err: (err as Error).message }, 'dns: could not answer');
+      res = { type: 'response', id: q.id, flags: 2, questions: q.questions };
+    }
+    const rcode = (res.flags ?? 0) & 0xf;
+    this.queries.inc({ transport, rcode: String(rcode) });
+    let out = dnsPacket.encode(res);
+    if (transport === 'udp') {
+      const limit = Math.min(
+        UDP_EDNS_LIMIT,
+        Math.max(UDP_PLAIN_LIMIT, ednsSize(q) ?? UDP_PLAIN_LIMIT),
+      );
+      if (out.length > limit) {
+        const answers = [...(res.answers ?? [])];
+        let additionals = [...(res.additionals ?? [])];
+        while (out.length > limit && (answers.length > 0 || additionals.length > 0)) {
+          if (additionals.length > 0) additionals = [];
+          else answers.pop();
+          out = dnsPacket.encode({
+            ...res,
+            flags: (res.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE,
+            answers,
+            additionals,
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = this.#opts;
+    for (let attempt = 0; ; attempt++) {
+      const udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(port, host, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+      const bound = udp.address().port;
+      const tcp = createServer((sock) => this.#serveTcp(sock));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen(bound, host, () => {
+            tcp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        udp.close();
+        // with port 0 the OS picked a UDP port whose TCP twin is taken: try another
+        if (port === 0 && attempt < 5) continue;
+        throw err;
+      }
+      udp.on('message', (msg, rinfo) => {
+        const out = this.#respond(msg, 'udp');
+        if (out) udp.send(out, rinfo.port, rinfo.address);
+      });
+      udp.on('error', (err) => this.#opts.logger.warn({ err: err.message }, 'dns udp error'));
+      this.#udp = udp;
+      this.#tcp = tcp;
+      return;
+    }
+  }
+
+  #serveTcp(sock: TcpSocket): void {
+    this.#tcpClients.add(sock);
+    sock.setTimeout(TCP_IDLE_TIMEOUT_MS, () => sock.destroy());
+    sock.on('close', () => this.#tcpClients.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let buf: Buffer = Buffer.alloc(0);
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (len > TCP_MAX_QUERY || len === 0) {
+          this.malformed.inc({ transport: 'tcp' });
+          sock.destroy();
+          return;
+        }
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        const out = this.#respond(Buffer.from(msg), 'tcp');
+        if (!out) {
+          sock.destroy();
+          return;
+        }
+        const frame = Buffer.alloc(2 + out.length);
+        frame.writeUInt16BE(out.length, 0);
+        out.copy(frame, 2);
+        sock.write(frame);
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    const udp = this.#udp;
+    const tcp = this.#tcp;
+    this.#udp = undefined;
+    this.#tcp = undefined;
+    for (const s of this.#tcpClients) s.destroy();
+    await Promise.all([
+      udp ? new Promise<void>((r) => udp.close(() => r())) : undefined,
+      tcp ? new Promise<void>((r) => tcp.close(() => r())) : undefined,
+    ]);
+  }
+}

@@ -1,0 +1,257 @@
+// One pull of one image: connects to sources holding its chunks (same site first, then nearest),
+// asks each for the rarest chunks it has, pipelined up to a window of bytes, verifies every chunk
+// against its hash before storing it, drops a source that serves wrong bytes, and finishes when
+// every chunk is here. Chunks already here are never fetched again, so a pull that was interrupted
+// (even by SIGKILL) resumes where it stopped.
+import type { Stream } from '@libp2p/interface';
+import { ChunkHashMismatchError } from '../../storage/errors.js';
+import type { ChunkStore } from '../../storage/chunks/index.js';
+import { FramedStream } from '../../membership/index.js';
+import { Bitfield } from './bitfield.js';
+import type { ImageIndex } from './image-index.js';
+import { PieceScheduler } from './scheduler.js';
+import { decodeChunkMsg, encodeChunkMsg, MAX_CHUNK_FRAME, MAX_INDEXES, WireError } from './wire.js';
+
+export interface PullOptions {
+  /** Most sources connected at once. */
+  maxSources: number;
+  /** Bytes requested and not yet received, per source. */
+  window: number;
+  /** A source with requests outstanding that sends nothing for this long is dropped (ms). */
+  stallTimeoutMs: number;
+  /** How often the source list is refreshed (ms). */
+  refreshMs: number;
+}
+
+export const DEFAULT_PULL_OPTIONS: PullOptions = {
+  maxSources: 8,
+  window: 1024 * 1024,
+  stallTimeoutMs: 10_000,
+  refreshMs: 1_000,
+};
+
+export interface PullDeps {
+  chunks: ChunkStore;
+  /** Candidate sources, best first (same site, then by RTT). */
+  sources(): string[];
+  open(peer: string, signal: AbortSignal): Promise<Stream>;
+  /** We stored chunk i (announce it to our own pullers). */
+  gotChunk(index: number): void;
+  received(peer: string, bytes: number): void;
+  /** A source sent bytes that do not match their hash. */
+  badSource(peer: string): void;
+  log: { debug(o: object, m?: string): void; info(o: object, m?: string): void };
+}
+
+interface Source {
+  peer: string;
+  fs: FramedStream;
+  lastData: number;
+  closed: boolean;
+}
+
+export class Pull {
+  readonly index: ImageIndex;
+  readonly have: Bitfield;
+  readonly #deps: PullDeps;
+  readonly #o: PullOptions;
+  #scheduler: PieceScheduler | undefined;
+  readonly #sources = new Map<string, Source>();
+  /** Sources that failed or served bad bytes, until this time. */
+  readonly #avoid = new Map<string, number>();
+  #wake: (() => void) | undefined;
+  bytesReceived = 0;
+
+  constructor(index: ImageIndex, have: Bitfield, deps: PullDeps, opts: Partial<PullOptions> = {}) {
+    this.index = index;
+    this.have = have;
+    this.#deps = deps;
+    this.#o = { ...DEFAULT_PULL_OPTIONS, ...opts };
+  }
+
+  get scheduler(): PieceScheduler | undefined {
+    return this.#scheduler;
+  }
+
+  get complete(): boolean {
+    return this.have.complete;
+  }
+
+  /** Moves these chunks to the front (a reader is waiting). */
+  urgent(indexes: number[]): void {
+    this.#scheduler?.urgent(indexes);
+    this.#kick();
+  }
+
+  /** A chunk we had was found corrupt and deleted: fetch it again. */
+  lost(i: number): void {
+    if (this.#scheduler) this.#scheduler.lost(i);
+    else this.have.clear(i);
+    this.#kick();
+  }
+
+  #kick(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const sched = new PieceScheduler(this.index.sizes, this.have);
+    this.#scheduler = sched;
+    try {
+      while (!sched.complete) {
+        signal.throwIfAborted();
+        this.#connectMore(signal);
+        this.#dropStalled();
+        for (const s of this.#sources.values()) void this.#request(s);
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          const t = setTimeout(resolve, this.#o.refreshMs);
+          signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              resolve();
+            },
+            { once: true },
+          );
+        });
+      }
+      await this.#deps.chunks.flush();
+    } finally {
+      for (const s of this.#sources.values()) this.#close(s, new Error('pull finished'));
+    }
+  }
+
+  #connectMore(signal: AbortSignal): void {
+    const now = Date.now();
+    for (const peer of this.#deps.sources()) {
+      if (this.#sources.size >= this.#o.maxSources) break;
+      if (this.#sources.has(peer) || (this.#avoid.get(peer) ?? 0) > now) continue;
+      const placeholder: Source = {
+        peer,
+        fs: undefined as unknown as FramedStream,
+        lastData: now,
+        closed: false,
+      };
+      this.#sources.set(peer, placeholder);
+      void this.#connect(placeholder, signal);
+    }
+  }
+
+  async #connect(src: Source, signal: AbortSignal): Promise<void> {
+    try {
+      const stream = await this.#deps.open(
+        src.peer,
+        AbortSignal.any([signal, AbortSignal.timeout(5000)]),
+      );
+      src.fs = new FramedStream(stream, MAX_CHUNK_FRAME);
+      await src.fs.write(encodeChunkMsg({ t: 'open', d: this.index.digest }), signal);
+      const first = decodeChunkMsg(
+        await src.fs.readOne(AbortSignal.any([signal, AbortSignal.timeout(10_000)])),
+      );
+      if (first.t !== 'bits')
+        throw new Error(
+          first.t === 'unknown' ? 'source does not hold the image' : `unexpected ${first.t}`,
+        );
+      const bits = new Bitfield(this.index.size, first.b);
+      if (bits.count === 0 && this.#sources.size > 1) {
+        // nothing to offer yet; keep it: it will tell us when it has something
+      }
+      src.lastData = Date.now();
+      this.#scheduler!.addPeer(src.peer, bits);
+      void this.#readLoop(src, signal);
+      this.#kick();
+    } catch (err) {
+      this.#avoid.set(src.peer, Date.now() + 5_000);
+      this.#close(src, err as Error);
+      this.#deps.log.debug(
+        { peer: src.peer, err: (err as Error).message },
+        'pull: source unavailable',
+      );
+    }
+  }
+
+  async #request(src: Source): Promise<void> {
+    const sched = this.#scheduler;
+    if (!sched || src.closed || !src.fs || !sched.peer(src.peer)) return;
+    const want = sched.next(src.peer, this.#o.window);
+    if (want.length === 0) return;
+    try {
+      for (let i = 0; i < want.length; i += MAX_INDEXES)
+        await src.fs.write(encodeChunkMsg({ t: 'req', i: want.slice(i, i + MAX_INDEXES) }));
+    } catch (err) {
+      this.#close(src, err as Error);
+    }
+  }
+
+  async #readLoop(src: Source, signal: AbortSignal): Promise<void> {
+    const sched = this.#scheduler!;
+    try {
+      for (;;) {
+        const frame = await src.fs.read(signal);
+        if (!frame) break;
+        const msg = decodeChunkMsg(frame);
+        src.lastData = Date.now();
+        if (msg.t === 'have') {
+          sched.peerHas(src.peer, msg.i);
+          void this.#request(src);
+        } else if (msg.t === 'miss') {
+          sched.failed(src.peer, msg.i);
+          this.#kick();
+        } else if (msg.t === 'chunk') {
+          if (msg.i >= this.index.size) throw new WireError('chunk index out of range');
+          const hash = this.index.hashes[msg.i];
+          try {
+            await this.#deps.chunks.put(hash, msg.data, { flush: false });
+          } catch (err) {
+            if (err instanceof ChunkHashMismatchError) {
+              sched.failed(src.peer, msg.i);
+              this.#deps.badSource(src.peer);
+              this.#avoid.set(src.peer, Date.now() + 60_000);
+              throw err;
+            }
+            throw err;
+          }
+          this.bytesReceived += msg.data.length;
+          this.#deps.received(src.peer, msg.data.length);
+          const fresh = !this.have.has(msg.i);
+          sched.received(src.peer, msg.i);
+          if (fresh) this.#deps.gotChunk(msg.i);
+          if (sched.complete) this.#kick();
+          else void this.#request(src);
+        } else {
+          throw new WireError(`unexpected ${msg.t}`);
+        }
+      }
+      this.#close(src, new Error('source closed the stream'));
+    } catch (err) {
+      this.#close(src, err as Error);
+    }
+    this.#kick();
+  }
+
+  #dropStalled(): void {
+    const now = Date.now();
+    for (const s of this.#sources.values()) {
+      const p = this.#scheduler?.peer(s.peer);
+      if (p && p.inflight.size > 0 && now - s.lastData > this.#o.stallTimeoutMs) {
+        this.#avoid.set(s.peer, now + 10_000);
+        this.#close(s, new Error('stalled'));
+      }
+    }
+  }
+
+  #close(src: Source, err: Error): void {
+    if (src.closed) return;
+    src.closed = true;
+    if (this.#sources.get(src.peer) === src) this.#sources.delete(src.peer);
+    this.#scheduler?.removePeer(src.peer);
+    try {
+      src.fs?.abort(err);
+    } catch {
+      // already closed
+    }
+  }
+}

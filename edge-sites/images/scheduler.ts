@@ -1,0 +1,170 @@
+// Which chunk to ask which peer for. Pure (randomness injected).
+//
+// Rarest first: among the chunks we lack, each peer is asked for those the fewest of our peers
+// hold (random among equals), so every chunk spreads from its first holder at once and the origin
+// is asked mostly for chunks nobody else has yet: its upload stays near one copy of the image.
+// Requests are pipelined up to a window of bytes per peer. Chunks marked urgent (a client reading
+// the image now) go before everything else.
+import { Bitfield } from './bitfield.js';
+
+/** The rarity order is recomputed at most this often (ms): it costs a sort of the missing chunks. */
+export const REBUILD_EVERY_MS = 250;
+
+export interface PeerView {
+  bits: Bitfield;
+  inflightBytes: number;
+  inflight: Set<number>;
+}
+
+export class PieceScheduler {
+  readonly size: number;
+  readonly have: Bitfield;
+  readonly #sizes: readonly number[];
+  readonly #rng: () => number;
+  readonly #peers = new Map<string, PeerView>();
+  /** How many peers hold each chunk. */
+  readonly #count: Uint16Array;
+  /** Chunk → the peer it is requested from. */
+  readonly #requested = new Map<number, string>();
+  /** Missing chunks ordered by rarity, rebuilt lazily. */
+  #order: number[] = [];
+  #dirty = true;
+  #urgent: number[] = [];
+  #rebuiltAt = -Infinity;
+  /** Every entry of #order before this is had or requested. */
+  #cursor = 0;
+  readonly #now: () => number;
+
+  constructor(
+    sizes: readonly number[],
+    have: Bitfield,
+    rng: () => number = Math.random,
+    now: () => number = () => performance.now(),
+  ) {
+    this.#now = now;
+    this.size = sizes.length;
+    this.#sizes = sizes;
+    this.have = have;
+    this.#rng = rng;
+    this.#count = new Uint16Array(sizes.length);
+  }
+
+  get complete(): boolean {
+    return this.have.complete;
+  }
+
+  peers(): string[] {
+    return [...this.#peers.keys()];
+  }
+
+  peer(id: string): PeerView | undefined {
+    return this.#peers.get(id);
+  }
+
+  addPeer(id: string, bits: Bitfield): void {
+    this.removePeer(id);
+    this.#peers.set(id, { bits, inflightBytes: 0, inflight: new Set() });
+    for (let i = 0; i < this.size; i++) if (bits.has(i)) this.#count[i]++;
+    this.#dirty = true;
+  }
+
+  /** A peer got new chunks. */
+  peerHas(id: string, indexes: readonly number[]): void {
+    const p = this.#peers.get(id);
+    if (!p) return;
+    for (const i of indexes) if (i >= 0 && i < this.size && p.bits.set(i)) this.#count[i]++;
+    this.#dirty = true;
+  }
+
+  /** A peer went away: its requests go back in the pool. */
+  removePeer(id: string): void {
+    const p = this.#peers.get(id);
+    if (!p) return;
+    for (let i = 0; i < this.size; i++) if (p.bits.has(i)) this.#count[i]--;
+    for (const i of p.inflight) this.#requested.delete(i);
+    this.#peers.delete(id);
+    this.#cursor = 0;
+    this.#dirty = true;
+  }
+
+  /** Moves these chunks to the front (a reader is waiting for them). */
+  urgent(indexes: readonly number[]): void {
+    this.#urgent = indexes.filter((i) => !this.have.has(i));
+  }
+
+  #rebuild(): void {
+    const missing: number[] = [];
+    for (let i = 0; i < this.size; i++) if (!this.have.has(i)) missing.push(i);
+    const key = new Float64Array(this.size);
+    for (const i of missing) key[i] = this.#count[i] + this.#rng() * 0.5;
+    missing.sort((a, b) => key[a] - key[b]);
+    this.#order = missing;
+    this.#cursor = 0;
+    this.#dirty = false;
+    this.#rebuiltAt = this.#now();
+  }
+
+  /** Chunks to request from `peer` now, keeping its in-flight bytes under `window`. Marks them requested. */
+  next(peerId: string, window: number): number[] {
+    const p = this.#peers.get(peerId);
+    if (!p) return [];
+    if (this.#dirty && this.#now() - this.#rebuiltAt >= REBUILD_EVERY_MS) this.#rebuild();
+    const out: number[] = [];
+    // refill in batches: only once half the window has drained
+    if (p.inflightBytes > window / 2 && this.#urgent.length === 0) return out;
+    const take = (i: number) => {
+      if (this.have.has(i) || this.#requested.has(i) || !p.bits.has(i)) return false;
+      this.#requested.set(i, peerId);
+      p.inflight.add(i);
+      p.inflightBytes += this.#sizes[i];
+      out.push(i);
+      return true;
+    };
+    for (const i of this.#urgent) {
+      if (p.inflightBytes >= window) return out;
+      take(i);
+    }
+    // skip the settled front of the order (chunks we have or asked someone for)
+    while (
+      this.#cursor < this.#order.length &&
+      (this.have.has(this.#order[this.#cursor]) || this.#requested.has(this.#order[this.#cursor]))
+    )
+      this.#cursor++;
+    for (let r = this.#cursor; r < this.#order.length && p.inflightBytes < window; r++)
+      take(this.#order[r]);
+    return out;
+  }
+
+  /** A requested chunk arrived and was stored. */
+  received(peerId: string, i: number): void {
+    this.have.set(i);
+    this.#release(peerId, i);
+  }
+
+  /** A request failed (peer lacks it, bad bytes, stream closed): it may be asked of someone else. */
+  failed(peerId: string, i: number): void {
+    this.#release(peerId, i);
+  }
+
+  #release(peerId: string, i: number): void {
+    if (!this.have.has(i)) this.#cursor = 0;
+    const p = this.#peers.get(peerId);
+    if (p && p.inflight.delete(i)) p.inflightBytes -= this.#sizes[i];
+    if (this.#requested.get(i) === peerId) this.#requested.delete(i);
+  }
+
+  /** A chunk we had was lost (found corrupt): it is wanted again. */
+  lost(i: number): void {
+    this.have.clear(i);
+    this.#dirty = true;
+    this.#rebuiltAt = -Infinity;
+    this.#cursor = 0;
+  }
+
+  /** Chunks missing that no connected peer holds (the pull needs more peers). */
+  unavailable(): number {
+    let n = 0;
+    for (let i = 0; i < this.size; i++) if (!this.have.has(i) && this.#count[i] === 0) n++;
+    return n;
+  }
+}

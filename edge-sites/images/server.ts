@@ -1,0 +1,102 @@
+// The source side of /edgeswarm/chunks/1.0.0: answers a puller with the chunks of an image this
+// agent holds (every chunk verified as it is read: a corrupt file is quarantined and answered as
+// missing), under the agent's upload and WAN caps, and tells it about chunks it gets later.
+import type { Stream } from '@libp2p/interface';
+import { ChunkCorruptError } from '../../storage/errors.js';
+import type { ChunkStore } from '../../storage/chunks/index.js';
+import { FramedStream } from '../../membership/index.js';
+import type { Bitfield } from './bitfield.js';
+import type { ImageIndex } from './image-index.js';
+import type { TokenBucket } from './token-bucket.js';
+import { decodeChunkMsg, encodeChunkMsg, WireError } from './wire.js';
+
+/** A puller idle this long is disconnected (ms). */
+export const SOURCE_IDLE_TIMEOUT_MS = 120_000;
+
+export interface ServedImage {
+  index: ImageIndex;
+  bits: Bitfield;
+}
+
+export interface ChunkServerDeps {
+  chunks: ChunkStore;
+  /** The image with this digest and our bitfield of it, if we hold any of it. */
+  image(digest: string): Promise<ServedImage | undefined>;
+  /** Buckets to take from before sending `bytes` to `peer` (upload cap, WAN cap). */
+  buckets(peer: string): TokenBucket[];
+  /** A chunk file was found corrupt: drop it from our bitfield. */
+  lost(digest: string, index: number): void;
+  /** Register for "we now have chunk i" of an image; returns the unsubscribe. */
+  subscribe(digest: string, onHave: (indexes: number[]) => void): () => void;
+  sent(peer: string, bytes: number): void;
+  badInput(reason: string): void;
+}
+
+export async function serveChunks(
+  stream: Stream,
+  peer: string,
+  deps: ChunkServerDeps,
+  stopSignal: AbortSignal,
+): Promise<void> {
+  const fs = new FramedStream(stream, 64 * 1024);
+  let unsubscribe: (() => void) | undefined;
+  const idle = () => AbortSignal.any([stopSignal, AbortSignal.timeout(SOURCE_IDLE_TIMEOUT_MS)]);
+  // writes are serialised: have-messages and chunks share the stream
+  let writing: Promise<void> = Promise.resolve();
+  const send = (bytes: Uint8Array): Promise<void> => {
+    const next = writing.then(() => fs.write(bytes, stopSignal));
+    // the chain must never hold an unhandled rejection (callers see theirs through `next`)
+    writing = next.catch(() => {});
+    return next;
+  };
+  try {
+    const first = await fs.read(idle());
+    if (!first) return;
+    const open = decodeChunkMsg(first);
+    if (open.t !== 'open') throw new WireError(`expected open, got ${open.t}`);
+    const img = await deps.image(open.d);
+    if (!img) {
+      await send(encodeChunkMsg({ t: 'unknown' }));
+      await writing;
+      await fs.closeWrite();
+      return;
+    }
+    await send(encodeChunkMsg({ t: 'bits', b: img.bits.bytes.slice() }));
+    unsubscribe = deps.subscribe(open.d, (indexes) => {
+      void send(encodeChunkMsg({ t: 'have', i: indexes })).catch(() => {});
+    });
+    for (;;) {
+      const frame = await fs.read(idle());
+      if (!frame) break;
+      const msg = decodeChunkMsg(frame);
+      if (msg.t !== 'req') throw new WireError(`expected req, got ${msg.t}`);
+      for (const i of msg.i) {
+        if (i >= img.index.size) throw new WireError(`chunk index ${i} out of range`);
+        let data: Uint8Array | undefined;
+        if (img.bits.has(i)) {
+          try {
+            data = await deps.chunks.get(img.index.hashes[i]);
+          } catch (err) {
+            if (!(err instanceof ChunkCorruptError)) throw err;
+            data = undefined;
+          }
+          if (!data) deps.lost(open.d, i);
+        }
+        if (!data) {
+          await send(encodeChunkMsg({ t: 'miss', i }));
+          continue;
+        }
+        for (const b of deps.buckets(peer)) await b.take(data.length, stopSignal);
+        await send(encodeChunkMsg({ t: 'chunk', i, data }));
+        deps.sent(peer, data.length);
+      }
+    }
+    await writing;
+    await fs.closeWrite();
+  } catch (err) {
+    if (err instanceof WireError) deps.badInput('chunks_wire');
+    stream.abort(err as Error);
+  } finally {
+    unsubscribe?.();
+  }
+}

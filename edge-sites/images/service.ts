@@ -1,0 +1,841 @@
+// Master-less image replication. Any agent can push an image; its signed manifest spreads by
+// gossip (a small head announcement, then the manifest fetched from the announcer) and by
+// anti-entropy; every agent works out from the manifest's placement and the membership whether it
+// must hold the image, and if so pulls what it lacks from every agent that has pieces of it (see
+// puller.ts), itself becoming a source for the others as chunks arrive.
+import type { GossipSub } from '@libp2p/gossipsub';
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
+import type { KadDHT } from '@libp2p/kad-dht';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { CID } from 'multiformats/cid';
+import { sha256 } from 'multiformats/hashes/sha2';
+import { ChunkStore } from '../../storage/chunks/index.js';
+import { ChunkCorruptError } from '../../storage/errors.js';
+import type { KvStore } from '../../storage/index.js';
+import {
+  collectGarbage,
+  decodeImageRecord,
+  encodeManifest,
+  encodeTombstone,
+  importImage,
+  ManifestStore,
+  PinSet,
+  signManifest,
+  verifyImageRecord,
+  type Manifest,
+  type PinHold,
+} from '../../storage/images/index.js';
+import { shouldHold, type PlacementMember } from '../placement.js';
+import { Bitfield } from './bitfield.js';
+import { ImageIndex } from './image-index.js';
+import { fetchRecords, serveImages, syncImages, type SyncDeps } from './manifest-sync.js';
+import { DEFAULT_PULL_OPTIONS, Pull, type PullOptions } from './puller.js';
+import { serveChunks, type ServedImage } from './server.js';
+import { ProgressTable, siteStatus, type SiteStatus } from './status.js';
+import { TokenBucket } from './token-bucket.js';
+import {
+  CHUNKS_PROTOCOL,
+  decodeGossip,
+  encodeGossip,
+  IMAGES_PROTOCOL,
+  IMAGES_TOPIC,
+  type ImagesGossip,
+} from './wire.js';
+
+/** Time between manifest anti-entropy rounds (ms). */
+export const IMAGE_SYNC_INTERVAL_MS = 10_000;
+/** A pulling agent announces its progress this often (ms); a holder every IMAGE_HOLDER_ANNOUNCE_MS. */
+export const IMAGE_PROGRESS_INTERVAL_MS = 1_000;
+export const IMAGE_HOLDER_ANNOUNCE_MS = 30_000;
+/** Time between garbage collections of unreferenced chunks (ms). */
+export const IMAGE_GC_INTERVAL_MS = 10 * 60_000;
+/** New chunks are told to connected pullers in batches this often (ms). */
+export const HAVE_BATCH_MS = 20;
+
+export interface ImageMembership {
+  readonly selfId: string;
+  readonly selfSite: string;
+  members(): Array<PlacementMember & { name: string }>;
+  site(id: string): string | undefined;
+  state(id: string): string | undefined;
+  rtt(id: string): number | undefined;
+  randomPeer(opts?: { otherSite?: boolean }): string | undefined;
+  addEventListener(type: 'change', l: (e: Event) => void): void;
+  removeEventListener(type: 'change', l: (e: Event) => void): void;
+}
+
+export interface ImageComponents {
+  node: {
+    peerId: PeerId;
+    services: { pubsub: GossipSub; dht: KadDHT };
+    handle(
+      protocol: string,
+      handler: (stream: Stream, connection: Connection) => void | Promise<void>,
+      opts?: { maxInboundStreams?: number; maxOutboundStreams?: number },
+    ): Promise<void>;
+    unhandle(protocol: string): Promise<void>;
+    dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
+  };
+  privateKey: PrivateKey;
+  /** Namespace of the agent's store for manifests. */
+  store: KvStore;
+  /** Directory for chunk files. */
+  chunkDir: string;
+  membership: ImageMembership;
+  logger: {
+    debug(o: object, m?: string): void;
+    info(o: object, m?: string): void;
+    warn(o: object, m?: string): void;
+  };
+  metrics?: {
+    bytes(direction: 'in' | 'out', scope: 'site' | 'wan', n: number): void;
+    images(counts: Record<LocalState, number>): void;
+    dropped(reason: string): void;
+    badChunk(): void;
+  };
+}
+
+export interface ImageOptions {
+  keepVersions?: number;
+  /** Upload cap for serving chunks, bytes/s (0 = none). */
+  uploadRate?: number;
+  /** Cap on chunk bytes sent to other sites, bytes/s (0 = none). */
+  wanRate?: number;
+  /** Largest image accepted by push (bytes). */
+  maxImageBytes?: number;
+  pull?: Partial<PullOptions>;
+  syncIntervalMs?: number;
+}
+
+export type LocalState = 'complete' | 'pulling' | 'not_placed';
+
+export interface ImageSummary {
+  name: string;
+  tag: string;
+  version: number;
+  digest: string;
+  size: number;
+  chunks: number;
+  creator: string;
+  createdAt: number;
+  placement: Manifest['placement'];
+  /** What this agent holds of it. */
+  local: { state: LocalState; bytes: number; chunks: number };
+}
+
+interface Served extends ServedImage {
+  manifest: Manifest;
+}
+
+interface Pulling {
+  pull: Pull;
+  done: Promise<void>;
+  controller: AbortController;
+  hold: PinHold;
+  transient: boolean;
+}
+
+export async function digestKey(digest: string): Promise<CID> {
+  return CID.createV1(
+    0x55,
+    await sha256.digest(new TextEncoder().encode(`/edgeswarm/image/${digest}`)),
+  );
+}
+
+export class ImageService extends EventTarget {
+  readonly #c: ImageComponents;
+  readonly #o: ImageOptions;
+  chunks!: ChunkStore;
+  manifests!: ManifestStore;
+  readonly pins = new PinSet();
+  readonly progress = new ProgressTable();
+  readonly #served = new Map<string, Served>();
+  readonly #pulls = new Map<string, Pulling>();
+  readonly #subs = new Map<string, Set<(i: number[]) => void>>();
+  readonly #pendingHave = new Map<string, number[]>();
+  readonly #dhtSources = new Map<string, Set<string>>();
+  readonly #byDigest = new Map<string, { name: string; tag: string; version: number }>();
+  #upload!: TokenBucket;
+  #wan!: TokenBucket;
+  #started = false;
+  readonly #controller = new AbortController();
+  readonly #timers: NodeJS.Timeout[] = [];
+  #evaluating: Promise<void> = Promise.resolve();
+  #evalTimer: NodeJS.Timeout | undefined;
+  #haveTimer: NodeJS.Timeout | undefined;
+  readonly #onGossip = (evt: Event) => {
+    const m = (evt as CustomEvent<{ topic: string; data: Uint8Array; type: string; from?: PeerId }>)
+      .detail;
+    if (m.topic !== IMAGES_TOPIC || m.type !== 'signed' || !m.from) return;
+    void this.#gossip(m.from.toString(), m.data).catch(() => {});
+  };
+  readonly #onMembers = (evt: Event) => {
+    const ev = (evt as CustomEvent<{ type: string; member: { id: string } }>).detail;
+    if (ev.type === 'member:down' || ev.type === 'member:left' || ev.type === 'member:reap')
+      this.progress.forgetMember(ev.member.id);
+    if (ev.type !== 'member:update' && ev.type !== 'member:alive') this.#scheduleEvaluate();
+  };
+
+  constructor(components: ImageComponents, options: ImageOptions = {}) {
+    super();
+    this.#c = components;
+    this.#o = options;
+  }
+
+  get selfId(): string {
+    return this.#c.membership.selfId;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    this.chunks = await ChunkStore.open(this.#c.chunkDir);
+    this.manifests = new ManifestStore(this.#c.store, { keepVersions: this.#o.keepVersions });
+    this.#upload = new TokenBucket(this.#o.uploadRate ?? 0);
+    this.#wan = new TokenBucket(this.#o.wanRate ?? 0);
+    for await (const m of this.manifests.all())
+      this.#byDigest.set(m.digest, { name: m.name, tag: m.tag, version: m.version });
+    const node = this.#c.node;
+    await node.handle(
+      CHUNKS_PROTOCOL,
+      (stream, conn) => void this.#serveChunks(stream, conn.remotePeer.toString()),
+      { maxInboundStreams: 64, maxOutboundStreams: 64 },
+    );
+    await node.handle(IMAGES_PROTOCOL, (stream) => void this.#serveImages(stream), {
+      maxInboundStreams: 32,
+      maxOutboundStreams: 32,
+    });
+    node.services.pubsub.subscribe(IMAGES_TOPIC);
+    node.services.pubsub.addEventListener('message', this.#onGossip);
+    this.#c.membership.addEventListener('change', this.#onMembers);
+    const every = (ms: number, fn: () => Promise<unknown> | void) => {
+      const t = setInterval(
+        () =>
+          void Promise.resolve(fn()).catch((err: Error) =>
+            this.#c.logger.debug({ err: err.message }, 'images timer'),
+          ),
+        ms,
+      );
+      t.unref();
+      this.#timers.push(t);
+    };
+    every(this.#o.syncIntervalMs ?? IMAGE_SYNC_INTERVAL_MS, () => this.syncOnce());
+    every(IMAGE_PROGRESS_INTERVAL_MS, () => this.#announcePulling());
+    every(IMAGE_HOLDER_ANNOUNCE_MS, () => this.#announceHeld());
+    every(IMAGE_GC_INTERVAL_MS, () => this.gc());
+    this.#scheduleEvaluate(0);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    this.#controller.abort();
+    for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#evalTimer);
+    clearTimeout(this.#haveTimer);
+    const node = this.#c.node;
+    this.#c.membership.removeEventListener('change', this.#onMembers);
+    node.services.pubsub.removeEventListener('message', this.#onGossip);
+    try {
+      node.services.pubsub.unsubscribe(IMAGES_TOPIC);
+    } catch {
+      // already stopped
+    }
+    for (const p of this.#pulls.values()) p.controller.abort();
+    await Promise.allSettled([...this.#pulls.values()].map((p) => p.done));
+    await node.unhandle(CHUNKS_PROTOCOL).catch(() => {});
+    await node.unhandle(IMAGES_PROTOCOL).catch(() => {});
+    await this.#evaluating.catch(() => {});
+    await this.chunks?.close();
+  }
+
+  // ---- push, list, status, remove ----
+
+  /** Imports an image from a byte stream, signs its manifest and announces it. */
+  async push(
+    name: string,
+    tag: string,
+    body: AsyncIterable<Uint8Array>,
+    placement: { sites?: 'all' | string[]; copies?: number },
+    opts: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  ): Promise<Manifest> {
+    const hold = this.pins.hold();
+    try {
+      const r = await importImage(body, this.chunks, {
+        pin: hold,
+        maxBytes: this.#o.maxImageBytes,
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+      });
+      await this.chunks.flush();
+      const version = await this.manifests.nextVersion(name, tag);
+      const m = await signManifest(
+        {
+          name,
+          tag,
+          digest: r.digest,
+          size: r.size,
+          chunks: r.chunks,
+          createdAt: Date.now(),
+          version,
+          placement,
+        },
+        this.#c.privateKey,
+      );
+      await this.#store(m);
+      this.#c.logger.info(
+        {
+          image: `${name}:${tag}`,
+          version: m.version,
+          digest: m.digest,
+          size: m.size,
+          chunks: m.chunks.length,
+          newBytes: r.newBytes,
+        },
+        'image pushed',
+      );
+      return m;
+    } finally {
+      hold.release();
+    }
+  }
+
+  /** Stores a verified manifest, indexes it, announces it and re-evaluates placement. */
+  async #store(m: Manifest): Promise<boolean> {
+    const res = await this.manifests.put(m);
+    if (res.status !== 'stored') return false;
+    this.#byDigest.set(m.digest, { name: m.name, tag: m.tag, version: m.version });
+    void this.#publish({ t: 'head', n: m.name, g: m.tag, v: m.version, r: false });
+    this.dispatchEvent(
+      new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
+    );
+    this.#scheduleEvaluate(0);
+    return true;
+  }
+
+  /** Removes NAME:TAG everywhere (a signed tombstone); false if there was nothing to remove. */
+  async remove(name: string, tag: string): Promise<boolean> {
+    const t = await this.manifests.remove(name, tag, this.#c.privateKey);
+    if (!t) return false;
+    void this.#publish({ t: 'head', n: name, g: tag, v: t.version, r: true });
+    this.#scheduleEvaluate(0);
+    void this.gc().catch(() => {});
+    return true;
+  }
+
+  async #localOf(m: Manifest): Promise<{ state: LocalState; bytes: number; chunks: number }> {
+    const s = await this.#servedFor(m);
+    const bytes = s.index.bytesOf(indexesOf(s.bits));
+    const state: LocalState = s.bits.complete
+      ? 'complete'
+      : this.#pulls.has(m.digest)
+        ? 'pulling'
+        : 'not_placed';
+    return { state, bytes, chunks: s.bits.count };
+  }
+
+  async list(): Promise<ImageSummary[]> {
+    const out: ImageSummary[] = [];
+    for await (const m of this.manifests.list()) out.push(await this.#summary(m));
+    return out.sort((a, b) => (`${a.name}:${a.tag}` < `${b.name}:${b.tag}` ? -1 : 1));
+  }
+
+  async #summary(m: Manifest): Promise<ImageSummary> {
+    return {
+      name: m.name,
+      tag: m.tag,
+      version: m.version,
+      digest: m.digest,
+      size: m.size,
+      chunks: m.chunks.length,
+      creator: m.creator,
+      createdAt: m.createdAt,
+      placement: m.placement,
+      local: await this.#localOf(m),
+    };
+  }
+
+  async status(
+    name: string,
+    tag: string,
+  ): Promise<(ImageSummary & { sites: SiteStatus[]; versions: number[] }) | undefined> {
+    const m = await this.manifests.get(name, tag);
+    if (!m) return undefined;
+    return {
+      ...(await this.#summary(m)),
+      versions: await this.manifests.versions(name, tag),
+      sites: siteStatus(m, this.#c.membership.members(), this.#progressWithSelf(m)),
+    };
+  }
+
+  #progressWithSelf(m: Manifest) {
+    const p = new Map(this.progress.of(m.digest));
+    const s = this.#served.get(m.digest);
+    if (s)
+      p.set(this.selfId, {
+        have: s.bits.count,
+        total: s.index.size,
+        bytes: s.index.bytesOf(indexesOf(s.bits)),
+        done: s.bits.complete,
+        at: Date.now(),
+      });
+    return p;
+  }
+
+  /** Per site: images placed there that have all their wanted copies, and images placed there. */
+  async sitesSummary(): Promise<Map<string, { complete: number; total: number }>> {
+    const out = new Map<string, { complete: number; total: number }>();
+    const members = this.#c.membership.members();
+    for await (const m of this.manifests.list()) {
+      for (const s of siteStatus(m, members, this.#progressWithSelf(m))) {
+        if (!s.placed) continue;
+        const e = out.get(s.site) ?? { complete: 0, total: 0 };
+        e.total++;
+        if (s.wanted > 0 && s.complete.length >= s.wanted) e.complete++;
+        out.set(s.site, e);
+      }
+    }
+    return out;
+  }
+
+  // ---- content ----
+
+  /** The image's bytes in order, pulling missing chunks from peers first in line. */
+  async *content(m: Manifest, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const s = await this.#servedFor(m);
+    if (!s.bits.complete) this.#startPull(m, true);
+    for (let k = 0; k < m.chunks.length; k++) {
+      const i = s.index.indexOf(m.chunks[k].hash)!;
+      if (!s.bits.has(i)) {
+        const ahead: number[] = [];
+        for (let j = k; j < m.chunks.length && ahead.length < 16; j++) {
+          const x = s.index.indexOf(m.chunks[j].hash)!;
+          if (!s.bits.has(x)) ahead.push(x);
+        }
+        this.#pulls.get(m.digest)?.pull.urgent(ahead);
+        await this.#waitFor(m.digest, s.bits, i, signal);
+      }
+      let data: Uint8Array | undefined;
+      for (;;) {
+        try {
+          data = await this.chunks.get(m.chunks[k].hash);
+        } catch (err) {
+          if (!(err instanceof ChunkCorruptError)) throw err;
+          data = undefined;
+        }
+        if (data) break;
+        // corrupt (now quarantined) or gone: fetch it again from a peer, then read on
+        this.#lost(m.digest, i);
+        this.#startPull(m, true);
+        this.#pulls.get(m.digest)?.pull.urgent([i]);
+        await this.#waitFor(m.digest, s.bits, i, signal);
+      }
+      yield data;
+    }
+  }
+
+  #waitFor(digest: string, bits: Bitfield, i: number, signal?: AbortSignal): Promise<void> {
+    if (bits.has(i)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.#subs.get(digest)?.delete(check);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const check = () => {
+        if (bits.has(i)) {
+          done();
+          resolve();
+        }
+      };
+      const onAbort = () => {
+        done();
+        reject(signal?.reason);
+      };
+      let set = this.#subs.get(digest);
+      if (!set) this.#subs.set(digest, (set = new Set()));
+      set.add(check);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  // ---- placement and pulls ----
+
+  #scheduleEvaluate(delay = 500): void {
+    if (!this.#started) return;
+    clearTimeout(this.#evalTimer);
+    this.#evalTimer = setTimeout(() => {
+      this.#evaluating = this.#evaluating
+        .then(() => this.#evaluateAll())
+        .catch((err: Error) =>
+          this.#c.logger.warn({ err: err.message }, 'image placement evaluation failed'),
+        );
+    }, delay);
+    this.#evalTimer.unref?.();
+  }
+
+  async #evaluateAll(): Promise<void> {
+    if (!this.#started) return;
+    const members = this.#c.membership.members();
+    const counts: Record<LocalState, number> = { complete: 0, pulling: 0, not_placed: 0 };
+    const current = new Set<string>();
+    for await (const m of this.manifests.list()) {
+      current.add(m.digest);
+      const mine =
+        m.creator === this.selfId ||
+        shouldHold(m, this.selfId, this.#c.membership.selfSite, members);
+      const s = await this.#servedFor(m);
+      if (mine && !s.bits.complete) this.#startPull(m, false);
+      counts[s.bits.complete ? 'complete' : this.#pulls.has(m.digest) ? 'pulling' : 'not_placed']++;
+    }
+    // pulls of images that are no longer current (replaced or removed), unless someone reads them
+    for (const [digest, p] of this.#pulls)
+      if (!current.has(digest) && !p.transient) p.controller.abort();
+    this.#c.metrics?.images(counts);
+  }
+
+  async #servedFor(m: Manifest): Promise<Served> {
+    let s = this.#served.get(m.digest);
+    if (s) return s;
+    const index = new ImageIndex(m);
+    const present = await this.chunks.hasMany(index.hashes);
+    const bits = new Bitfield(index.size);
+    present.forEach((p, i) => p && bits.set(i));
+    s = this.#served.get(m.digest) ?? { manifest: m, index, bits };
+    this.#served.set(m.digest, s);
+    return s;
+  }
+
+  #startPull(m: Manifest, transient: boolean): void {
+    const existing = this.#pulls.get(m.digest);
+    if (existing) {
+      if (!transient) existing.transient = false;
+      return;
+    }
+    const s = this.#served.get(m.digest);
+    if (!s) return;
+    const controller = new AbortController();
+    const signal = AbortSignal.any([controller.signal, this.#controller.signal]);
+    const hold = this.pins.hold(s.index.hashes);
+    const pull = new Pull(
+      s.index,
+      s.bits,
+      {
+        chunks: this.chunks,
+        sources: () => this.#sources(m),
+        open: (peer, sig) =>
+          this.#c.node.dialProtocol(peerIdFromString(peer), CHUNKS_PROTOCOL, { signal: sig }),
+        gotChunk: (i) => this.#gotChunk(m.digest, i),
+        received: (peer, n) => this.#c.metrics?.bytes('in', this.#scope(peer), n),
+        badSource: (peer) => {
+          this.#c.metrics?.badChunk();
+          this.#c.logger.warn(
+            { peer, image: `${m.name}:${m.tag}` },
+            'a source served a chunk that does not match its hash; dropped',
+          );
+        },
+        log: this.#c.logger,
+      },
+      { ...DEFAULT_PULL_OPTIONS, ...this.#o.pull },
+    );
+    const t0 = Date.now();
+    this.#c.logger.info(
+      { image: `${m.name}:${m.tag}`, version: m.version, have: s.bits.count, of: s.index.size },
+      'pull started',
+    );
+    void this.#announce(m.digest);
+    const entry: Pulling = { pull, controller, hold, transient, done: Promise.resolve() };
+    entry.done = pull
+      .run(signal)
+      .then(async () => {
+        this.#c.logger.info(
+          {
+            image: `${m.name}:${m.tag}`,
+            version: m.version,
+            ms: Date.now() - t0,
+            bytes: pull.bytesReceived,
+          },
+          'pull complete',
+        );
+        await this.#announce(m.digest);
+        void this.#provide(m.digest);
+        this.dispatchEvent(
+          new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
+        );
+      })
+      .catch((err: Error) => {
+        if (!signal.aborted)
+          this.#c.logger.warn(
+            { image: `${m.name}:${m.tag}`, err: err.message },
+            'pull failed; will retry',
+          );
+      })
+      .finally(() => {
+        hold.release();
+        this.#pulls.delete(m.digest);
+        if (this.#started && !s.bits.complete) this.#scheduleEvaluate(2000);
+        else this.#scheduleEvaluate(0);
+      });
+    this.#pulls.set(m.digest, entry);
+  }
+
+  /** Candidate sources for an image, best first: same site, then by estimated RTT. */
+  #sources(m: Manifest): string[] {
+    const ms = this.#c.membership;
+    const cands = new Set<string>();
+    for (const [peer, p] of this.progress.of(m.digest)) if (p.have > 0) cands.add(peer);
+    cands.add(m.creator);
+    for (const p of this.#dhtSources.get(m.digest) ?? []) cands.add(p);
+    cands.delete(this.selfId);
+    const live = [...cands].filter((p) => ms.state(p) === 'alive' || ms.state(p) === 'suspect');
+    if (live.length === 0) void this.#findProviders(m.digest);
+    const rank = (p: string) => [ms.site(p) === ms.selfSite ? 0 : 1, ms.rtt(p) ?? 1e9] as const;
+    return live.sort((a, b) => {
+      const [sa, ra] = rank(a);
+      const [sb, rb] = rank(b);
+      return sa - sb || ra - rb;
+    });
+  }
+
+  async #findProviders(digest: string): Promise<void> {
+    if (this.#dhtSources.has(digest)) return;
+    const set = new Set<string>();
+    this.#dhtSources.set(digest, set);
+    try {
+      const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]);
+      for await (const ev of this.#c.node.services.dht.findProviders(await digestKey(digest), {
+        signal,
+      })) {
+        if (ev.name === 'PROVIDER') for (const p of ev.providers) set.add(p.id.toString());
+      }
+    } catch {
+      // no DHT answer: gossip will tell us
+    }
+    setTimeout(() => this.#dhtSources.delete(digest), 10_000).unref();
+  }
+
+  async #provide(digest: string): Promise<void> {
+    try {
+      const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(30_000)]);
+      for await (const _ of this.#c.node.services.dht.provide(await digestKey(digest), { signal }))
+        void _;
+    } catch {
+      // best effort
+    }
+  }
+
+  #gotChunk(digest: string, i: number): void {
+    let list = this.#pendingHave.get(digest);
+    if (!list) this.#pendingHave.set(digest, (list = []));
+    list.push(i);
+    this.#haveTimer ??= setTimeout(() => {
+      this.#haveTimer = undefined;
+      for (const [d, idx] of this.#pendingHave)
+        for (const fn of [...(this.#subs.get(d) ?? [])]) fn(idx);
+      this.#pendingHave.clear();
+    }, HAVE_BATCH_MS);
+  }
+
+  /** A chunk of an image was found corrupt (and quarantined): want it again. */
+  #lost(digest: string, i: number): void {
+    const s = this.#served.get(digest);
+    if (!s) return;
+    const pull = this.#pulls.get(digest);
+    if (pull) pull.pull.lost(i);
+    else s.bits.clear(i);
+    this.#c.metrics?.badChunk();
+    this.#scheduleEvaluate(0);
+  }
+
+  #scope(peer: string): 'site' | 'wan' {
+    return this.#c.membership.site(peer) === this.#c.membership.selfSite ? 'site' : 'wan';
+  }
+
+  // ---- gossip and anti-entropy ----
+
+  async #publish(msg: ImagesGossip): Promise<void> {
+    try {
+      await this.#c.node.services.pubsub.publish(IMAGES_TOPIC, encodeGossip(msg));
+    } catch {
+      // no peers yet
+    }
+  }
+
+  async #announce(digest: string): Promise<void> {
+    const s = this.#served.get(digest);
+    if (!s || s.bits.count === 0) return;
+    await this.#publish({
+      t: 'progress',
+      d: digest,
+      have: s.bits.count,
+      total: s.index.size,
+      bytes: s.index.bytesOf(indexesOf(s.bits)),
+      done: s.bits.complete,
+    });
+  }
+
+  async #announcePulling(): Promise<void> {
+    for (const d of this.#pulls.keys()) await this.#announce(d);
+  }
+
+  async #announceHeld(): Promise<void> {
+    for (const [d, s] of this.#served)
+      if (s.bits.complete && this.#byDigest.has(d)) await this.#announce(d);
+  }
+
+  async #gossip(from: string, data: Uint8Array): Promise<void> {
+    let msg: ImagesGossip;
+    try {
+      msg = decodeGossip(data);
+    } catch {
+      this.#c.metrics?.dropped('images_gossip');
+      return;
+    }
+    if (msg.t === 'progress') {
+      this.progress.set(msg.d, from, {
+        have: msg.have,
+        total: msg.total,
+        bytes: msg.bytes,
+        done: msg.done,
+        at: Date.now(),
+      });
+      return;
+    }
+    const head = (await this.manifests.heads()).find((h) => h.name === msg.n && h.tag === msg.g);
+    if (head && headRank(head.version, head.removed) >= headRank(msg.v, msg.r)) return;
+    try {
+      await fetchRecords(
+        () => this.#open(from),
+        [[msg.n, msg.g, msg.v]],
+        this.#syncDeps(),
+        AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
+      );
+    } catch (err) {
+      this.#c.logger.debug(
+        { from, err: (err as Error).message },
+        'could not fetch an announced manifest (anti-entropy will)',
+      );
+    }
+  }
+
+  #open(peer: string): Promise<Stream> {
+    return this.#c.node.dialProtocol(peerIdFromString(peer), IMAGES_PROTOCOL, {
+      signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(10_000)]),
+    });
+  }
+
+  #syncDeps(): SyncDeps {
+    return {
+      heads: () => this.manifests.heads(),
+      record: async (name, tag, version) => {
+        const t = await this.manifests.tombstone(name, tag);
+        if (t && t.version >= version) return encodeTombstone(t);
+        const m = await this.manifests.get(name, tag, version);
+        return m ? encodeManifest(m) : undefined;
+      },
+      accept: async (bytes) => {
+        let rec;
+        try {
+          rec = decodeImageRecord(bytes);
+          await verifyImageRecord(rec);
+        } catch {
+          this.#c.metrics?.dropped('bad_manifest');
+          return;
+        }
+        if (rec.type === 'manifest') await this.#store(rec.manifest);
+        else {
+          const r = await this.manifests.applyTombstone(rec.tombstone, { verify: false });
+          if (r.status === 'applied') {
+            this.#scheduleEvaluate(0);
+            void this.#publish({
+              t: 'head',
+              n: rec.tombstone.name,
+              g: rec.tombstone.tag,
+              v: rec.tombstone.version,
+              r: true,
+            });
+          }
+        }
+      },
+    };
+  }
+
+  /** One manifest anti-entropy round with a random member. */
+  async syncOnce(peer?: string): Promise<number> {
+    const target = peer ?? this.#c.membership.randomPeer();
+    if (!target || !this.#started) return 0;
+    return syncImages(
+      () => this.#open(target),
+      this.#syncDeps(),
+      AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
+    );
+  }
+
+  async #serveImages(stream: Stream): Promise<void> {
+    try {
+      await serveImages(
+        stream,
+        this.#syncDeps(),
+        AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
+      );
+    } catch (err) {
+      this.#c.metrics?.dropped('images_wire');
+      stream.abort(err as Error);
+    }
+  }
+
+  async #serveChunks(stream: Stream, peer: string): Promise<void> {
+    await serveChunks(
+      stream,
+      peer,
+      {
+        chunks: this.chunks,
+        image: async (digest) => {
+          const ref = this.#byDigest.get(digest);
+          if (!ref) return undefined;
+          const m =
+            this.#served.get(digest)?.manifest ??
+            (await this.manifests.get(ref.name, ref.tag, ref.version));
+          return m ? this.#servedFor(m) : undefined;
+        },
+        buckets: (p) => (this.#scope(p) === 'wan' ? [this.#upload, this.#wan] : [this.#upload]),
+        lost: (digest, i) => this.#lost(digest, i),
+        subscribe: (digest, onHave) => {
+          let set = this.#subs.get(digest);
+          if (!set) this.#subs.set(digest, (set = new Set()));
+          set.add(onHave);
+          return () => set.delete(onHave);
+        },
+        sent: (p, n) => this.#c.metrics?.bytes('out', this.#scope(p), n),
+        badInput: (reason) => this.#c.metrics?.dropped(reason),
+      },
+      this.#controller.signal,
+    );
+  }
+
+  /** Deletes chunks no kept manifest references (pinned chunks of running pulls are kept). */
+  async gc(): Promise<number> {
+    if (!this.#started) return 0;
+    const res = await collectGarbage(this.chunks, this.manifests, {
+      pins: this.pins,
+      signal: this.#controller.signal,
+    });
+    // bitfields of images whose chunks went are rebuilt on next use
+    if (res.removed > 0)
+      for (const [d, s] of this.#served)
+        if (
+          !this.#pulls.has(d) &&
+          !(await this.manifests.get(s.manifest.name, s.manifest.tag, s.manifest.version))
+        )
+          this.#served.delete(d);
+    return res.removed;
+  }
+}
+
+/** A tombstone at version V removes every version up to V, so it outranks the manifest of V. */
+function headRank(version: number, removed: boolean): number {
+  return version * 2 + (removed ? 1 : 0);
+}
+
+function* indexesOf(bits: Bitfield): Iterable<number> {
+  for (let i = 0; i < bits.size; i++) if (bits.has(i)) yield i;
+}

@@ -1,0 +1,19 @@
+// edge-sites/: the site model — placement of images across sites, site-aware replication of images
+// and of the replicated state.
+export * from './placement.js';
+export {
+  ImageService,
+  type ImageComponents,
+  type ImageMembership,
+  type ImageOptions,
+  type ImageSummary,
+  type LocalState,
+} from './images/service.js';
+export type { SiteStatus } from './images/status.js';
+export {
+  KvService,
+  type KvComponents,
+  type KvEvent,
+  type KvMembership,
+  type KvOptions,
+} from './state/service.js';

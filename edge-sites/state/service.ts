@@ -1,0 +1,345 @@
+// The replicated key/value state of an agent: writes are durable locally before they are
+// acknowledged, broadcast on the gossip mesh at once, and repaired by anti-entropy sessions with a
+// random member (every third one in another site), which exchange only the differences. A member
+// that comes back (restart, healed partition) gets a session at once. Tombstones are collected once
+// every member has them (or after the horizon).
+//
+// An agent runs one session at a time, in either direction: a peer that asks while one runs is
+// turned away and tries again later. So when an agent comes back after missing many writes and
+// every other member reaches for it at once, it takes the difference once, not once per member.
+import type { GossipSub } from '@libp2p/gossipsub';
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { FramedStream } from '../../membership/index.js';
+import type { KvStore } from '../../storage/index.js';
+import {
+  decodeBatch,
+  encodeBatch,
+  hlcToString,
+  StateDecodeError,
+  StateStore,
+  VersionVector,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type StateChange,
+  type StateRecord,
+} from '../../storage/state/index.js';
+import { runSession } from './session.js';
+
+export const KV_TOPIC = 'edgeswarm/kv/1';
+export const KV_PROTOCOL = '/edgeswarm/kv/1.0.0';
+/** Default time between anti-entropy sessions (ms). */
+export const KV_SYNC_INTERVAL_MS = 2_000;
+/** One session in this many is with a member of another site, when there is one. */
+export const KV_SYNC_OTHER_SITE_EVERY = 3;
+/** Time allowed for one session (ms); a big catch-up streams within it. */
+export const KV_SESSION_TIMEOUT_MS = 60_000;
+/** After a member comes back, the next one that comes back is not synced with for this long (ms). */
+export const KV_UP_SYNC_GAP_MS = 1_000;
+/** How often tombstones are collected (ms). */
+export const KV_GC_INTERVAL_MS = 60_000;
+
+export interface KvMembership {
+  readonly selfId: string;
+  readonly selfSite: string;
+  randomPeer(opts?: { otherSite?: boolean }): string | undefined;
+  site(id: string): string | undefined;
+  /** Ids of members that have not left (alive, suspect or dead): their summaries gate tombstone GC. */
+  memberIds(): string[];
+  addEventListener(type: 'member:up', l: (e: Event) => void): void;
+  removeEventListener(type: 'member:up', l: (e: Event) => void): void;
+}
+
+export interface KvComponents {
+  node: {
+    peerId: PeerId;
+    services: { pubsub: GossipSub };
+    handle(
+      protocol: string,
+      handler: (stream: Stream, connection: Connection) => void | Promise<void>,
+      opts?: { maxInboundStreams?: number; maxOutboundStreams?: number },
+    ): Promise<void>;
+    unhandle(protocol: string): Promise<void>;
+    dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
+  };
+  store: KvStore;
+  membership: KvMembership;
+  logger: {
+    debug(o: object, m?: string): void;
+    info(o: object, m?: string): void;
+    warn(o: object, m?: string): void;
+  };
+  metrics?: {
+    bytes(direction: 'in' | 'out', scope: 'site' | 'wan', n: number): void;
+    keys(n: number): void;
+    dropped(reason: string): void;
+  };
+}
+
+export interface KvOptions {
+  maxValueBytes?: number;
+  syncIntervalMs?: number;
+  tombstoneHorizonMs?: number;
+}
+
+/** A change as watches see it. */
+export interface KvEvent {
+  key: string;
+  op: 'put' | 'del';
+  version: string;
+  size: number;
+  /** Where the change was made (the origin's member id). */
+  origin: string;
+}
+
+export class KvService extends EventTarget {
+  readonly #c: KvComponents;
+  readonly #o: KvOptions;
+  #state: StateStore | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #gcTimer: NodeJS.Timeout | undefined;
+  #round = 0;
+  #started = false;
+  readonly #controller = new AbortController();
+  readonly #summaries = new Map<string, VersionVector>();
+  /** The peer of the session running now, if any (one at a time, either direction). */
+  #busyWith: string | undefined;
+  #lastUpSync = 0;
+  readonly #onGossip = (evt: Event) => {
+    const m = (evt as CustomEvent<{ topic: string; data: Uint8Array }>).detail;
+    if (m.topic !== KV_TOPIC) return;
+    void this.#applyGossip(m.data);
+  };
+  readonly #onMemberUp = (evt: Event) => {
+    // a member came back (restart, healed partition): catch up with it soon, at most once per
+    // KV_UP_SYNC_GAP_MS however many come back together
+    const now = Date.now();
+    if (now - this.#lastUpSync < KV_UP_SYNC_GAP_MS) return;
+    this.#lastUpSync = now;
+    const id = (evt as CustomEvent<{ member: { id: string } }>).detail.member.id;
+    void this.syncWith(id);
+  };
+
+  constructor(components: KvComponents, options: KvOptions = {}) {
+    super();
+    this.#c = components;
+    this.#o = options;
+  }
+
+  get state(): StateStore {
+    if (!this.#state) throw new Error('kv not started');
+    return this.#state;
+  }
+
+  get maxValueBytes(): number {
+    return this.state.maxValueBytes;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    this.#state = await StateStore.open({
+      store: this.#c.store,
+      nodeId: this.#c.node.peerId.toString(),
+      maxValueBytes: this.#o.maxValueBytes,
+      tombstoneHorizonMs: this.#o.tombstoneHorizonMs,
+    });
+    this.#c.metrics?.keys(this.#state.stats().liveKeys);
+    const pubsub = this.#c.node.services.pubsub;
+    pubsub.subscribe(KV_TOPIC);
+    pubsub.addEventListener('message', this.#onGossip);
+    await this.#c.node.handle(
+      KV_PROTOCOL,
+      (stream, conn) => void this.#serve(stream, conn.remotePeer.toString()),
+      {
+        maxInboundStreams: 16,
+        maxOutboundStreams: 16,
+      },
+    );
+    this.#c.membership.addEventListener('member:up', this.#onMemberUp);
+    const interval = this.#o.syncIntervalMs ?? KV_SYNC_INTERVAL_MS;
+    const tick = () => {
+      this.#timer = setTimeout(
+        () => void this.#syncRound().finally(() => this.#started && tick()),
+        interval * (0.5 + Math.random()),
+      );
+      this.#timer.unref?.();
+    };
+    tick();
+    this.#gcTimer = setInterval(
+      () => void this.collectGarbage().catch(() => {}),
+      KV_GC_INTERVAL_MS,
+    );
+    this.#gcTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    clearTimeout(this.#timer);
+    clearInterval(this.#gcTimer);
+    this.#controller.abort();
+    this.#c.membership.removeEventListener('member:up', this.#onMemberUp);
+    const pubsub = this.#c.node.services.pubsub;
+    pubsub.removeEventListener('message', this.#onGossip);
+    try {
+      pubsub.unsubscribe(KV_TOPIC);
+    } catch {
+      // stopped already
+    }
+    await this.#c.node.unhandle(KV_PROTOCOL).catch(() => {});
+    await this.#state?.close();
+  }
+
+  // ---- the API ----
+
+  /** Writes a value (null deletes); resolves once it is on disk here, then broadcasts it. */
+  async put(key: string, value: Uint8Array | null): Promise<{ key: string; version: string }> {
+    const rec = await this.state.write(key, value);
+    this.#emitRecord(rec);
+    this.#c.metrics?.keys(this.state.stats().liveKeys);
+    void this.#broadcast(rec);
+    return { key, version: hlcToString(rec.hlc) };
+  }
+
+  async get(key: string): Promise<{ value: Uint8Array; version: string } | undefined> {
+    const e = await this.state.get(key);
+    return e ? { value: e.value, version: e.version } : undefined;
+  }
+
+  /** Deletes a key; false if it was not there (nothing is written then). */
+  async del(key: string): Promise<{ key: string; version: string } | false> {
+    const cur = await this.state.get(key);
+    if (!cur) return false;
+    return this.put(key, null);
+  }
+
+  list(prefix?: string, opts?: { limit?: number; after?: string }) {
+    return this.state.list(prefix, opts);
+  }
+
+  async #broadcast(rec: StateRecord): Promise<void> {
+    try {
+      await this.#c.node.services.pubsub.publish(
+        KV_TOPIC,
+        encodeBatch({ records: [rec], cleared: new VersionVector() }),
+      );
+    } catch (err) {
+      this.#c.logger.debug(
+        { err: (err as Error).message },
+        'kv publish (anti-entropy will carry it)',
+      );
+    }
+  }
+
+  #emitRecord(rec: StateRecord): void {
+    const ev: KvEvent = {
+      key: rec.key,
+      op: rec.value === null ? 'del' : 'put',
+      version: hlcToString(rec.hlc),
+      size: rec.value?.length ?? 0,
+      origin: rec.origin,
+    };
+    this.dispatchEvent(new CustomEvent<KvEvent>('change', { detail: ev }));
+  }
+
+  #emitChanges(changes: StateChange[]): void {
+    for (const c of changes) this.#emitRecord(c.record);
+    if (changes.length > 0) this.#c.metrics?.keys(this.state.stats().liveKeys);
+  }
+
+  async #applyGossip(bytes: Uint8Array): Promise<void> {
+    if (!this.#started) return;
+    try {
+      // cleared versions are only trusted inside a session, after the records that clear them
+      const batch = decodeBatch(bytes);
+      const res = await this.state.apply(batch.records);
+      this.#emitChanges(res.changes);
+      if (res.clockDrift > 0) this.#c.metrics?.dropped('clock_drift');
+    } catch (err) {
+      if (err instanceof StateDecodeError) this.#c.metrics?.dropped('decode');
+      else this.#c.logger.warn({ err: (err as Error).message }, 'kv gossip apply failed');
+    }
+  }
+
+  // ---- anti-entropy ----
+
+  async #syncRound(): Promise<void> {
+    const otherSite = ++this.#round % KV_SYNC_OTHER_SITE_EVERY === 0;
+    const peer = this.#c.membership.randomPeer({ otherSite }) ?? this.#c.membership.randomPeer();
+    if (peer) await this.syncWith(peer);
+  }
+
+  #scope(peer: string): 'site' | 'wan' {
+    return this.#c.membership.site(peer) === this.#c.membership.selfSite ? 'site' : 'wan';
+  }
+
+  /** One session with `peer`; skipped when a session is already running. Returns records received. */
+  async syncWith(peer: string): Promise<number> {
+    if (!this.#started || peer === this.#c.membership.selfId || this.#busyWith !== undefined)
+      return 0;
+    this.#busyWith = peer;
+    const signal = AbortSignal.any([
+      this.#controller.signal,
+      AbortSignal.timeout(KV_SESSION_TIMEOUT_MS),
+    ]);
+    try {
+      const stream = await this.#c.node.dialProtocol(peerIdFromString(peer), KV_PROTOCOL, {
+        signal,
+      });
+      return await this.#session(stream, peer, signal);
+    } catch (err) {
+      this.#c.logger.debug({ peer, err: (err as Error).message }, 'kv session failed');
+      return 0;
+    } finally {
+      this.#busyWith = undefined;
+    }
+  }
+
+  async #serve(stream: Stream, peer: string): Promise<void> {
+    if (this.#busyWith !== undefined) {
+      // busy with another session: the peer will try again at a later round
+      stream.abort(new Error('busy'));
+      return;
+    }
+    this.#busyWith = peer;
+    const signal = AbortSignal.any([
+      this.#controller.signal,
+      AbortSignal.timeout(KV_SESSION_TIMEOUT_MS),
+    ]);
+    try {
+      await this.#session(stream, peer, signal);
+    } catch (err) {
+      if (err instanceof StateDecodeError) this.#c.metrics?.dropped('decode');
+      this.#c.logger.debug({ peer, err: (err as Error).message }, 'kv session (served) failed');
+      stream.abort(err as Error);
+    } finally {
+      this.#busyWith = undefined;
+    }
+  }
+
+  async #session(stream: Stream, peer: string, signal: AbortSignal): Promise<number> {
+    const fs = new FramedStream(stream, DEFAULT_MAX_MESSAGE_BYTES);
+    const res = await runSession(this.state, fs, signal, {
+      onApplied: (r) => this.#emitChanges(r.changes),
+    });
+    if (res.peerSummary) this.#summaries.set(peer, res.peerSummary);
+    const scope = this.#scope(peer);
+    this.#c.metrics?.bytes('in', scope, res.bytesIn);
+    this.#c.metrics?.bytes('out', scope, res.bytesOut);
+    if (res.recordsIn > 0)
+      this.#c.logger.debug({ peer, records: res.recordsIn, bytes: res.bytesIn }, 'kv caught up');
+    return res.recordsIn;
+  }
+
+  /** Collects tombstones every member not left has seen (or older than the horizon). */
+  async collectGarbage(): Promise<number> {
+    if (!this.#state) return 0;
+    const vectors = [this.#state.summary()];
+    for (const id of this.#c.membership.memberIds()) {
+      if (id === this.#c.membership.selfId) continue;
+      vectors.push(this.#summaries.get(id) ?? new VersionVector());
+    }
+    const res = await this.#state.collectGarbage(Date.now(), VersionVector.intersectAll(vectors));
+    return res.collected;
+  }
+}

@@ -1,0 +1,173 @@
+// What a service registration may contain, for the HTTP API (PUT /v1/services/{id}), the CLI and
+// the `services:` list of the config file. Validation errors name the field.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** Smallest check interval accepted (ms). */
+export const MIN_CHECK_INTERVAL_MS = 100;
+/** Default check interval (ms). */
+export const DEFAULT_CHECK_INTERVAL_MS = 10_000;
+/** Default check timeout: min(interval, 5 s). */
+export const DEFAULT_CHECK_TIMEOUT_MS = 5_000;
+
+export const SERVICE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const SERVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+function parseDurationMs(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+  if (!m) return undefined;
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms'] ?? 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+const durationMs = (what: string) =>
+  z.unknown().transform((v, ctx) => {
+    const ms = parseDurationMs(v);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a ${what} like 10s or 500ms, got ${JSON.stringify(v)}`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const httpUrl = z.string().refine(
+  (s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an http:// or https:// URL' },
+);
+
+const tcpTarget = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, {
+    message: 'port must be at most 65535',
+  });
+
+export const checkSchema = z
+  .object({
+    http: httpUrl.optional(),
+    tcp: tcpTarget.optional(),
+    ttl: durationMs('duration').optional(),
+    interval: durationMs('duration').optional(),
+    timeout: durationMs('duration').optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const kinds = [c.http, c.tcp, c.ttl].filter((x) => x !== undefined).length;
+    if (kinds !== 1)
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of http, tcp or ttl' });
+    if (c.interval !== undefined && c.interval < MIN_CHECK_INTERVAL_MS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['interval'],
+        message: `must be at least ${MIN_CHECK_INTERVAL_MS}ms`,
+      });
+    if (c.ttl !== undefined && c.ttl < MIN_CHECK_INTERVAL_MS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ttl'],
+        message: `must be at least ${MIN_CHECK_INTERVAL_MS}ms`,
+      });
+    if (c.timeout !== undefined && c.timeout <= 0)
+      ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be more than 0' });
+  });
+
+export const registrationBodySchema = z
+  .object({
+    name: z
+      .string()
+      .regex(SERVICE_NAME_RE, 'must be a lower-case DNS label (a-z 0-9 -, at most 63)'),
+    port: z
+      .number()
+      .int('must be an integer')
+      .min(1, 'must be 1-65535')
+      .max(65535, 'must be 1-65535'),
+    address: z
+      .string()
+      .refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' })
+      .optional(),
+    tags: z
+      .array(z.string().regex(/^[A-Za-z0-9_.:=-]{1,63}$/, 'tags are 1-63 of A-Z a-z 0-9 _ . : = -'))
+      .max(32, 'at most 32 tags')
+      .optional(),
+    meta: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'meta keys are 1-63 of A-Z a-z 0-9 _ . -'),
+        z.string().max(512),
+      )
+      .refine((m) => Object.keys(m).length <= 32, { message: 'at most 32 meta entries' })
+      .optional(),
+    check: checkSchema.optional(),
+  })
+  .strict();
+
+/** A registration in the config file also carries its id (default: the name). */
+export const configServiceSchema = registrationBodySchema.extend({
+  id: z
+    .string()
+    .regex(SERVICE_ID_RE, 'must be 1-128 of A-Z a-z 0-9 _ . : - starting with a letter or digit')
+    .optional(),
+});
+
+export type RegistrationBody = z.output<typeof registrationBodySchema>;
+
+export interface CheckDefinition {
+  kind: 'http' | 'tcp' | 'ttl';
+  /** URL for http, HOST:PORT for tcp, '' for ttl. */
+  target: string;
+  /** ms between runs (http, tcp); for ttl, how long a pass is good for. */
+  interval: number;
+  /** ms before a run counts as failed (http, tcp). */
+  timeout: number;
+}
+
+export interface ServiceRegistration {
+  id: string;
+  name: string;
+  port: number;
+  address?: string;
+  tags: string[];
+  meta: Record<string, string>;
+  check?: CheckDefinition;
+}
+
+export function validServiceId(id: string): boolean {
+  return SERVICE_ID_RE.test(id);
+}
+
+/** Normalises a validated body into a registration. */
+export function toRegistration(id: string, body: RegistrationBody): ServiceRegistration {
+  let check: CheckDefinition | undefined;
+  const c = body.check;
+  if (c) {
+    if (c.ttl !== undefined) check = { kind: 'ttl', target: '', interval: c.ttl, timeout: c.ttl };
+    else {
+      const interval = c.interval ?? DEFAULT_CHECK_INTERVAL_MS;
+      const timeout = c.timeout ?? Math.min(interval, DEFAULT_CHECK_TIMEOUT_MS);
+      check =
+        c.http !== undefined
+          ? { kind: 'http', target: c.http, interval, timeout }
+          : { kind: 'tcp', target: c.tcp!, interval, timeout };
+    }
+  }
+  return {
+    id,
+    name: body.name,
+    port: body.port,
+    address: body.address,
+    tags: [...new Set(body.tags ?? [])],
+    meta: body.meta ?? {},
+    check,
+  };
+}

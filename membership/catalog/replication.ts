@@ -1,0 +1,283 @@
+// How catalogs travel between agents: every change is published on a gossipsub topic at once;
+// every `syncInterval` an anti-entropy round with a random member (sometimes in another site)
+// repairs whatever a lost message missed; service names are announced as DHT provider records so a
+// large cluster can find a name it has not seen.
+import type { GossipSub } from '@libp2p/gossipsub';
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { KadDHT } from '@libp2p/kad-dht';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { CID } from 'multiformats/cid';
+import { sha256 } from 'multiformats/hashes/sha2';
+import { FramedStream } from '../net/framed-stream.js';
+import type { CatalogLogger, CatalogMembership } from './service.js';
+import type { CatalogState } from './state.js';
+import {
+  CATALOG_PROTOCOL,
+  decodeSync,
+  encodeSync,
+  MAX_CATALOGS_PER_REPLY,
+  MAX_SYNC_FRAME,
+  type SyncMessage,
+} from './sync.js';
+
+export const CATALOG_TOPIC = 'edgeswarm/catalog/1';
+/** Default time between anti-entropy rounds (ms). */
+export const CATALOG_SYNC_INTERVAL_MS = 5_000;
+/** One round in this many is with a member of another site, when there is one. */
+export const CATALOG_SYNC_OTHER_SITE_EVERY = 3;
+/** Time allowed for one anti-entropy exchange (ms). */
+export const CATALOG_SYNC_TIMEOUT_MS = 5_000;
+/** Time allowed for a DHT lookup of an unknown service name (ms). */
+export const CATALOG_DHT_LOOKUP_TIMEOUT_MS = 2_000;
+
+export interface ReplicationComponents {
+  node: {
+    peerId: PeerId;
+    services: { pubsub: GossipSub; dht: KadDHT };
+    handle(
+      protocol: string,
+      handler: (stream: Stream, connection: Connection) => void | Promise<void>,
+      opts?: { maxInboundStreams?: number; maxOutboundStreams?: number },
+    ): Promise<void>;
+    unhandle(protocol: string): Promise<void>;
+    dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
+  };
+  membership: CatalogMembership;
+  logger: CatalogLogger;
+  /** Counts a message from a peer that was dropped as invalid. */
+  onBadInput?(protocol: string, reason: string): void;
+}
+
+export interface ReplicationOptions {
+  syncIntervalMs?: number;
+}
+
+interface Hooks {
+  state: CatalogState;
+  accept(bytes: Uint8Array): Promise<boolean>;
+  /** The signed bytes of a node's catalog (ours included), for relaying. */
+  signed(node: string): Uint8Array | undefined;
+  localNames(): string[];
+}
+
+/** The DHT key of a service name. */
+export async function serviceKey(name: string): Promise<CID> {
+  return CID.createV1(
+    0x55,
+    await sha256.digest(new TextEncoder().encode(`/edgeswarm/service/${name}`)),
+  );
+}
+
+export class CatalogReplication {
+  readonly #c: ReplicationComponents;
+  readonly #o: Required<ReplicationOptions>;
+  readonly #h: Hooks;
+  #timer: NodeJS.Timeout | undefined;
+  #round = 0;
+  #started = false;
+  readonly #controller = new AbortController();
+  readonly #onMessage = (
+    evt: CustomEvent<{ topic: string; data: Uint8Array; type: string; from?: PeerId }>,
+  ) => {
+    const m = evt.detail;
+    if (m.topic !== CATALOG_TOPIC) return;
+    void this.#h.accept(m.data).catch((err: Error) => this.#c.onBadInput?.('gossip', err.name));
+  };
+
+  constructor(components: ReplicationComponents, options: ReplicationOptions, hooks: Hooks) {
+    this.#c = components;
+    this.#o = { syncIntervalMs: options.syncIntervalMs ?? CATALOG_SYNC_INTERVAL_MS };
+    this.#h = hooks;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const pubsub = this.#c.node.services.pubsub;
+    pubsub.subscribe(CATALOG_TOPIC);
+    pubsub.addEventListener('message', this.#onMessage as unknown as EventListener);
+    await this.#c.node.handle(CATALOG_PROTOCOL, (stream) => void this.#serve(stream), {
+      maxInboundStreams: 16,
+      maxOutboundStreams: 16,
+    });
+    const tick = () => {
+      this.#timer = setTimeout(
+        () => {
+          void this.syncOnce().finally(() => this.#started && tick());
+        },
+        this.#o.syncIntervalMs * (0.5 + Math.random()),
+      );
+      this.#timer.unref?.();
+    };
+    tick();
+    for (const name of this.#h.localNames()) this.announce(name);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    clearTimeout(this.#timer);
+    this.#controller.abort();
+    const pubsub = this.#c.node.services.pubsub;
+    pubsub.removeEventListener('message', this.#onMessage as unknown as EventListener);
+    try {
+      pubsub.unsubscribe(CATALOG_TOPIC);
+    } catch {
+      // already stopped
+    }
+    await this.#c.node.unhandle(CATALOG_PROTOCOL).catch(() => {});
+  }
+
+  async broadcast(signed: Uint8Array): Promise<void> {
+    try {
+      await this.#c.node.services.pubsub.publish(CATALOG_TOPIC, signed);
+    } catch (err) {
+      // no peers yet: anti-entropy will carry it
+      this.#c.logger.debug({ err: (err as Error).message }, 'catalog publish');
+    }
+  }
+
+  /** Announces that we provide `name` (DHT provider record); failures are only logged. */
+  announce(name: string): void {
+    void (async () => {
+      try {
+        const key = await serviceKey(name);
+        const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(30_000)]);
+        for await (const _ of this.#c.node.services.dht.provide(key, { signal })) void _;
+      } catch (err) {
+        this.#c.logger.debug({ name, err: (err as Error).message }, 'dht provide failed');
+      }
+    })();
+  }
+
+  /** Finds providers of `name` in the DHT and fetches their catalogs. */
+  async lookup(name: string, signal?: AbortSignal): Promise<void> {
+    const timeout = AbortSignal.timeout(CATALOG_DHT_LOOKUP_TIMEOUT_MS);
+    const sig = signal
+      ? AbortSignal.any([signal, timeout, this.#controller.signal])
+      : AbortSignal.any([timeout, this.#controller.signal]);
+    const self = this.#c.node.peerId.toString();
+    const providers = new Set<string>();
+    try {
+      const key = await serviceKey(name);
+      for await (const ev of this.#c.node.services.dht.findProviders(key, { signal: sig })) {
+        if (ev.name !== 'PROVIDER') continue;
+        for (const p of ev.providers) if (p.id.toString() !== self) providers.add(p.id.toString());
+        if (providers.size >= 8) break;
+      }
+    } catch {
+      // timed out or no DHT peers: answer with what we have
+    }
+    await Promise.allSettled([...providers].map((p) => this.#get(p, [p], sig)));
+  }
+
+  async #open(peer: string, signal: AbortSignal): Promise<FramedStream> {
+    const stream = await this.#c.node.dialProtocol(peerIdFromString(peer), CATALOG_PROTOCOL, {
+      signal,
+    });
+    return new FramedStream(stream, MAX_SYNC_FRAME);
+  }
+
+  async #get(peer: string, nodes: string[], signal: AbortSignal): Promise<void> {
+    const fs = await this.#open(peer, signal);
+    try {
+      await fs.write(encodeSync({ t: 'get', nodes }), signal);
+      const reply = decodeSync(await fs.readOne(signal));
+      if (reply.t === 'catalogs')
+        for (const c of reply.list) await this.#h.accept(c).catch(() => {});
+    } finally {
+      await fs.closeWrite();
+    }
+  }
+
+  /** One anti-entropy exchange with `peer` (default: a random member). */
+  async syncOnce(peer?: string): Promise<boolean> {
+    const otherSite = ++this.#round % CATALOG_SYNC_OTHER_SITE_EVERY === 0;
+    const target =
+      peer ?? this.#c.membership.randomPeer({ otherSite }) ?? this.#c.membership.randomPeer();
+    if (!target || !this.#started) return false;
+    const signal = AbortSignal.any([
+      this.#controller.signal,
+      AbortSignal.timeout(CATALOG_SYNC_TIMEOUT_MS),
+    ]);
+    let fs: FramedStream | undefined;
+    try {
+      fs = await this.#open(target, signal);
+      const state = this.#h.state;
+      await fs.write(encodeSync({ t: 'hash', h: state.digestHash() }), signal);
+      const first = decodeSync(await fs.readOne(signal));
+      if (first.t === 'same') return true;
+      if (first.t !== 'digest') throw new Error(`unexpected ${first.t}`);
+      const push = state
+        .newerThan(first.d)
+        .slice(0, MAX_CATALOGS_PER_REPLY)
+        .map((c) => this.#signed(c.node))
+        .filter((b): b is Uint8Array => b !== undefined);
+      const want = state.wanted(first.d);
+      await fs.write(encodeSync({ t: 'exchange', push, want }), signal);
+      const reply = decodeSync(await fs.readOne(signal));
+      if (reply.t === 'catalogs')
+        for (const c of reply.list)
+          await this.#h
+            .accept(c)
+            .catch(() => this.#c.onBadInput?.(CATALOG_PROTOCOL, 'bad_catalog'));
+      return true;
+    } catch (err) {
+      this.#c.logger.debug({ peer: target, err: (err as Error).message }, 'catalog sync failed');
+      return false;
+    } finally {
+      await fs?.closeWrite();
+    }
+  }
+
+  #signed(node: string): Uint8Array | undefined {
+    return this.#h.signed(node);
+  }
+
+  async #serve(stream: Stream): Promise<void> {
+    const fs = new FramedStream(stream, MAX_SYNC_FRAME);
+    const signal = AbortSignal.any([
+      this.#controller.signal,
+      AbortSignal.timeout(CATALOG_SYNC_TIMEOUT_MS),
+    ]);
+    try {
+      let msg: SyncMessage;
+      const first = await fs.read(signal);
+      if (!first) return;
+      msg = decodeSync(first);
+      const state = this.#h.state;
+      if (msg.t === 'get') {
+        const list = msg.nodes
+          .map((n) => this.#signed(n))
+          .filter((b): b is Uint8Array => b !== undefined);
+        await fs.write(
+          encodeSync({ t: 'catalogs', list: list.slice(0, MAX_CATALOGS_PER_REPLY) }),
+          signal,
+        );
+        return;
+      }
+      if (msg.t !== 'hash') throw new Error(`unexpected ${msg.t}`);
+      if (msg.h === state.digestHash()) {
+        await fs.write(encodeSync({ t: 'same' }), signal);
+        return;
+      }
+      await fs.write(encodeSync({ t: 'digest', d: state.digest() }), signal);
+      const next = await fs.read(signal);
+      if (!next) return;
+      msg = decodeSync(next);
+      if (msg.t !== 'exchange') throw new Error(`unexpected ${msg.t}`);
+      const wanted = msg.want
+        .slice(0, MAX_CATALOGS_PER_REPLY)
+        .map((n) => this.#signed(n))
+        .filter((b): b is Uint8Array => b !== undefined);
+      await fs.write(encodeSync({ t: 'catalogs', list: wanted }), signal);
+      for (const c of msg.push)
+        await this.#h.accept(c).catch(() => this.#c.onBadInput?.(CATALOG_PROTOCOL, 'bad_catalog'));
+    } catch (err) {
+      this.#c.onBadInput?.(CATALOG_PROTOCOL, (err as Error).name);
+      stream.abort(err as Error);
+      return;
+    }
+    await fs.closeWrite();
+  }
+}

@@ -1,0 +1,326 @@
+// The catalog service of an agent: the services registered on it (persisted, health-checked,
+// published as one signed NodeCatalog whenever anything changes), and the catalog of every other
+// node (persisted, so a restarted agent answers at once), replicated by the gossip mesh and
+// repaired by anti-entropy (replication.ts). Discovery queries are answered locally (query.ts).
+import type { PrivateKey } from '@libp2p/interface';
+import type { KvStore } from '../../storage/index.js';
+import { HealthCheck } from './checks.js';
+import { decodeNodeCatalog, encodeNodeCatalog } from './codec.js';
+import { discover, RoundRobinCounters } from './query.js';
+import { toRegistration, type RegistrationBody, type ServiceRegistration } from './registration.js';
+import {
+  CatalogReplication,
+  type ReplicationComponents,
+  type ReplicationOptions,
+} from './replication.js';
+import { CatalogState } from './state.js';
+import type {
+  DiscoveredInstance,
+  DiscoverQuery,
+  Health,
+  MemberLookup,
+  NodeCatalog,
+  ServiceRecord,
+} from './types.js';
+
+export interface CatalogMembership extends MemberLookup {
+  /** A random alive member other than us (in another site when `otherSite`), for anti-entropy. */
+  randomPeer(opts?: { otherSite?: boolean }): string | undefined;
+}
+
+export interface CatalogLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface CatalogComponents extends ReplicationComponents {
+  privateKey: PrivateKey;
+  /** A namespace of the agent's store for the catalog. */
+  store: KvStore;
+  membership: CatalogMembership;
+  logger: CatalogLogger;
+  /** The address published for services registered without one. */
+  advertiseAddress: string;
+}
+
+export interface CatalogOptions extends ReplicationOptions {
+  /** Registrations from the config file, registered at every start (id defaults to the name). */
+  configured?: Array<RegistrationBody & { id?: string }>;
+}
+
+/** A local registration with its current health. */
+export interface LocalService extends ServiceRegistration {
+  health: Health;
+  output?: string;
+}
+
+/** A change of the catalog, for watches. */
+export interface CatalogChange {
+  /** The node whose catalog changed. */
+  node: string;
+  version: number;
+  /** Service names whose instances on that node were added, changed or removed. */
+  names: string[];
+}
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+
+export class CatalogService extends EventTarget {
+  readonly #c: CatalogComponents;
+  readonly #o: CatalogOptions;
+  readonly state = new CatalogState();
+  readonly #local = new Map<string, ServiceRegistration>();
+  readonly #checks = new Map<string, HealthCheck>();
+  readonly #rr = new RoundRobinCounters();
+  readonly #replication: CatalogReplication;
+  #version = 0;
+  #started = false;
+  #publishing: Promise<void> = Promise.resolve();
+
+  constructor(components: CatalogComponents, options: CatalogOptions = {}) {
+    super();
+    this.#c = components;
+    this.#o = options;
+    this.#replication = new CatalogReplication(components, options, {
+      state: this.state,
+      accept: (bytes) => this.#acceptRemote(bytes),
+      signed: (node) => this.#signed.get(node),
+      localNames: () => [...new Set([...this.#local.values()].map((r) => r.name))],
+    });
+  }
+
+  /** The signed bytes of every catalog we hold, ours included, for relaying. */
+  readonly #signed = new Map<string, Uint8Array>();
+
+  get selfId(): string {
+    return this.#c.membership.selfId;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const store = this.#c.store;
+    const v = await store.get('version');
+    this.#version = v ? Number(td.decode(v)) : 0;
+    for await (const [, bytes] of store.entries({ prefix: 'local/' })) {
+      const reg = JSON.parse(td.decode(bytes)) as ServiceRegistration;
+      this.#local.set(reg.id, reg);
+    }
+    for await (const [key, bytes] of store.entries({ prefix: 'node/' })) {
+      try {
+        const cat = await decodeNodeCatalog(bytes);
+        if (this.state.apply(cat)) this.#signed.set(cat.node, bytes);
+      } catch {
+        await store.del(key);
+      }
+    }
+    for (const body of this.#o.configured ?? []) {
+      const reg = toRegistration(body.id ?? body.name, body);
+      this.#local.set(reg.id, reg);
+      await store.put(`local/${reg.id}`, te.encode(JSON.stringify(reg)), { sync: true });
+    }
+    for (const reg of this.#local.values()) void this.#startCheck(reg);
+    await this.#replication.start();
+    await this.#publish();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    for (const c of this.#checks.values()) c.stop();
+    this.#checks.clear();
+    await this.#replication.stop();
+    await this.#publishing.catch(() => {});
+  }
+
+  // ---- local registrations ----
+
+  /** Registers (or replaces) a service on this agent; durable before it returns. */
+  async register(id: string, body: RegistrationBody): Promise<LocalService> {
+    const reg = toRegistration(id, body);
+    const old = this.#local.get(id);
+    this.#checks.get(id)?.stop();
+    this.#checks.delete(id);
+    this.#local.set(id, reg);
+    await this.#c.store.put(`local/${id}`, te.encode(JSON.stringify(reg)), { sync: true });
+    // answer with the first check's result (it runs within its timeout)
+    await this.#startCheck(reg);
+    await this.#publish();
+    if (!old || old.name !== reg.name) this.#replication.announce(reg.name);
+    return this.#describe(reg);
+  }
+
+  /** Removes a service registered on this agent; false if there was none. */
+  async deregister(id: string): Promise<boolean> {
+    if (!this.#local.has(id)) return false;
+    this.#local.delete(id);
+    this.#checks.get(id)?.stop();
+    this.#checks.delete(id);
+    await this.#c.store.del(`local/${id}`, { sync: true });
+    await this.#publish();
+    return true;
+  }
+
+  /** Reports a ttl check; false if the service does not exist; throws if it has no ttl check. */
+  ttl(id: string, status: Health): boolean | 'not_ttl' {
+    const reg = this.#local.get(id);
+    if (!reg) return false;
+    const check = this.#checks.get(id);
+    if (!check || check.def.kind !== 'ttl') return 'not_ttl';
+    check.report(status);
+    return true;
+  }
+
+  local(): LocalService[] {
+    return [...this.#local.values()]
+      .map((r) => this.#describe(r))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  localService(id: string): LocalService | undefined {
+    const r = this.#local.get(id);
+    return r ? this.#describe(r) : undefined;
+  }
+
+  /** Ports of the services registered here (for the load score's client count). */
+  localPorts(): number[] {
+    return [...new Set([...this.#local.values()].map((r) => r.port))];
+  }
+
+  #describe(r: ServiceRegistration): LocalService {
+    const c = this.#checks.get(r.id);
+    return { ...r, health: c ? c.health : 'passing', output: c?.output };
+  }
+
+  #startCheck(reg: ServiceRegistration): Promise<void> {
+    if (!reg.check) return Promise.resolve();
+    const check = new HealthCheck(reg.check, (health, output) => {
+      this.#c.logger.info({ service: reg.id, health, output }, 'service health changed');
+      void this.#publish().catch((err: Error) =>
+        this.#c.logger.debug({ err: err.message }, 'catalog publish failed'),
+      );
+    });
+    this.#checks.set(reg.id, check);
+    return check.start();
+  }
+
+  // ---- publication ----
+
+  #record(r: ServiceRegistration): ServiceRecord {
+    const c = this.#checks.get(r.id);
+    const rec: ServiceRecord = {
+      id: r.id,
+      name: r.name,
+      address: r.address ?? this.#c.advertiseAddress,
+      port: r.port,
+      tags: r.tags,
+      meta: r.meta,
+      health: c ? c.health : 'passing',
+    };
+    if (r.check) rec.check = r.check.kind;
+    if (c && c.health !== 'passing') rec.output = c.output;
+    return rec;
+  }
+
+  /** Bumps our version and publishes our whole catalog; calls are serialised. */
+  #publish(): Promise<void> {
+    const run = async () => {
+      if (!this.#started) return;
+      this.#version++;
+      const catalog: NodeCatalog = {
+        node: this.selfId,
+        version: this.#version,
+        services: [...this.#local.values()].map((r) => this.#record(r)),
+      };
+      const signed = await encodeNodeCatalog(catalog, this.#c.privateKey);
+      await this.#c.store.batch(
+        [
+          { type: 'put', key: 'version', value: te.encode(String(this.#version)) },
+          { type: 'put', key: `node/${this.selfId}`, value: signed },
+        ],
+        { sync: true },
+      );
+      this.#signed.set(this.selfId, signed);
+      const before = this.state.get(this.selfId);
+      if (this.state.apply(catalog)) this.#emit(before, catalog);
+      await this.#replication.broadcast(signed);
+    };
+    this.#publishing = this.#publishing.then(run, run);
+    return this.#publishing;
+  }
+
+  /** A signed catalog from a peer: verify, apply if newer, persist. Returns whether it was new. */
+  async #acceptRemote(bytes: Uint8Array): Promise<boolean> {
+    const cat = await decodeNodeCatalog(bytes);
+    if (cat.node === this.selfId) {
+      // someone holds a newer catalog of ours than we do (we lost our version): jump past it
+      if (cat.version >= this.#version) {
+        this.#version = cat.version;
+        void this.#publish().catch((err: Error) =>
+          this.#c.logger.debug({ err: err.message }, 'catalog publish failed'),
+        );
+      }
+      return false;
+    }
+    const before = this.state.get(cat.node);
+    if (!this.state.apply(cat)) return false;
+    this.#signed.set(cat.node, bytes);
+    await this.#c.store.put(`node/${cat.node}`, bytes);
+    this.#emit(before, cat);
+    return true;
+  }
+
+  #emit(before: NodeCatalog | undefined, after: NodeCatalog): void {
+    const names = new Set<string>();
+    const key = (s: ServiceRecord) => JSON.stringify(s);
+    const old = new Map((before?.services ?? []).map((s) => [s.id, key(s)]));
+    for (const s of after.services) if (old.get(s.id) !== key(s)) names.add(s.name);
+    const now = new Set(after.services.map((s) => s.id));
+    for (const s of before?.services ?? []) if (!now.has(s.id)) names.add(s.name);
+    if (names.size === 0) return;
+    const change: CatalogChange = {
+      node: after.node,
+      version: after.version,
+      names: [...names].sort(),
+    };
+    this.dispatchEvent(new CustomEvent<CatalogChange>('change', { detail: change }));
+  }
+
+  /** Forgets a node that membership has reaped. */
+  async forget(node: string): Promise<void> {
+    const before = this.state.get(node);
+    if (this.state.remove(node)) {
+      this.#signed.delete(node);
+      await this.#c.store.del(`node/${node}`);
+      if (before) this.#emit(before, { node, version: before.version, services: [] });
+    }
+  }
+
+  // ---- queries ----
+
+  /** Answers from the local catalog only (no network): what DNS uses. */
+  discoverLocal(q: DiscoverQuery, now = Date.now()): DiscoveredInstance[] {
+    return discover(this.state, this.#c.membership, q, now, this.#rr);
+  }
+
+  /** Whether any node publishes an instance of `name` (known to the local catalog). */
+  knows(name: string): boolean {
+    return this.state.instances(name).length > 0;
+  }
+
+  /**
+   * Answers from the local catalog; for a name it has never seen, asks the DHT who provides it and
+   * fetches those nodes' catalogs first (bounded by `signal`).
+   */
+  async discover(q: DiscoverQuery, signal?: AbortSignal): Promise<DiscoveredInstance[]> {
+    if (!this.knows(q.name)) await this.#replication.lookup(q.name, signal);
+    return this.discoverLocal(q);
+  }
+
+  /** Runs one anti-entropy round now (tests, and after a join). */
+  syncNow(peer?: string): Promise<boolean> {
+    return this.#replication.syncOnce(peer);
+  }
+}

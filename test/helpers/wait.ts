@@ -1,0 +1,1 @@
+export { sleep, waitFor, type WaitOptions } from '../../bench/harness/wait.js';

@@ -1,0 +1,217 @@
+// Service discovery with real agents: registration, replication, health checks, DNS with dig.
+import { spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import type { Agent } from '../../agent/agent.js';
+import { useCluster } from '../helpers/agents.js';
+import { waitFor } from '../helpers/wait.js';
+
+const cluster = useCluster();
+
+async function cluster3() {
+  const c = cluster.current;
+  const a = await c.startAgent({ name: 'a', site: 'paris' });
+  const b = await c.startAgent({ name: 'b', site: 'paris', join: [a.addrs()[0]] });
+  const d = await c.startAgent({ name: 'd', site: 'berlin', join: [a.addrs()[0]] });
+  const all = [a, b, d];
+  await waitFor(() => all.every((x) => x.membership.counts().alive === 3), {
+    timeout: 5000,
+    message: 'three alive everywhere',
+  });
+  return { a, b, d, all };
+}
+
+const ids = (
+  agent: Agent,
+  name: string,
+  q: Partial<Parameters<Agent['catalog']['discoverLocal']>[0]> = {},
+) => agent.catalog.discoverLocal({ name, strategy: 'nearest', ...q }).map((i) => i.id);
+
+function httpServer(status: { code: number }): Promise<Server> {
+  const s = createServer((_req, res) => {
+    res.statusCode = status.code;
+    res.end('ok');
+  });
+  return new Promise((r) => s.listen(0, '127.0.0.1', () => r(s)));
+}
+
+describe('service discovery', () => {
+  it('a registration is visible on every agent; nearest puts the same site first', async () => {
+    const { a, b, d, all } = await cluster3();
+    await a.catalog.register('web-a', { name: 'web', port: 8080 });
+    await d.catalog.register('web-d', { name: 'web', port: 8081 });
+    await waitFor(() => all.every((x) => ids(x, 'web').length === 2), {
+      timeout: 3000,
+      message: 'both instances everywhere',
+    });
+    expect(ids(b, 'web')).toEqual(['web-a', 'web-d']);
+    expect(ids(d, 'web')).toEqual(['web-d', 'web-a']);
+    expect(ids(b, 'web', { site: 'berlin' })).toEqual(['web-d']);
+    await a.catalog.deregister('web-a');
+    await waitFor(() => all.every((x) => ids(x, 'web').length === 1), {
+      timeout: 3000,
+      message: 'deregistration everywhere',
+    });
+  });
+
+  it('a failing http check drops the instance within one interval and it comes back', async () => {
+    const { a, d } = await cluster3();
+    const status = { code: 200 };
+    const srv = await httpServer(status);
+    const port = (srv.address() as AddressInfo).port;
+    try {
+      await a.catalog.register('api-1', {
+        name: 'api',
+        port,
+        check: { http: `http://127.0.0.1:${port}/health`, interval: 500 },
+      });
+      await waitFor(() => ids(d, 'api').length === 1, {
+        timeout: 3000,
+        message: 'api passing on d',
+      });
+      status.code = 500;
+      const t0 = Date.now();
+      await waitFor(() => ids(d, 'api').length === 0, {
+        timeout: 3000,
+        interval: 10,
+        message: 'api dropped on d',
+      });
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(
+        d.catalog.discoverLocal({ name: 'api', strategy: 'nearest', all: true })[0].health,
+      ).toBe('failing');
+      status.code = 204;
+      await waitFor(() => ids(d, 'api').length === 1, { timeout: 3000, message: 'api back on d' });
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('ttl checks fail until passed and expire', async () => {
+    const { a } = await cluster3();
+    await a.catalog.register('job', { name: 'job', port: 9000, check: { ttl: 300 } });
+    expect(ids(a, 'job')).toEqual([]);
+    a.catalog.ttl('job', 'passing');
+    await waitFor(() => ids(a, 'job').length === 1, { timeout: 1000 });
+    await waitFor(() => ids(a, 'job').length === 0, { timeout: 2000, message: 'ttl to expire' });
+  });
+
+  it("a dead agent's instances drop everywhere; a restarted agent answers from its stored catalog at once", async () => {
+    const { a, b, d } = await cluster3();
+    await b.catalog.register('cache', { name: 'cache', port: 6379 });
+    await waitFor(() => ids(a, 'cache').length === 1 && ids(d, 'cache').length === 1, {
+      timeout: 3000,
+    });
+    await b.stop({ leave: false });
+    await waitFor(() => ids(a, 'cache').length === 0 && ids(d, 'cache').length === 0, {
+      timeout: 8000,
+      message: 'cache dropped',
+    });
+    // restart d from its data: before it hears from anyone its catalog already has the instance
+    await d.catalog.register('own', { name: 'own', port: 1 });
+    const dir = d.dataDir;
+    await d.stop({ leave: false });
+    const d2 = await cluster.current.startAgent({ name: 'd', site: 'berlin', data: dir });
+    expect(ids(d2, 'own')).toEqual(['own']);
+    expect(d2.catalog.state.instances('cache')).toHaveLength(1);
+  });
+
+  it('the HTTP API validates registrations and discovery queries, naming the field', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'v' });
+    const bad = async (body: unknown, re: RegExp, id = 'svc') => {
+      const r = await p.http('PUT', `/v1/services/${id}`, body);
+      expect(r.status).toBe(400);
+      expect((r.json as { error: { message: string } }).error.message).toMatch(re);
+    };
+    await bad({ port: 80 }, /^name: /);
+    await bad({ name: 'Web', port: 80 }, /^name: must be a lower-case DNS label/);
+    await bad({ name: 'web', port: 70000 }, /^port: must be 1-65535/);
+    await bad(
+      { name: 'web', port: 80, address: 'nowhere' },
+      /^address: expected an IPv4 or IPv6 address/,
+    );
+    await bad(
+      { name: 'web', port: 80, check: { http: 'ftp://x' } },
+      /^check\.http: expected an http/,
+    );
+    await bad(
+      { name: 'web', port: 80, check: { http: 'http://x', tcp: 'x:1' } },
+      /^check: give exactly one of http, tcp or ttl/,
+    );
+    await bad(
+      { name: 'web', port: 80, check: { ttl: 'soon' } },
+      /^check\.ttl: expected a duration/,
+    );
+    await bad({ name: 'web', port: 80, colour: 'red' }, /^colour: unknown field/);
+    await bad({ name: 'web', port: 80 }, /^id: /, 'bad%20id');
+    const ok = await p.http('PUT', '/v1/services/web-1', {
+      name: 'web',
+      port: 80,
+      tags: ['v1'],
+      check: { tcp: '127.0.0.1:1', interval: '1s' },
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.json).toMatchObject({
+      id: 'web-1',
+      name: 'web',
+      port: 80,
+      tags: ['v1'],
+      check: { kind: 'tcp', interval: 1000 },
+    });
+    const list = await p.http('GET', '/v1/services');
+    expect((list.json as Array<{ id: string }>).map((s) => s.id)).toEqual(['web-1']);
+    expect((await p.http('GET', '/v1/discover/web?strategy=fastest')).status).toBe(400);
+    expect((await p.http('GET', '/v1/discover/web?limit=-1')).status).toBe(400);
+    expect((await p.http('GET', '/v1/discover/web?all=maybe')).status).toBe(400);
+    const all = await p.http('GET', '/v1/discover/web?all=true');
+    expect(all.status).toBe(200);
+    expect(
+      (all.json as Array<{ id: string; health: string }>).map((i) => [i.id, i.health]),
+    ).toEqual([['web-1', 'failing']]);
+    expect((await p.http('PUT', '/v1/services/web-1/ttl', { status: 'pass' })).status).toBe(400);
+    expect((await p.http('PUT', '/v1/services/nope/ttl', { status: 'pass' })).status).toBe(404);
+    expect((await p.http('DELETE', '/v1/services/nope')).status).toBe(404);
+    expect((await p.http('DELETE', '/v1/services/web-1')).status).toBe(200);
+  });
+
+  it('dig gets A, SRV with additional A records, and NXDOMAIN; garbage packets change nothing', async () => {
+    const hasDig = spawnSync('sh', ['-c', 'command -v dig']).status === 0;
+    if (!hasDig)
+      console.log(
+        'dig not installed (apt-get install dnsutils): checking with the DNS client only',
+      );
+    const p = await cluster.current.spawnAgent({ name: 'dns' });
+    await p.http('PUT', '/v1/services/web-1', { name: 'web', port: 8080, address: '10.1.2.3' });
+    await p.http('PUT', '/v1/services/web-2', { name: 'web', port: 8081, address: '10.1.2.4' });
+    const [host, port] = p.dns.split(':');
+    const dig = (...args: string[]) =>
+      spawnSync('dig', [`@${host}`, '-p', port, '+tries=1', '+time=2', ...args], {
+        encoding: 'utf8',
+      }).stdout;
+    // garbage first: random bytes over UDP must not disturb the answers that follow
+    const { createSocket } = await import('node:dgram');
+    const sock = createSocket('udp4');
+    for (let i = 0; i < 50; i++)
+      sock.send(
+        Buffer.from(Array.from({ length: 1 + i * 7 }, () => Math.floor(Math.random() * 256))),
+        Number(port),
+        host,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+    sock.close();
+    if (!hasDig) return;
+    const a = dig('web.service.edgeswarm', 'A', '+short');
+    expect(a.trim().split('\n').sort()).toEqual(['10.1.2.3', '10.1.2.4']);
+    const srv = dig('web.service.default.edgeswarm', 'SRV');
+    expect(srv).toMatch(/status: NOERROR/);
+    expect(srv).toMatch(/SRV\s+1 1 8080 0a010203\.addr\.edgeswarm\./);
+    expect(srv).toMatch(
+      /ADDITIONAL SECTION:[\s\S]*0a010203\.addr\.edgeswarm\.\s+0\s+IN\s+A\s+10\.1\.2\.3/,
+    );
+    expect(dig('nothing.service.edgeswarm', 'A')).toMatch(/status: NXDOMAIN/);
+    expect(dig('web.service.edgeswarm', 'A', '+tcp', '+short').trim().split('\n')).toHaveLength(2);
+    const metrics = await (await fetch(`${p.api}/metrics`)).text();
+    expect(metrics).toMatch(/edgeswarm_dns_malformed_total\{transport="udp"\} [1-9]/);
+  });
+});

@@ -1,0 +1,229 @@
+// Image replication with real agents: push on A, pull on B; resume after SIGKILL; a corrupt chunk
+// at one source is fetched from another; removal.
+import { randomBytes } from 'node:crypto';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Agent } from '../../agent/agent.js';
+import { useCluster } from '../helpers/agents.js';
+import { waitFor } from '../helpers/wait.js';
+
+const cluster = useCluster();
+
+async function* chunksOf(buf: Buffer, size = 256 * 1024) {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+async function readAll(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const p of it) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+async function local(agent: Agent, name: string, tag: string) {
+  return (await agent.images.status(name, tag))?.local;
+}
+
+describe('image replication', () => {
+  it('push on A: B (placed) pulls a verified copy; the bytes are identical', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    const data = randomBytes(8 * 1024 * 1024);
+    const m = await a.images.push('demo/disk', 'v1', chunksOf(data), { sites: 'all', copies: 1 });
+    expect(m.size).toBe(data.length);
+    await waitFor(async () => (await local(b, 'demo/disk', 'v1'))?.state === 'complete', {
+      timeout: 20_000,
+      message: 'b to hold a full copy',
+    });
+    const got = await readAll(b.images.content((await b.images.manifests.get('demo/disk', 'v1'))!));
+    expect(got.equals(data)).toBe(true);
+    const st = (await a.images.status('demo/disk', 'v1'))!;
+    await waitFor(
+      async () =>
+        (await a.images.status('demo/disk', 'v1'))!.sites.every((s) => s.complete.length === 1),
+      { timeout: 5000 },
+    );
+    expect(st.sites.map((s) => s.site)).toEqual(['s1', 's2']);
+    // an update moves only what changed
+    const v2 = Buffer.from(data);
+    randomBytes(4096).copy(v2, 4 * 1024 * 1024);
+    const before = await metricSum(b, 'edgeswarm_replication_bytes_total{direction="in"');
+    await a.images.push('demo/disk', 'v1', chunksOf(v2), { sites: 'all' });
+    await waitFor(
+      async () => {
+        const s = await b.images.status('demo/disk', 'v1');
+        return s?.version === 2 && s.local.state === 'complete';
+      },
+      { timeout: 20_000, message: 'b to pull version 2' },
+    );
+    const moved = (await metricSum(b, 'edgeswarm_replication_bytes_total{direction="in"')) - before;
+    expect(moved).toBeLessThan(200 * 1024);
+    expect((await b.images.status('demo/disk', 'v1'))!.versions).toEqual([1, 2]);
+    // removal spreads
+    await a.images.remove('demo/disk', 'v1');
+    await waitFor(async () => (await b.images.status('demo/disk', 'v1')) === undefined, {
+      timeout: 15_000,
+      message: 'removal on b',
+    });
+  });
+
+  it('a pull killed half way resumes without refetching what it has; a corrupt chunk at one source is fetched from another', async () => {
+    const c = cluster.current;
+    const a = await c.spawnAgent({ name: 'a', site: 's1' });
+    const b = await c.spawnAgent({
+      name: 'b',
+      site: 's2',
+      join: [a.addrs[0]],
+      args: ['--config', writeConfig(c.root, 'slow.yaml', 'images:\n  uploadRate: 4MiB\n')],
+    });
+    await waitFor(
+      async () => ((await b.http('GET', '/v1/members')).json as unknown[]).length === 2,
+      { timeout: 8000 },
+    );
+    const data = randomBytes(12 * 1024 * 1024);
+    const res = await fetch(`${a.api}/v1/images/big/v1?sites=all`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${a.token}` },
+      body: data,
+    });
+    expect(res.status).toBe(200);
+    // the origin uploads at 4 MiB/s: kill b when it has some but not all
+    await waitFor(
+      async () => {
+        const s = (await b.http('GET', '/v1/images/big/v1')).json as
+          { local?: { chunks: number } } | undefined;
+        return (s?.local?.chunks ?? 0) > 50;
+      },
+      { timeout: 20_000, interval: 50, message: 'b to have some chunks' },
+    );
+    b.kill('SIGKILL');
+    await b.exited;
+    const chunksBefore = countFiles(join(b.dataDir, 'chunks'));
+    expect(chunksBefore).toBeGreaterThan(0);
+    const b2 = await c.spawnAgent({
+      name: 'b',
+      site: 's2',
+      dataDir: b.dataDir,
+      join: [a.addrs[0]],
+    });
+    await waitFor(
+      async () =>
+        ((await b2.http('GET', '/v1/images/big/v1')).json as { local?: { state: string } }).local
+          ?.state === 'complete',
+      {
+        timeout: 30_000,
+        message: 'b to finish after restart',
+      },
+    );
+    const metrics = await (await fetch(`${b2.api}/metrics`)).text();
+    const received = Number(
+      /edgeswarm_replication_bytes_total\{direction="in",scope="wan"\} (\d+)/.exec(metrics)?.[1] ??
+        0,
+    );
+    expect(received).toBeLessThan(data.length - 40 * 1024);
+    const got = Buffer.from(
+      await (
+        await fetch(`${b2.api}/v1/images/big/v1/content`, {
+          headers: { authorization: `Bearer ${b2.token}` },
+        })
+      ).arrayBuffer(),
+    );
+    expect(got.equals(data)).toBe(true);
+
+    // corrupt one chunk file at b: reading the image there detects it, quarantines the file and
+    // fetches the chunk from a
+    const victim = firstChunkFile(join(b2.dataDir, 'chunks'));
+    writeFileSync(victim, randomBytes(100));
+    const again = Buffer.from(
+      await (
+        await fetch(`${b2.api}/v1/images/big/v1/content`, {
+          headers: { authorization: `Bearer ${b2.token}` },
+        })
+      ).arrayBuffer(),
+    );
+    expect(again.equals(data)).toBe(true);
+    expect(countFiles(join(b2.dataDir, 'chunks', 'quarantine'))).toBe(1);
+    expect(await (await fetch(`${b2.api}/metrics`)).text()).toMatch(
+      /edgeswarm_bad_chunks_total [1-9]/,
+    );
+    // and a third agent pulling from both gets a full, verified copy
+    writeFileSync(firstChunkFile(join(b2.dataDir, 'chunks')), randomBytes(100));
+    const d = await c.spawnAgent({ name: 'd', site: 's3', join: [a.addrs[0]] });
+    await waitFor(
+      async () =>
+        ((await d.http('GET', '/v1/images/big/v1')).json as { local?: { state: string } }).local
+          ?.state === 'complete',
+      {
+        timeout: 30_000,
+        message: 'd to hold a full copy',
+      },
+    );
+    const got2 = Buffer.from(
+      await (
+        await fetch(`${d.api}/v1/images/big/v1/content`, {
+          headers: { authorization: `Bearer ${d.token}` },
+        })
+      ).arrayBuffer(),
+    );
+    expect(got2.equals(data)).toBe(true);
+  });
+
+  it('the API validates names, tags and placement', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'v' });
+    const put = (path: string) =>
+      fetch(`${p.api}${path}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${p.token}` },
+        body: 'x',
+      });
+    expect((await put('/v1/images/Bad_Name/v1')).status).toBe(400);
+    expect((await put('/v1/images/ok/bad:tag')).status).toBe(400);
+    const copies = await put('/v1/images/ok/v1?copies=0');
+    expect(copies.status).toBe(400);
+    expect(((await copies.json()) as { error: { message: string } }).error.message).toMatch(
+      /^copies:/,
+    );
+    expect((await put('/v1/images/ok/v1?sites=Not_A_Site')).status).toBe(400);
+    expect((await p.http('GET', '/v1/images/none/v1')).status).toBe(404);
+    expect((await p.http('DELETE', '/v1/images/none/v1')).status).toBe(404);
+    const ok = await put('/v1/images/library/tiny/v1?sites=a,b&copies=2');
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({
+      name: 'library/tiny',
+      tag: 'v1',
+      size: 1,
+      placement: { sites: ['a', 'b'], copies: 2 },
+    });
+  });
+});
+
+function writeConfig(root: string, name: string, text: string): string {
+  const f = join(root, name);
+  writeFileSync(f, text);
+  return f;
+}
+
+function countFiles(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n++;
+  return n;
+}
+
+function firstChunkFile(dir: string): string {
+  for (const e of readdirSync(join(dir, 'chunks'), { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) return join(e.parentPath, e.name);
+  }
+  throw new Error('no chunk files');
+}
+
+async function metricSum(agent: Agent, prefix: string): Promise<number> {
+  const text = await agent.metrics.text();
+  let sum = 0;
+  for (const line of text.split('\n'))
+    if (line.startsWith(prefix)) sum += Number(line.split(' ').pop());
+  return sum;
+}

@@ -1,0 +1,137 @@
+// The replicated key/value store with real agents: replication, deletes, durability across SIGKILL,
+// catch-up, watches, limits and the CLI.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { CLI, useCluster } from '../helpers/agents.js';
+import { waitFor } from '../helpers/wait.js';
+
+const cluster = useCluster();
+const td = new TextDecoder();
+const te = new TextEncoder();
+
+describe('replicated key/value store', () => {
+  it('a write at one agent is readable at every agent; deletes replicate', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 'x' });
+    const b = await c.startAgent({ name: 'b', site: 'x', join: [a.addrs()[0]] });
+    const d = await c.startAgent({ name: 'd', site: 'y', join: [a.addrs()[0]] });
+    const all = [a, b, d];
+    await waitFor(() => all.every((x) => x.membership.counts().alive === 3), { timeout: 5000 });
+    await b.kv.put('config/app/mode', te.encode('fast'));
+    await waitFor(
+      async () =>
+        (await Promise.all(all.map((x) => x.kv.get('config/app/mode')))).every(
+          (v) => v && td.decode(v.value) === 'fast',
+        ),
+      {
+        timeout: 3000,
+        message: 'the write everywhere',
+      },
+    );
+    expect((await d.kv.list('config/')).map((e) => e.key)).toEqual(['config/app/mode']);
+    await d.kv.del('config/app/mode');
+    await waitFor(
+      async () =>
+        (await Promise.all(all.map((x) => x.kv.get('config/app/mode')))).every(
+          (v) => v === undefined,
+        ),
+      { timeout: 3000 },
+    );
+  });
+
+  it('an agent that missed many writes catches up by anti-entropy', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a' });
+    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]] });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    const dir = b.dataDir;
+    await b.stop({ leave: false });
+    for (let i = 0; i < 500; i++) await a.kv.put(`k/${i}`, te.encode(`v${i}`));
+    const b2 = await c.startAgent({ name: 'b', data: dir, join: [a.addrs()[0]] });
+    await waitFor(async () => (await b2.kv.list('k/')).length === 500, {
+      timeout: 10_000,
+      message: 'b to catch up 500 keys',
+    });
+    expect(td.decode((await b2.kv.get('k/499'))!.value)).toBe('v499');
+  });
+
+  it('an acknowledged write survives SIGKILL and reaches the others after restart', async () => {
+    const c = cluster.current;
+    const p1 = await c.spawnAgent({ name: 'p1' });
+    const p2 = await c.spawnAgent({ name: 'p2', join: [p1.addrs[0]] });
+    await waitFor(
+      async () => ((await p1.http('GET', '/v1/members')).json as unknown[]).length === 2,
+      { timeout: 5000 },
+    );
+    // cut p2 off by killing it right after the acknowledgement
+    const put = await fetch(`${p2.api}/v1/kv/acked`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${p2.token}` },
+      body: 'durable',
+    });
+    expect(put.status).toBe(200);
+    p2.kill('SIGKILL');
+    await p2.exited;
+    const p2b = await c.spawnAgent({ name: 'p2', dataDir: p2.dataDir, join: [p1.addrs[0]] });
+    expect((await p2b.http('GET', '/v1/kv/acked')).text).toBe('durable');
+    await waitFor(async () => (await p1.http('GET', '/v1/kv/acked')).text === 'durable', {
+      timeout: 8000,
+      message: 'the write on p1',
+    });
+  });
+
+  it('limits, errors, watches and the CLI', async () => {
+    const c = cluster.current;
+    const p = await c.spawnAgent({ name: 'k' });
+    const big = await fetch(`${p.api}/v1/kv/big`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${p.token}` },
+      body: new Uint8Array(1024 * 1024 + 1),
+    });
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as { error: { code: string } }).error.code).toBe('value_too_large');
+    expect((await p.http('GET', '/v1/kv/absent')).status).toBe(404);
+    expect((await p.http('DELETE', '/v1/kv/absent')).status).toBe(404);
+    // a watch sees changes under its prefix only
+    const events: string[] = [];
+    const ac = new AbortController();
+    const res = await fetch(`${p.api}/v1/watch?prefix=app/`, {
+      headers: { authorization: `Bearer ${p.token}` },
+      signal: ac.signal,
+    });
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          for (const line of dec.decode(chunk).split('\n'))
+            if (line.startsWith('data: ')) events.push(line.slice(6));
+        }
+      } catch {
+        // aborted
+      }
+    })();
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [CLI, ...args, '--api', p.api, '--data', p.dataDir], {
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
+    expect(cli('kv', 'put', 'app/x', 'hello').status).toBe(0);
+    expect(cli('kv', 'put', 'other', 'y').status).toBe(0);
+    const got = cli('kv', 'get', 'app/x');
+    expect(got.status).toBe(0);
+    expect(got.stdout).toBe('hello');
+    expect(cli('kv', 'get', 'nope').status).toBe(1);
+    expect(cli('kv', 'put', 'app/y').status).toBe(2);
+    const ls = cli('kv', 'ls', 'app/', '--json');
+    expect(JSON.parse(ls.stdout).map((e: { key: string }) => e.key)).toEqual(['app/x']);
+    expect(cli('kv', 'del', 'app/x').status).toBe(0);
+    await waitFor(() => events.length >= 2, { timeout: 3000, message: 'two watch events' });
+    ac.abort();
+    await reading;
+    expect(
+      events.map((e) => JSON.parse(e)).map((e: { op: string; key: string }) => `${e.op} ${e.key}`),
+    ).toEqual(['put app/x', 'del app/x']);
+  });
+});

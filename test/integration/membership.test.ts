@@ -1,0 +1,92 @@
+// Membership with real agents on loopback: join, full member list, failure detection, leave.
+import { describe, expect, it } from 'vitest';
+import { useCluster } from '../helpers/agents.js';
+import { waitFor } from '../helpers/wait.js';
+
+const cluster = useCluster();
+
+describe('membership over libp2p', () => {
+  it('joining through one member gives the full member list within a second', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 'x' });
+    const b = await c.startAgent({ name: 'b', site: 'x', join: [a.addrs()[0]] });
+    await waitFor(
+      () => a.membership.state(b.peerId) === 'alive' && b.membership.state(a.peerId) === 'alive',
+      {
+        timeout: 3000,
+        message: 'a and b to see each other alive',
+      },
+    );
+    const t0 = Date.now();
+    const d = await c.startAgent({ name: 'd', site: 'y', join: [b.addrs()[0]] });
+    await waitFor(() => d.membership.members().filter((m) => m.state === 'alive').length === 3, {
+      timeout: 1000 + (Date.now() - t0),
+      interval: 10,
+      message: 'd to know all three members',
+    });
+    const names = d.membership
+      .members()
+      .map((m) => `${m.name}@${m.site}`)
+      .sort();
+    expect(names).toEqual(['a@x', 'b@x', 'd@y']);
+  });
+
+  it('a stopped agent is marked dead everywhere; a leaving one is marked left', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a' });
+    const others = await Promise.all(
+      ['b', 'c', 'd'].map((n) => c.startAgent({ name: n, join: [a.addrs()[0]] })),
+    );
+    const all = [a, ...others];
+    await waitFor(() => all.every((x) => x.membership.counts().alive === 4), {
+      timeout: 5000,
+      message: 'all four alive everywhere',
+    });
+    const [b, cc, d] = others;
+    const bId = b.peerId;
+    await b.stop({ leave: false });
+    const rest = [a, cc, d];
+    await waitFor(() => rest.every((x) => x.membership.state(bId) === 'dead'), {
+      timeout: 8000,
+      message: 'b dead everywhere',
+    });
+    const dId = d.peerId;
+    await d.stop({ leave: true });
+    await waitFor(() => [a, cc].every((x) => x.membership.state(dId) === 'left'), {
+      timeout: 2000,
+      message: 'd left everywhere',
+    });
+  });
+
+  it('the members API and metrics report the cluster', async () => {
+    const c = cluster.current;
+    const p1 = await c.spawnAgent({ name: 'p1', site: 'east' });
+    const p2 = await c.spawnAgent({ name: 'p2', site: 'west', join: [p1.addrs[0]] });
+    await waitFor(
+      async () => ((await p2.http('GET', '/v1/members')).json as unknown[]).length === 2,
+      { timeout: 5000 },
+    );
+    const members = (await p1.http('GET', '/v1/members')).json as Array<{
+      name: string;
+      site: string;
+      state: string;
+      incarnation: number;
+      id: string;
+    }>;
+    expect(members.map((m) => [m.name, m.site, m.state]).sort()).toEqual([
+      ['p1', 'east', 'alive'],
+      ['p2', 'west', 'alive'],
+    ]);
+    const sites = (await p1.http('GET', '/v1/sites')).json as Array<{
+      site: string;
+      members: { alive: number };
+    }>;
+    expect(sites.map((s) => [s.site, s.members.alive])).toEqual([
+      ['east', 1],
+      ['west', 1],
+    ]);
+    const metrics = await (await fetch(`${p1.api}/metrics`)).text();
+    expect(metrics).toMatch(/edgeswarm_members\{state="alive"\} 2/);
+    expect(metrics).toMatch(/edgeswarm_gossip_messages_total\{direction="out"\} [1-9]/);
+  });
+});

@@ -1,0 +1,82 @@
+// The network layer over real libp2p nodes: datagram channel and frames.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EdgeNode } from '../../agent/node.js';
+import { DatagramChannel } from '../../membership/net/datagram.js';
+import { startNodes, stopNodes } from '../helpers/nodes.js';
+import { waitFor } from '../helpers/wait.js';
+
+let nodes: EdgeNode[] = [];
+afterEach(async () => {
+  await stopNodes(nodes);
+  nodes = [];
+});
+
+describe('DatagramChannel', () => {
+  it('delivers messages in both directions, opening streams on demand', async () => {
+    nodes = await startNodes(2);
+    const got: Array<[number, string, string]> = [];
+    const chans = nodes.map(
+      (n, i) =>
+        new DatagramChannel(n, {
+          protocol: '/edgeswarm/test-dgram/1.0.0',
+          maxMessageBytes: 1024,
+          openTimeoutMs: 2000,
+          onMessage: (from, bytes) => got.push([i, from, new TextDecoder().decode(bytes)]),
+        }),
+    );
+    for (const c of chans) await c.start();
+    const [a, b] = nodes.map((n) => n.peerId.toString());
+    // 20 wait in the queue while the stream opens; the next 30 go straight onto the open stream
+    for (let i = 0; i < 20; i++) chans[0].send(b, new TextEncoder().encode(`m${i}`));
+    await waitFor(() => got.length === 20);
+    for (let i = 20; i < 50; i++) chans[0].send(b, new TextEncoder().encode(`m${i}`));
+    chans[1].send(a, new TextEncoder().encode('back'));
+    await waitFor(() => got.length === 51, { timeout: 5000, message: 'all messages' });
+    expect(got.filter(([i]) => i === 1).map(([, , m]) => m)).toEqual(
+      Array.from({ length: 50 }, (_, i) => `m${i}`),
+    );
+    expect(got.find(([i]) => i === 0)).toEqual([0, b, 'back']);
+    for (const c of chans) await c.stop();
+  });
+
+  it('drops oversized messages and a peer sending an oversized frame is cut off and reported', async () => {
+    nodes = await startNodes(2);
+    const bad: string[] = [];
+    const drops: string[] = [];
+    const got: string[] = [];
+    const recv = new DatagramChannel(nodes[1], {
+      protocol: '/edgeswarm/test-dgram/1.0.0',
+      maxMessageBytes: 100,
+      openTimeoutMs: 2000,
+      onMessage: (_f, m) => got.push(new TextDecoder().decode(m)),
+      onBadInput: (from, reason) => bad.push(`${from}:${reason}`),
+    });
+    const send = new DatagramChannel(nodes[0], {
+      protocol: '/edgeswarm/test-dgram/1.0.0',
+      maxMessageBytes: 1000,
+      openTimeoutMs: 2000,
+      onMessage: () => {},
+      onDrop: (reason) => drops.push(reason),
+    });
+    await recv.start();
+    await send.start();
+    const b = nodes[1].peerId.toString();
+    expect(send.send(b, new Uint8Array(2000))).toBe(false);
+    expect(drops).toEqual(['too_large']);
+    send.send(b, new TextEncoder().encode('ok'));
+    await waitFor(() => got.length === 1);
+    send.send(b, new Uint8Array(500));
+    await waitFor(() => bad.length === 1, { message: 'the oversized frame to be reported' });
+    expect(bad[0]).toBe(`${nodes[0].peerId.toString()}:frame_too_large`);
+    // the sender reopens a stream and carries on
+    await waitFor(
+      () => {
+        send.send(b, new TextEncoder().encode('again'));
+        return got.includes('again');
+      },
+      { timeout: 5000, interval: 100 },
+    );
+    await send.stop();
+    await recv.stop();
+  });
+});
