@@ -10,7 +10,6 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../agent/version.js';
-import type { AgentProcess } from './harness/agent-process.js';
 import { LocalCluster } from './harness/local-cluster.js';
 import { sleep, waitFor } from './harness/wait.js';
 import { median, percentile, writeReport, type BenchReport } from './lib.js';
@@ -40,7 +39,9 @@ async function edgeswarmDetection(n: number, kills: number): Promise<number[]> {
         () => {
           const times: number[] = [];
           for (let i = 0; i < others.length; i++) {
-            const line = others[i].logs.slice(marks[i]).find((l) => l.msg === 'member:down' && l.id === victim.peerId);
+            const line = others[i].logs
+              .slice(marks[i])
+              .find((l) => l.msg === 'member:down' && l.id === victim.peerId);
             if (!line) return undefined;
             times.push(Date.parse(String(line.time)));
           }
@@ -50,14 +51,24 @@ async function edgeswarmDetection(n: number, kills: number): Promise<number[]> {
       );
       const ms = Math.max(...seen) - t0;
       out.push(ms);
-      console.log(`  N=${n} kill ${k + 1}/${kills}: dead on all ${others.length} others after ${ms} ms`);
+      console.log(
+        `  N=${n} kill ${k + 1}/${kills}: dead on all ${others.length} others after ${ms} ms`,
+      );
       await victim.exited;
-      const restarted = await cluster.spawn(victim.name, 'default', ['--log-level', 'info'], agents[0].addrs[0], victim.dataDir);
+      const restarted = await cluster.spawn(
+        victim.name,
+        'default',
+        ['--log-level', 'info'],
+        agents[0].addrs[0],
+        victim.dataDir,
+      );
       cluster.agents[idx] = restarted;
       await waitFor(
         async () => {
           const r = await agents[0].http('GET', '/v1/members');
-          return (r.json as Array<{ state: string }>).filter((m) => m.state === 'alive').length === n;
+          return (
+            (r.json as Array<{ state: string }>).filter((m) => m.state === 'alive').length === n
+          );
         },
         { timeout: 60_000, interval: 250 },
       );
@@ -81,7 +92,15 @@ function buildMemberlist(): string | undefined {
   const src = join(projectRoot(), 'bench', 'baselines', 'memberlist', 'main.go');
   const bin = join(tmpdir(), 'edgeswarm-memberlist-agent');
   if (!existsSync('/usr/share/gocode/src/github.com/hashicorp/memberlist')) return undefined;
-  const r = spawnSync('go', ['build', '-o', bin, src], { env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: mkdtempSync(join(tmpdir(), 'gocache-')) }, encoding: 'utf8' });
+  const r = spawnSync('go', ['build', '-o', bin, src], {
+    env: {
+      ...process.env,
+      GO111MODULE: 'off',
+      GOPATH: '/usr/share/gocode',
+      GOCACHE: mkdtempSync(join(tmpdir(), 'gocache-')),
+    },
+    encoding: 'utf8',
+  });
   if (r.status !== 0) {
     console.log(`memberlist baseline not built: ${r.stderr || r.error?.message}`);
     return undefined;
@@ -89,8 +108,17 @@ function buildMemberlist(): string | undefined {
   return bin;
 }
 
-async function startMl(bin: string, name: string, port: number, joinPort?: number): Promise<MlNode> {
-  const child = spawn(bin, ['-name', name, '-port', String(port), ...(joinPort ? ['-join', `127.0.0.1:${joinPort}`] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startMl(
+  bin: string,
+  name: string,
+  port: number,
+  joinPort?: number,
+): Promise<MlNode> {
+  const child = spawn(
+    bin,
+    ['-name', name, '-port', String(port), ...(joinPort ? ['-join', `127.0.0.1:${joinPort}`] : [])],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const node: MlNode = { name, port, child, events: [] };
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));
@@ -115,7 +143,13 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
     console.log(`memberlist: starting ${n} nodes`);
     nodes.push(await startMl(bin, 'm0', base));
     for (let i = 1; i < n; i++) nodes.push(await startMl(bin, `m${i}`, base + i, base));
-    await waitFor(() => nodes.every((x) => new Set(x.events.filter((e) => e.event === 'join').map((e) => e.node)).size >= n), { timeout: 60_000, interval: 100 });
+    await waitFor(
+      () =>
+        nodes.every(
+          (x) => new Set(x.events.filter((e) => e.event === 'join').map((e) => e.node)).size >= n,
+        ),
+      { timeout: 60_000, interval: 100 },
+    );
     await sleep(3000);
     for (let k = 0; k < kills; k++) {
       const idx = 1 + ((k * 7) % (n - 1));
@@ -128,7 +162,9 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
         () => {
           const ts: number[] = [];
           for (let i = 0; i < others.length; i++) {
-            const e = others[i].events.slice(marks[i]).find((x) => x.event === 'leave' && x.node === victim.name);
+            const e = others[i].events
+              .slice(marks[i])
+              .find((x) => x.event === 'leave' && x.node === victim.name);
             if (!e) return undefined;
             ts.push(e.t);
           }
@@ -143,7 +179,10 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
       // memberlist refuses a name that is still known as dead with the same address: come back under a new name
       const back = await startMl(bin, `${victim.name}r${k}`, victim.port, base);
       nodes[idx] = back;
-      await waitFor(() => nodes.every((x) => x.events.some((e) => e.event === 'join' && e.node === back.name)), { timeout: 60_000, interval: 100 });
+      await waitFor(
+        () => nodes.every((x) => x.events.some((e) => e.event === 'join' && e.node === back.name)),
+        { timeout: 60_000, interval: 100 },
+      );
       await sleep(2000);
     }
   } finally {
@@ -154,17 +193,25 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
 
 function simFigures(sizes: number[]): Array<Record<string, number>> {
   const script = join(projectRoot(), 'dist', 'test', 'sim', 'bench-sim.js');
-  const r = spawnSync(process.execPath, ['--max-old-space-size=12000', script, ...sizes.map(String)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(
+    process.execPath,
+    ['--max-old-space-size=12000', script, ...sizes.map(String)],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
   if (r.status !== 0) throw new Error(`simulator failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Array<Record<string, number>>;
 }
 
 export default {
-  description: 'SIGKILL→dead everywhere at N=10/50 processes beside memberlist; simulator dissemination at 10,000 nodes',
+  description:
+    'SIGKILL→dead everywhere at N=10/50 processes beside memberlist; simulator dissemination at 10,000 nodes',
   async run(args: string[]): Promise<void> {
     const sizes = (opt(args, 'sizes') ?? '10,50').split(',').map(Number);
     const kills = Number(opt(args, 'kills') ?? 10);
-    const simSizes = (opt(args, 'sim') ?? '1000,10000').split(',').map(Number).filter((x) => x > 0);
+    const simSizes = (opt(args, 'sim') ?? '1000,10000')
+      .split(',')
+      .map(Number)
+      .filter((x) => x > 0);
     const startedAt = new Date().toISOString();
     const figures: Record<string, number | string> = {};
     const targets: NonNullable<BenchReport['targets']> = [];
@@ -177,19 +224,41 @@ export default {
         const ml = await memberlistDetection(bin, n, kills);
         figures[`memberlist_n${n}_detect_median_ms`] = median(ml);
         figures[`memberlist_n${n}_detect_p99_ms`] = percentile(ml, 99);
-        figures[`ratio_n${n}_median_edgeswarm_over_memberlist`] = Math.round((median(es) / median(ml)) * 100) / 100;
+        figures[`ratio_n${n}_median_edgeswarm_over_memberlist`] =
+          Math.round((median(es) / median(ml)) * 100) / 100;
       }
-      if (n === 50) targets.push({ what: 'SIGKILL → dead on every member, N=50, lan (p99)', target: '<= 3000 ms', measured: `${percentile(es, 99)} ms`, met: percentile(es, 99) <= 3000 });
+      if (n === 50)
+        targets.push({
+          what: 'SIGKILL → dead on every member, N=50, lan (p99)',
+          target: '<= 3000 ms',
+          measured: `${percentile(es, 99)} ms`,
+          met: percentile(es, 99) <= 3000,
+        });
     }
-    if (!bin) figures.memberlist = 'not measured: Go or golang-github-hashicorp-memberlist-dev not installed';
+    if (!bin)
+      figures.memberlist =
+        'not measured: Go or golang-github-hashicorp-memberlist-dev not installed';
     if (simSizes.length > 0) {
       for (const s of simFigures(simSizes)) {
-        for (const [k, v] of Object.entries(s)) if (k !== 'nodes') figures[`sim_n${s.nodes}_${k}`] = v;
-        if (s.nodes === 10000) targets.push({ what: 'update reaches 99% of 10,000 nodes at 5% loss (simulated)', target: '<= 1500 ms', measured: `${s.update_99pct_ms} ms`, met: s.update_99pct_ms <= 1500 });
+        for (const [k, v] of Object.entries(s))
+          if (k !== 'nodes') figures[`sim_n${s.nodes}_${k}`] = v;
+        if (s.nodes === 10000)
+          targets.push({
+            what: 'update reaches 99% of 10,000 nodes at 5% loss (simulated)',
+            target: '<= 1500 ms',
+            measured: `${s.update_99pct_ms} ms`,
+            met: s.update_99pct_ms <= 1500,
+          });
       }
       const small = figures[`sim_n${simSizes[0]}_messages_per_member_per_s`];
       const big = figures[`sim_n${simSizes[simSizes.length - 1]}_messages_per_member_per_s`];
-      if (typeof small === 'number' && typeof big === 'number') targets.push({ what: 'messages per member per second do not grow with N (simulated)', target: `n${simSizes[simSizes.length - 1]} <= 1.25 × n${simSizes[0]}`, measured: `${big} vs ${small}`, met: big <= small * 1.25 });
+      if (typeof small === 'number' && typeof big === 'number')
+        targets.push({
+          what: 'messages per member per second do not grow with N (simulated)',
+          target: `n${simSizes[simSizes.length - 1]} <= 1.25 × n${simSizes[0]}`,
+          measured: `${big} vs ${small}`,
+          met: big <= small * 1.25,
+        });
     }
     writeReport({
       name: 'membership',

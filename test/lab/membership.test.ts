@@ -20,7 +20,9 @@ async function members(a: AgentProcess): Promise<Member[]> {
 }
 
 async function stateEverywhere(agents: AgentProcess[], id: string): Promise<string[]> {
-  return Promise.all(agents.map(async (a) => (await members(a)).find((m) => m.id === id)?.state ?? 'unknown'));
+  return Promise.all(
+    agents.map(async (a) => (await members(a)).find((m) => m.id === id)?.state ?? 'unknown'),
+  );
 }
 
 describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
@@ -32,13 +34,23 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
     lab = new Lab();
     hosts = Array.from({ length: N }, (_, i) => lab.addHost(`m${i}`));
     agents.push(await lab.startAgent(hosts[0], { site: 'a' }));
-    const rest = await Promise.all(hosts.slice(1).map((h, i) => lab.startAgent(h, { site: i % 2 ? 'a' : 'b', join: [lab.addr(hosts[0])] })));
+    const rest = await Promise.all(
+      hosts
+        .slice(1)
+        .map((h, i) => lab.startAgent(h, { site: i % 2 ? 'a' : 'b', join: [lab.addr(hosts[0])] })),
+    );
     agents.push(...rest);
-    await waitFor(async () => (await Promise.all(agents.map(members))).every((ms) => ms.filter((m) => m.state === 'alive').length === N), {
-      timeout: 30_000,
-      interval: 250,
-      message: 'all 10 alive everywhere',
-    });
+    await waitFor(
+      async () =>
+        (await Promise.all(agents.map(members))).every(
+          (ms) => ms.filter((m) => m.state === 'alive').length === N,
+        ),
+      {
+        timeout: 30_000,
+        interval: 250,
+        message: 'all 10 alive everywhere',
+      },
+    );
   });
 
   afterAll(async () => {
@@ -47,8 +59,15 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
 
   async function restart(i: number): Promise<void> {
     const old = agents[i];
-    agents[i] = await lab.startAgent(hosts[i], { site: i % 2 ? 'b' : 'a', dataDir: old.dataDir, join: [lab.addr(hosts[(i + 1) % N])] });
-    await waitFor(async () => (await stateEverywhere(agents, agents[i].peerId)).every((s) => s === 'alive'), { timeout: 20_000, interval: 250, message: `${old.name} back` });
+    agents[i] = await lab.startAgent(hosts[i], {
+      site: i % 2 ? 'b' : 'a',
+      dataDir: old.dataDir,
+      join: [lab.addr(hosts[(i + 1) % N])],
+    });
+    await waitFor(
+      async () => (await stateEverywhere(agents, agents[i].peerId)).every((s) => s === 'alive'),
+      { timeout: 20_000, interval: 250, message: `${old.name} back` },
+    );
   }
 
   it('SIGKILL: every other member marks the agent dead', async () => {
@@ -56,12 +75,17 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
     const t0 = Date.now();
     victim.kill('SIGKILL');
     const others = agents.filter((a) => a !== victim);
-    await waitFor(async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'dead'), {
-      timeout: 15_000,
-      interval: 100,
-      message: 'the killed agent dead everywhere',
-    });
-    console.log(`lab: SIGKILL → dead on all ${others.length} others after ~${Date.now() - t0} ms (polled)`);
+    await waitFor(
+      async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'dead'),
+      {
+        timeout: 15_000,
+        interval: 100,
+        message: 'the killed agent dead everywhere',
+      },
+    );
+    console.log(
+      `lab: SIGKILL → dead on all ${others.length} others after ~${Date.now() - t0} ms (polled)`,
+    );
     await victim.exited;
     await restart(3);
   });
@@ -71,11 +95,14 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
     const others = agents.filter((a) => a !== victim);
     victim.kill('SIGTERM');
     const t0 = Date.now();
-    await waitFor(async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'left'), {
-      timeout: 1000,
-      interval: 50,
-      message: 'left everywhere within 1 s',
-    });
+    await waitFor(
+      async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'left'),
+      {
+        timeout: 1000,
+        interval: 50,
+        message: 'left everywhere within 1 s',
+      },
+    );
     console.log(`lab: SIGTERM → left on all others after ~${Date.now() - t0} ms (polled)`);
     await victim.exited;
     expect(victim.exitCode).toBe(0);
@@ -87,37 +114,64 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
     lab.isolate(group);
     const cut = [agents[7], agents[8]];
     const rest = agents.filter((a) => !cut.includes(a));
-    await waitFor(async () => (await stateEverywhere(rest, cut[0].peerId)).every((s) => s === 'dead'), { timeout: 20_000, interval: 250, message: 'the cut pair dead on the majority' });
+    await waitFor(
+      async () => (await stateEverywhere(rest, cut[0].peerId)).every((s) => s === 'dead'),
+      { timeout: 20_000, interval: 250, message: 'the cut pair dead on the majority' },
+    );
     await sleep(30_000 - 0);
     lab.healAll();
     const t0 = Date.now();
-    await waitFor(async () => (await Promise.all(agents.map(members))).every((ms) => ms.length === N && ms.every((m) => m.state === 'alive')), {
-      timeout: 60_000,
-      interval: 250,
-      message: 'all 10 alive everywhere after healing',
-    });
+    await waitFor(
+      async () =>
+        (await Promise.all(agents.map(members))).every(
+          (ms) => ms.length === N && ms.every((m) => m.state === 'alive'),
+        ),
+      {
+        timeout: 60_000,
+        interval: 250,
+        message: 'all 10 alive everywhere after healing',
+      },
+    );
     console.log(`lab: partition healed; all 10 alive everywhere after ${Date.now() - t0} ms`);
   });
 
-  it(`10% random packet loss on every host for ${SOAK_SECONDS} s: no member is ever marked dead`, { timeout: (SOAK_SECONDS + 120) * 1000 }, async () => {
-    const marks = agents.map((a) => a.logs.length);
-    for (const h of hosts) lab.loss(h, 0.1);
-    const deadline = Date.now() + SOAK_SECONDS * 1000;
-    let samples = 0;
-    try {
-      while (Date.now() < deadline) {
-        await sleep(5000);
-        const views = await Promise.all(agents.map(members));
-        samples++;
-        const dead = views.flatMap((ms, i) => ms.filter((m) => m.state === 'dead').map((m) => `${agents[i].name} sees ${m.name} dead`));
-        expect(dead).toEqual([]);
+  it(
+    `10% random packet loss on every host for ${SOAK_SECONDS} s: no member is ever marked dead`,
+    { timeout: (SOAK_SECONDS + 120) * 1000 },
+    async () => {
+      const marks = agents.map((a) => a.logs.length);
+      for (const h of hosts) lab.loss(h, 0.1);
+      const deadline = Date.now() + SOAK_SECONDS * 1000;
+      let samples = 0;
+      try {
+        while (Date.now() < deadline) {
+          await sleep(5000);
+          const views = await Promise.all(agents.map(members));
+          samples++;
+          const dead = views.flatMap((ms, i) =>
+            ms
+              .filter((m) => m.state === 'dead')
+              .map((m) => `${agents[i].name} sees ${m.name} dead`),
+          );
+          expect(dead).toEqual([]);
+        }
+      } finally {
+        lab.healAll();
       }
-    } finally {
-      lab.healAll();
-    }
-    const downs = agents.flatMap((a, i) => a.logs.slice(marks[i]).filter((l) => l.msg === 'member:down').map((l) => `${a.name}: ${String(l.member)} down`));
-    const suspects = agents.reduce((n, a, i) => n + a.logs.slice(marks[i]).filter((l) => l.msg === 'member:suspect').length, 0);
-    console.log(`lab: ${SOAK_SECONDS} s at 10% loss: ${suspects} suspicions (all refuted), ${downs.length} dead verdicts, ${samples} samples`);
-    expect(downs).toEqual([]);
-  });
+      const downs = agents.flatMap((a, i) =>
+        a.logs
+          .slice(marks[i])
+          .filter((l) => l.msg === 'member:down')
+          .map((l) => `${a.name}: ${String(l.member)} down`),
+      );
+      const suspects = agents.reduce(
+        (n, a, i) => n + a.logs.slice(marks[i]).filter((l) => l.msg === 'member:suspect').length,
+        0,
+      );
+      console.log(
+        `lab: ${SOAK_SECONDS} s at 10% loss: ${suspects} suspicions (all refuted), ${downs.length} dead verdicts, ${samples} samples`,
+      );
+      expect(downs).toEqual([]);
+    },
+  );
 });

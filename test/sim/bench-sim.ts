@@ -6,7 +6,12 @@ import { Simulation, simMeta } from './swim-sim.js';
 
 function run(n: number, seed: number): Record<string, number> {
   const t0 = performance.now();
-  const s = new Simulation({ nodes: n, seed, config: resolveSwimConfig('lan'), network: { loss: 0.05, sites: 10, intraSiteMs: 0.25, interSiteMs: [0.5, 5] } });
+  const s = new Simulation({
+    nodes: n,
+    seed,
+    config: resolveSwimConfig('lan'),
+    network: { loss: 0.05, sites: 10, intraSiteMs: 0.25, interSiteMs: [0.5, 5] },
+  });
   s.run(3000);
   const sent0 = s.sent;
   s.run(8000);
@@ -34,7 +39,10 @@ function run(n: number, seed: number): Record<string, number> {
   };
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 const seed = Number(process.env.SIM_SEED ?? 42);
 const out = (sizes.length ? sizes : [1000]).map((n) => run(n, seed));
 process.stdout.write(`${JSON.stringify(out)}\n`);
