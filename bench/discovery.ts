@@ -1,6 +1,182 @@
+// `npm run bench -- discovery [--n 50] [--registrations 50] [--queries 20000]`
+//   (a) local query latency over HTTP and DNS, from a load generator in another process, beside the
+//       same load generator against a minimal server in yet another process that answers a fixed
+//       response (the floor the transport itself costs);
+//   (b) time from a registration at one agent to visible on every agent, N agent processes.
+import { spawn, spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { projectRoot } from '../agent/version.js';
+import { LocalCluster } from './harness/local-cluster.js';
+import { watchSse } from './harness/sse.js';
+import { sleep, waitFor } from './harness/wait.js';
+import { median, percentile, writeReport, type BenchReport } from './lib.js';
+
+const LOADGEN = join(projectRoot(), 'dist', 'bench', 'harness', 'loadgen.js');
+
+function opt(args: string[], name: string, d: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : d;
+}
+
+function loadgen(args: string[]): Record<string, number> {
+  const r = spawnSync(process.execPath, [LOADGEN, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (r.status !== 0) throw new Error(`loadgen: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim()) as Record<string, number>;
+}
+
+/** A minimal HTTP + DNS responder in its own process: the baseline floor. */
+const FLOOR = `
+import { createServer } from 'node:http';
+import { createSocket } from 'node:dgram';
+import dnsPacket from '${join(projectRoot(), 'node_modules', 'dns-packet', 'index.js').replace(/\\/g, '/')}';
+const body = process.argv[2];
+const h = createServer((req, res) => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); });
+h.listen(0, '127.0.0.1', () => {
+  const u = createSocket('udp4');
+  u.on('message', (m, r) => { const q = dnsPacket.decode(m); u.send(dnsPacket.encode({ type: 'response', id: q.id, flags: 1024, questions: q.questions, answers: [{ type: 'A', name: q.questions[0].name, ttl: 0, data: '10.0.0.1' }] }), r.port, r.address); });
+  u.bind(0, '127.0.0.1', () => console.log(JSON.stringify({ http: h.address().port, dns: u.address().port })));
+});`;
+
 export default {
-  description: '(not written yet)',
-  async run(): Promise<void> {
-    throw new Error('not written yet');
+  description:
+    'discovery query latency over HTTP and DNS (p50/p99); registration → visible on every agent at N=50',
+  async run(args: string[]): Promise<void> {
+    const n = opt(args, 'n', 50);
+    const regs = opt(args, 'registrations', 50);
+    const queries = opt(args, 'queries', 20_000);
+    const startedAt = new Date().toISOString();
+    const figures: BenchReport['figures'] = {};
+    const targets: NonNullable<BenchReport['targets']> = [];
+
+    // (a) query latency, on one agent holding a catalog with instances in 3 sites
+    const small = new LocalCluster();
+    try {
+      const agents = await small.start({ n: 3, site: (i) => `s${i}`, logLevel: 'warn' });
+      await small.converged(3);
+      for (const [i, a] of agents.entries()) {
+        for (let k = 0; k < 3; k++)
+          await a.http('PUT', `/v1/services/web-${i}-${k}`, {
+            name: 'web',
+            port: 8000 + k,
+            address: `10.0.${i}.${k + 1}`,
+          });
+      }
+      await waitFor(
+        async () =>
+          ((await agents[0].http('GET', '/v1/discover/web')).json as unknown[]).length === 9,
+        { timeout: 10_000 },
+      );
+      const body = (await agents[0].http('GET', '/v1/discover/web')).text;
+      const [host, port] = agents[0].dns.split(':');
+      const h = loadgen([
+        'http',
+        `${agents[0].api}/v1/discover/web`,
+        agents[0].token,
+        String(queries),
+      ]);
+      const d = loadgen(['dns', host, port, 'web.service.edgeswarm', 'A', String(queries)]);
+      const floor = spawn(process.execPath, ['--input-type=module', '-e', FLOOR, body], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const ports = await new Promise<{ http: number; dns: number }>((r) =>
+        floor.stdout!.once('data', (b: Buffer) => r(JSON.parse(b.toString()))),
+      );
+      const fh = loadgen(['http', `http://127.0.0.1:${ports.http}/`, '', String(queries)]);
+      const fd = loadgen([
+        'dns',
+        '127.0.0.1',
+        String(ports.dns),
+        'web.service.edgeswarm',
+        'A',
+        String(queries),
+      ]);
+      floor.kill();
+      for (const [k, v] of Object.entries(h)) figures[`a_http_${k}`] = v;
+      for (const [k, v] of Object.entries(d)) figures[`a_dns_${k}`] = v;
+      figures.a_floor_http_p50_us = fh.p50_us;
+      figures.a_floor_http_p99_us = fh.p99_us;
+      figures.a_floor_dns_p50_us = fd.p50_us;
+      figures.a_floor_dns_p99_us = fd.p99_us;
+      targets.push({
+        what: 'discovery over HTTP, p99, loopback',
+        target: '<= 1 ms',
+        measured: `${(h.p99_us / 1000).toFixed(3)} ms`,
+        met: h.p99_us <= 1000,
+      });
+      targets.push({
+        what: 'discovery over DNS, p99, loopback',
+        target: '<= 1 ms',
+        measured: `${(d.p99_us / 1000).toFixed(3)} ms`,
+        met: d.p99_us <= 1000,
+      });
+    } finally {
+      await small.stop();
+    }
+
+    // (b) registration → visible on every agent
+    const big = new LocalCluster();
+    try {
+      console.log(`starting ${n} agents`);
+      const agents = await big.start({ n, site: (i) => `s${i % 5}`, logLevel: 'info' });
+      await big.converged(n, 300_000);
+      await sleep(3000);
+      const seen = new Map<string, number[]>();
+      const watches = await Promise.all(
+        agents.map((a) =>
+          watchSse(`${a.api}/v1/catalog/watch`, a.token, (data, at) => {
+            for (const name of (JSON.parse(data) as { names: string[] }).names) {
+              let l = seen.get(name);
+              if (!l) seen.set(name, (l = []));
+              l.push(at);
+            }
+          }),
+        ),
+      );
+      const times: number[] = [];
+      for (let r = 0; r < regs; r++) {
+        const name = `svc-${r}`;
+        const a = agents[Math.floor(Math.random() * agents.length)];
+        const t0 = performance.now();
+        const res = await a.http('PUT', `/v1/services/${name}`, { name, port: 9000 });
+        if (res.status !== 200) throw new Error(`register: ${res.text}`);
+        await waitFor(() => (seen.get(name)?.length ?? 0) >= n, {
+          timeout: 30_000,
+          interval: 5,
+          message: `${name} everywhere`,
+        });
+        times.push(Math.max(...seen.get(name)!) - t0);
+        await sleep(100);
+      }
+      for (const w of watches) w.close();
+      figures.b_agents = n;
+      figures.b_registrations = regs;
+      figures.b_visible_everywhere_p50_ms = Math.round(median(times) * 10) / 10;
+      figures.b_visible_everywhere_p99_ms = Math.round(percentile(times, 99) * 10) / 10;
+      figures.b_baseline_consul_anti_entropy_s = 60;
+      targets.push({
+        what: `registration visible on every agent, N=${n}, p99`,
+        target: '<= 1000 ms',
+        measured: `${figures.b_visible_everywhere_p99_ms} ms`,
+        met: percentile(times, 99) <= 1000,
+      });
+    } finally {
+      await big.stop();
+    }
+    writeReport({
+      name: 'discovery',
+      startedAt,
+      host: { cpus: cpus().length, node: process.version },
+      figures,
+      targets,
+      notes: [
+        'latency: one request at a time from a load generator process, keep-alive HTTP / UDP DNS, after 2,000 warm-up queries; floor = the same generator against a process that returns a fixed answer',
+        'visible everywhere: until the last agent emitted the catalog change on its /v1/catalog/watch stream',
+        'Consul repairs a missed catalog update by anti-entropy once a minute (the figure in the issue); edgeswarm publishes at once and repairs every 5 s',
+      ],
+    });
   },
 };

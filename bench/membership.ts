@@ -175,7 +175,8 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
       const ms = Math.max(...times) - t0;
       out.push(ms);
       console.log(`  memberlist N=${n} kill ${k + 1}/${kills}: ${ms} ms`);
-      await new Promise((r) => victim.child.once('exit', r));
+      if (victim.child.exitCode === null && victim.child.signalCode === null)
+        await new Promise((r) => victim.child.once('exit', r));
       // memberlist refuses a name that is still known as dead with the same address: come back under a new name
       const back = await startMl(bin, `${victim.name}r${k}`, victim.port, base);
       nodes[idx] = back;
@@ -206,7 +207,10 @@ export default {
   description:
     'SIGKILL→dead everywhere at N=10/50 processes beside memberlist; simulator dissemination at 10,000 nodes',
   async run(args: string[]): Promise<void> {
-    const sizes = (opt(args, 'sizes') ?? '10,50').split(',').map(Number);
+    const sizes = (opt(args, 'sizes') ?? '10,50')
+      .split(',')
+      .map(Number)
+      .filter((x) => x > 1);
     const kills = Number(opt(args, 'kills') ?? 10);
     const simSizes = (opt(args, 'sim') ?? '1000,10000')
       .split(',')

@@ -92,12 +92,7 @@ async function start(a: DemoAgent, keyFile: string, joinAddr?: string): Promise<
   a.token = readFileSync(join(a.data, 'admin.token'), 'utf8').trim();
 }
 
-export async function api(
-  a: DemoAgent,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<unknown> {
+async function api(a: DemoAgent, method: string, path: string, body?: unknown): Promise<unknown> {
   const res = await fetch(a.api + path, {
     method,
     headers: { authorization: `Bearer ${a.token}`, 'content-type': 'application/json' },
@@ -143,18 +138,131 @@ async function main(): Promise<void> {
   say(`Logs: ${DIR}/<agent>.log. Press Ctrl-C to stop.`);
 }
 
+async function waitUntil(
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fn().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 /** Steps each capability adds to the tour; each prints what it shows. */
 export const DEMO_STEPS: Array<(agents: DemoAgent[]) => Promise<void>> = [
+  // membership
   async (agents) => {
-    for (const a of agents) {
-      const info = (await api(a, 'GET', '/v1/agent')) as { id: string; name: string };
-      say(`  ${info.name} is ${info.id}`);
-    }
+    await waitUntil('all members alive everywhere', async () => {
+      for (const a of agents) {
+        const ms = (await api(a, 'GET', '/v1/members')) as Array<{ state: string }>;
+        if (ms.filter((m) => m.state === 'alive').length !== agents.length) return false;
+      }
+      return true;
+    });
+    const ms = (await api(agents[0], 'GET', '/v1/members')) as Array<{
+      name: string;
+      site: string;
+      state: string;
+    }>;
+    say(`\nmembership: ${ms.map((m) => `${m.name}@${m.site} ${m.state}`).join(', ')}`);
+  },
+  // service discovery
+  async (agents) => {
+    const [p1, p2, b1] = agents;
+    await api(p2, 'PUT', '/v1/services/web-paris', { name: 'web', port: 8080, tags: ['demo'] });
+    await api(b1, 'PUT', '/v1/services/web-berlin', { name: 'web', port: 8081, tags: ['demo'] });
+    await waitUntil(
+      'web on every agent',
+      async () => ((await api(p1, 'GET', '/v1/discover/web')) as unknown[]).length === 2,
+    );
+    const fromParis = (await api(p1, 'GET', '/v1/discover/web')) as Array<{
+      node: string;
+      site: string;
+      port: number;
+    }>;
+    const fromBerlin = (await api(b1, 'GET', '/v1/discover/web')) as Array<{
+      node: string;
+      site: string;
+      port: number;
+    }>;
+    say(`discovery: "web" registered on paris-2 and berlin-1`);
+    say(
+      `  from paris-1, nearest first:  ${fromParis.map((i) => `${i.node}:${i.port}`).join(', ')}`,
+    );
+    say(
+      `  from berlin-1, nearest first: ${fromBerlin.map((i) => `${i.node}:${i.port}`).join(', ')}`,
+    );
+  },
+  // replicated state
+  async (agents) => {
+    const [p1, , b1] = agents;
+    const put = await fetch(`${p1.api}/v1/kv/demo/greeting`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${p1.token}` },
+      body: 'hello from paris',
+    });
+    const { version } = (await put.json()) as { version: string };
+    await waitUntil(
+      'the key on berlin-1',
+      async () =>
+        (
+          await fetch(`${b1.api}/v1/kv/demo/greeting`, {
+            headers: { authorization: `Bearer ${b1.token}` },
+          })
+        ).ok,
+    );
+    const v = await (
+      await fetch(`${b1.api}/v1/kv/demo/greeting`, {
+        headers: { authorization: `Bearer ${b1.token}` },
+      })
+    ).text();
+    say(`kv: demo/greeting written at paris-1 (version ${version}), read at berlin-1: "${v}"`);
+  },
+  // images
+  async (agents) => {
+    const [p1] = agents;
+    const size = 16 * 1024 * 1024;
+    const body = new Uint8Array(size);
+    for (let o = 0; o < size; o += 65536)
+      crypto.getRandomValues(body.subarray(o, Math.min(size, o + 65536)));
+    const t0 = Date.now();
+    const res = await fetch(`${p1.api}/v1/images/demo/disk/v1?sites=all`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${p1.token}` },
+      body,
+    });
+    if (!res.ok) throw new Error(`image push: ${await res.text()}`);
+    await waitUntil(
+      'the image at every site',
+      async () => {
+        const st = (await api(p1, 'GET', '/v1/images/demo/disk/v1')) as {
+          sites: Array<{ placed: boolean; wanted: number; complete: string[] }>;
+        };
+        return st.sites.every((s) => !s.placed || s.complete.length >= s.wanted);
+      },
+      120_000,
+    );
+    const st = (await api(p1, 'GET', '/v1/images/demo/disk/v1')) as {
+      sites: Array<{ site: string; complete: string[] }>;
+    };
+    say(
+      `images: pushed 16 MiB as demo/disk:v1 at paris-1; a full copy in every site after ${((Date.now() - t0) / 1000).toFixed(1)} s (${st.sites.map((s) => `${s.site}: ${s.complete.join(',')}`).join('; ')})`,
+    );
   },
 ];
 
 /** Commands printed at the end for the user to try. */
-export const DEMO_HINTS: string[] = [];
+export const DEMO_HINTS: string[] = [
+  'npx edgeswarm members',
+  'npx edgeswarm discover web',
+  `dig @127.0.0.1 -p ${BASE + 20} web.service.edgeswarm SRV`,
+  'npx edgeswarm kv get demo/greeting',
+  'npx edgeswarm image status demo/disk:v1',
+  `kill -9 $(pgrep -f 'name berlin-1') && sleep 2 && npx edgeswarm members   # watch it detected`,
+];
 
 main().catch((err: unknown) => {
   process.stderr.write(`demo failed: ${(err as Error).message}\n`);

@@ -67,7 +67,7 @@ export class LocalCluster {
     requireBuild();
     const a = this.args(name, site, extra, joinAddr, dataDir);
     const p = new AgentProcess(name, a.dataDir, a.args);
-    return p.started(60_000);
+    return p.started(180_000);
   }
 
   async start(opts: LocalClusterOptions): Promise<AgentProcess[]> {
@@ -75,7 +75,7 @@ export class LocalCluster {
     const extra = ['--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])];
     const first = await this.spawn('n0', site(0), extra);
     this.agents.push(first);
-    const parallel = opts.parallel ?? 8;
+    const parallel = opts.parallel ?? 4;
     for (let i = 1; i < opts.n; i += parallel) {
       const batch = [];
       for (let j = i; j < Math.min(opts.n, i + parallel); j++)

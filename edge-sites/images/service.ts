@@ -17,6 +17,7 @@ import {
   decodeImageRecord,
   encodeManifest,
   encodeTombstone,
+  exportImage,
   importImage,
   ManifestStore,
   PinSet,
@@ -201,10 +202,14 @@ export class ImageService extends EventTarget {
       (stream, conn) => void this.#serveChunks(stream, conn.remotePeer.toString()),
       { maxInboundStreams: 64, maxOutboundStreams: 64 },
     );
-    await node.handle(IMAGES_PROTOCOL, (stream) => void this.#serveImages(stream), {
-      maxInboundStreams: 32,
-      maxOutboundStreams: 32,
-    });
+    await node.handle(
+      IMAGES_PROTOCOL,
+      (stream, conn) => void this.#serveImages(stream, conn.remotePeer.toString()),
+      {
+        maxInboundStreams: 32,
+        maxOutboundStreams: 32,
+      },
+    );
     node.services.pubsub.subscribe(IMAGES_TOPIC);
     node.services.pubsub.addEventListener('message', this.#onGossip);
     this.#c.membership.addEventListener('change', this.#onMembers);
@@ -456,6 +461,24 @@ export class ImageService extends EventTarget {
       set.add(check);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Re-reads every chunk of an image from disk (each re-hashed) and checks the whole digest.
+   * Returns false if anything is missing or wrong (bad chunks are quarantined and fetched again).
+   */
+  async verify(
+    m: Manifest,
+    signal?: AbortSignal,
+  ): Promise<{ ok: boolean; bytes: number; error?: string }> {
+    let bytes = 0;
+    try {
+      for await (const b of exportImage(m, this.chunks, { signal })) bytes += b.length;
+      return { ok: true, bytes };
+    } catch (err) {
+      if (err instanceof ChunkCorruptError) this.#scheduleEvaluate(0);
+      return { ok: false, bytes, error: (err as Error).message };
+    }
   }
 
   // ---- placement and pulls ----
@@ -723,16 +746,21 @@ export class ImageService extends EventTarget {
     });
   }
 
-  #syncDeps(): SyncDeps {
+  /** Manifest exchange with `peer`: the record bytes count as replication bytes too. */
+  #syncDeps(peer?: string): SyncDeps {
+    const scope = peer ? this.#scope(peer) : 'site';
     return {
       heads: () => this.manifests.heads(),
       record: async (name, tag, version) => {
         const t = await this.manifests.tombstone(name, tag);
         if (t && t.version >= version) return encodeTombstone(t);
         const m = await this.manifests.get(name, tag, version);
-        return m ? encodeManifest(m) : undefined;
+        const out = m ? encodeManifest(m) : undefined;
+        if (out) this.#c.metrics?.bytes('out', scope, out.length);
+        return out;
       },
       accept: async (bytes) => {
+        this.#c.metrics?.bytes('in', scope, bytes.length);
         let rec;
         try {
           rec = decodeImageRecord(bytes);
@@ -770,7 +798,7 @@ export class ImageService extends EventTarget {
     );
   }
 
-  async #serveImages(stream: Stream): Promise<void> {
+  async #serveImages(stream: Stream, peer: string): Promise<void> {
     try {
       await serveImages(
         stream,

@@ -101,6 +101,24 @@ export function imageRoutes(images: ImageService): Route[] {
       },
     },
     {
+      method: 'POST',
+      path: '/v1/images/*name/:tag/verify',
+      handler: async (ctx) => {
+        const { name, tag } = ref(ctx);
+        const m = await images.manifests.get(name, tag);
+        if (!m) throw new HttpError(404, 'not_found', `no image ${name}:${tag}`);
+        return {
+          json: {
+            name,
+            tag,
+            version: m.version,
+            digest: m.digest,
+            ...(await images.verify(m, ctx.signal)),
+          },
+        };
+      },
+    },
+    {
       method: 'GET',
       path: '/v1/images/*name/:tag',
       handler: async (ctx) => {
