@@ -729,7 +729,7 @@ export class ImageService extends EventTarget {
       await fetchRecords(
         () => this.#open(from),
         [[msg.n, msg.g, msg.v]],
-        this.#syncDeps(),
+        this.#syncDeps(from),
         AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
       );
     } catch (err) {
@@ -793,7 +793,7 @@ export class ImageService extends EventTarget {
     if (!target || !this.#started) return 0;
     return syncImages(
       () => this.#open(target),
-      this.#syncDeps(),
+      this.#syncDeps(target),
       AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
     );
   }
@@ -802,7 +802,7 @@ export class ImageService extends EventTarget {
     try {
       await serveImages(
         stream,
-        this.#syncDeps(),
+        this.#syncDeps(peer),
         AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
       );
     } catch (err) {
