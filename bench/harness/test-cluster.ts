@@ -10,7 +10,7 @@ import { generateClusterKey } from '../../agent/identity.js';
 import { silentLogger } from '../../agent/logger.js';
 import { AgentProcess, requireBuild } from './agent-process.js';
 
-function tempDir(prefix: string): { dir: string; cleanup: () => void } {
+export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -117,6 +117,55 @@ describe('service discovery', () => {
     expect(d2.catalog.state.instances('cache')).toHaveLength(1);
   });
 
+  it('a name this agent has never seen is found through DHT provider records', async () => {
+    const { a, d } = await cluster3();
+    await a.catalog.register('rare-1', { name: 'rare', port: 7001 });
+    await waitFor(() => ids(d, 'rare').length === 1, { timeout: 3000 });
+    // make d forget a's catalog, as if it had never seen it (a large cluster that does not hold
+    // every catalog): the next query asks the DHT who provides "rare" and fetches that catalog
+    await d.catalog.forget(a.peerId);
+    expect(d.catalog.knows('rare')).toBe(false);
+    const found = await waitFor(
+      async () => {
+        const r = await d.catalog.discover({ name: 'rare', strategy: 'nearest' });
+        return r.length === 1 ? r : undefined;
+      },
+      { timeout: 15_000, interval: 500, message: 'rare through the DHT' },
+    );
+    expect(found[0]).toMatchObject({ id: 'rare-1', node: 'a' });
+  });
+
+  it('catalog watches stream changes as server-sent events', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'w' });
+    const events: string[] = [];
+    const ac = new AbortController();
+    const res = await fetch(`${p.api}/v1/catalog/watch?name=web`, {
+      headers: { authorization: `Bearer ${p.token}` },
+      signal: ac.signal,
+    });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+          for (const l of dec.decode(chunk).split('\n'))
+            if (l.startsWith('data: ')) events.push(l.slice(6));
+      } catch {
+        // aborted
+      }
+    })();
+    await p.http('PUT', '/v1/services/other', { name: 'other', port: 1 });
+    await p.http('PUT', '/v1/services/web-1', { name: 'web', port: 80 });
+    await p.http('DELETE', '/v1/services/web-1');
+    await waitFor(() => events.length >= 2, { timeout: 3000 });
+    ac.abort();
+    await reading;
+    expect(events.map((e) => (JSON.parse(e) as { names: string[] }).names)).toEqual([
+      ['web'],
+      ['web'],
+    ]);
+  });
+
   it('the HTTP API validates registrations and discovery queries, naming the field', async () => {
     const p = await cluster.current.spawnAgent({ name: 'v' });
     const bad = async (body: unknown, re: RegExp, id = 'svc') => {

@@ -1,4 +1,5 @@
 // Membership with real agents on loopback: join, full member list, failure detection, leave.
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
@@ -88,5 +89,19 @@ describe('membership over libp2p', () => {
     const metrics = await (await fetch(`${p1.api}/metrics`)).text();
     expect(metrics).toMatch(/edgeswarm_members\{state="alive"\} 2/);
     expect(metrics).toMatch(/edgeswarm_gossip_messages_total\{direction="out"\} [1-9]/);
+    for (const name of [
+      'edgeswarm_member_failures_detected_total',
+      'edgeswarm_replication_bytes_total',
+      'edgeswarm_kv_keys',
+      'edgeswarm_images',
+      'edgeswarm_http_requests_total',
+    ])
+      expect(metrics).toContain(`# TYPE ${name}`);
+    // the exposition passes promtool's linter where it is installed (CI installs it)
+    if (spawnSync('sh', ['-c', 'command -v promtool']).status === 0) {
+      const r = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    } else console.log('promtool not installed (apt-get install prometheus): metrics lint skipped');
   });
 });
