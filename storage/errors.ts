@@ -192,3 +192,20 @@ export class ValueTooLargeError extends StorageError {
     this.limit = limit;
   }
 }
+
+// --- chunk store packs and index (storage/chunks) ---
+
+/**
+ * Writing the chunk store's packs or index failed (an fsync or a level write). Entries that were
+ * not yet durable were dropped, as a crash would; the store refuses further writes until it is
+ * reopened (after an fsync error the state of the page cache is unknown), reads still work.
+ */
+export class ChunkStoreFailedError extends StorageError {
+  constructor(cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super('chunk_store_failed', `a write of the chunk store failed (${detail}); reopen it`, {
+      cause,
+    });
+    this.name = 'ChunkStoreFailedError';
+  }
+}

@@ -242,14 +242,17 @@ export class HttpApiServer {
   }
 
   #fail(res: ServerResponse, err: unknown, route: string): void {
+    if (res.destroyed || res.writableEnded) {
+      // the client went away (or the answer was already sent): nothing to tell anyone
+      this.#opts.logger.debug({ err: (err as Error).message, route }, 'request ended early');
+      return;
+    }
     if (err instanceof HttpError) {
       sendError(res, err.status, err.code, err.message);
     } else if (err instanceof z.ZodError) {
       sendError(res, 400, 'invalid_request', describeZodError(err));
     } else if (err instanceof EdgeswarmError && 'status' in err && typeof err.status === 'number') {
       sendError(res, err.status, err.code, err.message);
-    } else if ((err as { name?: string }).name === 'AbortError' && res.destroyed) {
-      // the client went away
     } else {
       this.#opts.logger.error({ err, route }, 'internal error handling request');
       sendError(res, 500, 'internal', 'internal error; see the agent log');

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { AgentProcess } from './agent-process.js';
 import { TestCluster, type ProcessAgentOptions } from './test-cluster.js';
 
+const LAB_NODE_ARGS = (process.env.EDGESWARM_LAB_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 export const LAB_PREFIX = 'eslab';
 /** The port agents listen on for peer-to-peer traffic inside a lab host. */
 export const P2P_PORT = 7946;
@@ -262,7 +263,8 @@ export class Lab {
       listen: `/ip4/${host.ip}/tcp/${P2P_PORT}`,
       api: `${host.ip}:${API_PORT}`,
       dns: opts.dns ?? `${host.ip}:${DNS_PORT}`,
-      command: ['ip', 'netns', 'exec', host.ns, process.execPath],
+      // EDGESWARM_LAB_NODE_ARGS: extra node flags for lab agents (e.g. --cpu-prof when profiling)
+      command: ['ip', 'netns', 'exec', host.ns, process.execPath, ...LAB_NODE_ARGS],
     });
   }
 

@@ -23,6 +23,9 @@ export interface PullOptions {
   refreshMs: number;
 }
 
+/** Received chunks being verified and stored at once, per source. */
+export const STORE_CONCURRENCY = 16;
+
 export const DEFAULT_PULL_OPTIONS: PullOptions = {
   maxSources: 8,
   window: 1024 * 1024,
@@ -188,8 +191,34 @@ export class Pull {
 
   async #readLoop(src: Source, signal: AbortSignal): Promise<void> {
     const sched = this.#scheduler!;
+    // Chunks are verified and stored concurrently (up to STORE_CONCURRENCY at once) while the
+    // next frames are read: a store write waits on the disk's thread pool, and waiting for each
+    // one before reading the next frame made the pull latency-bound (~25 MB/s on loopback).
+    const storing = new Set<Promise<void>>();
+    let failure: Error | undefined;
+    const store = async (index: number, data: Uint8Array): Promise<void> => {
+      const hash = this.index.hashes[index];
+      try {
+        await this.#deps.chunks.put(hash, data, { flush: false });
+      } catch (err) {
+        if (err instanceof ChunkHashMismatchError) {
+          sched.failed(src.peer, index);
+          this.#deps.badSource(src.peer);
+          this.#avoid.set(src.peer, Date.now() + 60_000);
+        }
+        throw err;
+      }
+      this.bytesReceived += data.length;
+      this.#deps.received(src.peer, data.length);
+      const fresh = !this.have.has(index);
+      sched.received(src.peer, index);
+      if (fresh) this.#deps.gotChunk(index);
+      if (sched.complete) this.#kick();
+      else void this.#request(src);
+    };
     try {
       for (;;) {
+        if (failure) throw failure;
         const frame = await src.fs.read(signal);
         if (!frame) break;
         const msg = decodeChunkMsg(frame);
@@ -202,32 +231,27 @@ export class Pull {
           this.#kick();
         } else if (msg.t === 'chunk') {
           if (msg.i >= this.index.size) throw new WireError('chunk index out of range');
-          const hash = this.index.hashes[msg.i];
-          try {
-            await this.#deps.chunks.put(hash, msg.data, { flush: false });
-          } catch (err) {
-            if (err instanceof ChunkHashMismatchError) {
-              sched.failed(src.peer, msg.i);
-              this.#deps.badSource(src.peer);
-              this.#avoid.set(src.peer, Date.now() + 60_000);
-              throw err;
-            }
-            throw err;
-          }
-          this.bytesReceived += msg.data.length;
-          this.#deps.received(src.peer, msg.data.length);
-          const fresh = !this.have.has(msg.i);
-          sched.received(src.peer, msg.i);
-          if (fresh) this.#deps.gotChunk(msg.i);
-          if (sched.complete) this.#kick();
-          else void this.#request(src);
+          const task: Promise<void> = store(msg.i, msg.data).then(
+            () => void storing.delete(task),
+            (err: unknown) => {
+              storing.delete(task);
+              failure ??= err as Error;
+              // wake the read loop: the source is dropped
+              src.fs.abort(failure);
+            },
+          );
+          storing.add(task);
+          if (storing.size >= STORE_CONCURRENCY) await Promise.race(storing);
         } else {
           throw new WireError(`unexpected ${msg.t}`);
         }
       }
+      await Promise.all(storing);
+      if (failure) throw failure;
       this.#close(src, new Error('source closed the stream'));
     } catch (err) {
-      this.#close(src, err as Error);
+      await Promise.all(storing);
+      this.#close(src, failure ?? (err as Error));
     }
     this.#kick();
   }

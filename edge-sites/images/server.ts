@@ -12,6 +12,8 @@ import { decodeChunkMsg, encodeChunkMsg, WireError } from './wire.js';
 
 /** A puller idle this long is disconnected (ms). */
 export const SOURCE_IDLE_TIMEOUT_MS = 120_000;
+/** Chunks read from the store ahead of the one being sent, per puller. */
+export const READ_AHEAD = 8;
 
 export interface ServedImage {
   index: ImageIndex;
@@ -70,18 +72,33 @@ export async function serveChunks(
       if (!frame) break;
       const msg = decodeChunkMsg(frame);
       if (msg.t !== 'req') throw new WireError(`expected req, got ${msg.t}`);
-      for (const i of msg.i) {
+      for (const i of msg.i)
         if (i >= img.index.size) throw new WireError(`chunk index ${i} out of range`);
+      // chunks are read (and verified) up to READ_AHEAD ahead of the one being sent
+      const load = async (i: number): Promise<Uint8Array | undefined> => {
+        if (!img.bits.has(i)) return undefined;
         let data: Uint8Array | undefined;
-        if (img.bits.has(i)) {
-          try {
-            data = await deps.chunks.get(img.index.hashes[i]);
-          } catch (err) {
-            if (!(err instanceof ChunkCorruptError)) throw err;
-            data = undefined;
-          }
-          if (!data) deps.lost(open.d, i);
+        try {
+          data = await deps.chunks.get(img.index.hashes[i]);
+        } catch (err) {
+          if (!(err instanceof ChunkCorruptError)) throw err;
         }
+        if (!data) deps.lost(open.d, i);
+        return data;
+      };
+      const ahead: Array<Promise<Uint8Array | undefined>> = [];
+      let next = 0;
+      const fill = () => {
+        while (next < msg.i.length && ahead.length < READ_AHEAD) {
+          const p = load(msg.i[next++]);
+          p.catch(() => {}); // seen when its turn comes
+          ahead.push(p);
+        }
+      };
+      for (const i of msg.i) {
+        fill();
+        const data = await ahead.shift()!;
+        fill();
         if (!data) {
           await send(encodeChunkMsg({ t: 'miss', i }));
           continue;

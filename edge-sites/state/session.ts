@@ -47,6 +47,8 @@ export async function runSession(
     gotSummary = res;
     failSummary = rej;
   });
+  // send() may have failed before it awaits the summary: the rejection is reported by receive()
+  peerSummary.catch(() => undefined);
   // the summary and the batches are computed against the store as it is at the start of the session
   const mine = encodeSummary(store.summary());
 

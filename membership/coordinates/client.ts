@@ -1,7 +1,7 @@
 // CoordinateClient: the local node's Vivaldi coordinate plus a bounded cache of the coordinates
 // other members reported (most recent wins; acks carry the responder's coordinate). Pure state,
-// no I/O. The runtime feeds it the `rtt` effects of the SWIM core and hands `local` back to the core
-// with setLocalCoordinate() so that our acks carry it.
+// no I/O. The runtime feeds it the `rtt` effects of the SWIM core and hands `local` back to the
+// core with setLocalCoordinate() so that our acks carry it.
 
 import {
   type AdjustmentWindow,
@@ -18,7 +18,10 @@ import {
 
 export interface CoordinateClientOptions {
   config?: Partial<VivaldiConfig>;
-  /** Most peers whose coordinate and RTT filter are kept; least recently updated go first. Default 10,000. */
+  /**
+   * Most peers whose coordinate and RTT filter are kept; least recently updated go first. Default
+   * 10,000.
+   */
   maxPeers?: number;
   /** Randomness for separating coincident points (optional). */
   rng?: () => number;

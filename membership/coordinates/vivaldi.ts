@@ -27,7 +27,9 @@ export interface VivaldiConfig {
   errorMax: number;
   /** ce: how fast the error estimate moves toward the latest wrongness (0..1). Default 0.25. */
   ce: number;
-  /** cc: the largest step a single sample may take, as a fraction of the gap (0..1). Default 0.25. */
+  /**
+   * cc: the largest step a single sample may take, as a fraction of the gap (0..1). Default 0.25.
+   */
   cc: number;
   /** Samples averaged into `adjustment`; 0 disables it. Default 20. */
   adjustmentWindowSize: number;
@@ -204,7 +206,9 @@ export function newAdjustmentWindow(
 export interface UpdateOptions {
   /** Randomness for separating coincident points; without it a fixed direction is used. */
   rng?: () => number;
-  /** The adjustment window of the local coordinate (updated in place); without it, no adjustment. */
+  /**
+   * The adjustment window of the local coordinate (updated in place); without it, no adjustment.
+   */
   adjustment?: AdjustmentWindow;
 }
 

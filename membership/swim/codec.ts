@@ -66,7 +66,7 @@ export function maxBytesFor(type: SwimMessageType): number {
     : MAX_PACKET_BYTES;
 }
 
-// ---- encoding ------------------------------------------------------------------------------------
+// ---- encoding ---------------------------------------------------------------------------------
 
 function metaWire(m: MemberMeta): unknown[] {
   const w: unknown[] = [m.name, m.site, m.addrs, m.tags];
@@ -128,7 +128,7 @@ export function encodeMessage(msg: SwimMessage): Uint8Array {
   return bytes;
 }
 
-// ---- decoding ------------------------------------------------------------------------------------
+// ---- decoding ---------------------------------------------------------------------------------
 
 const DECODE_OPTIONS = {
   strict: true,

@@ -199,8 +199,10 @@ export class MemberTable {
   }
 
   /**
-   * Loads many members into an empty table at once (no per-member bookkeeping beyond the lists). `idxs[i]`, `codes[i]`, `incs[i]`, `metaRefs[i]` describe member
-   * i (metaRefs from this table's pool, each held once by the caller); self is skipped. Used for a converged start: 10,000 cores x 10,000 members in about a second.
+   * Loads many members into an empty table at once (no per-member bookkeeping beyond the lists).
+   * `idxs[i]`, `codes[i]`, `incs[i]`, `metaRefs[i]` describe member i (metaRefs from this table's
+   * pool, each held once by the caller); self is skipped. Used for a converged start: 10,000 cores
+   * x 10,000 members in a few seconds.
    */
   bulkLoad(
     idxs: Int32Array,

@@ -20,12 +20,14 @@ export class Suspicion {
   private confirmed = 0;
   /** When it expires (`now` units). */
   deadline: number;
+  /** When we last told the suspect directly (-Infinity: never). See SwimProber/SwimCore. */
+  noticedAt = -Infinity;
 
   constructor(
     from: string,
     /** Incarnation the suspicion is about; the dead verdict carries it. */
     public incarnation: number,
-    readonly startedAt: number,
+    public startedAt: number,
     /** K: confirmations expected. */
     readonly k: number,
     readonly min: number,
@@ -33,6 +35,16 @@ export class Suspicion {
   ) {
     this.seen.add(from);
     this.deadline = startedAt + suspicionTimeout(0, k, min, max);
+  }
+
+  /**
+   * Starts the timeout again from `now` (keeping the confirmations): used when there is fresh
+   * evidence that the suspect may be fine (it answered us, or a partition just healed), to give
+   * its refutation time to arrive.
+   */
+  restart(now: number): void {
+    this.startedAt = now;
+    this.deadline = now + suspicionTimeout(this.confirmed, this.k, this.min, this.max);
   }
 
   /** Independent confirmations so far (the first suspector not counted). */

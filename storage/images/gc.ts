@@ -10,15 +10,20 @@
 //             ...hasMany / fetch / put chunks / manifestStore.put(manifest)...
 //             hold.release();
 //    importImage() adds every chunk it writes to a hold passed as `pin`. GC checks the pin of a
-//    chunk under the chunk store's per-chunk lock, the same lock has()/stat() take, so a pull
-//    that pinned a chunk and then saw it present can never have it deleted underneath. A hold
+//    chunk under the chunk store's per-chunk lock (the lock put()/stat() take) and removes the
+//    chunk in the same step (has() reads that state), so a pull that pinned a chunk and then saw
+//    it present can never have it deleted underneath. A hold
 //    released while a GC runs stays in force until that GC ends, because the GC's snapshot of
 //    referenced chunks may predate the manifest the hold protected.
 //
 // 2. A grace period (the safety net for writers that forget): chunks whose file was written, or
 //    re-put, less than `graceMs` ago are kept. put() of a chunk already present refreshes its
 //    mtime, and GC re-checks the mtime under the same per-chunk lock before deleting.
-import type { ChunkStore } from '../chunks/store.js';
+//
+// Deleting a chunk only drops its index entry; the bytes stay in their pack until compaction
+// rewrites the pack's live chunks elsewhere and deletes it. collectGarbage() ends with a
+// compaction (ChunkStore.compact(), bounded per call) unless `compact` is false or it is a dry run.
+import type { ChunkStore, CompactResult } from '../chunks/index.js';
 
 /**
  * Default grace period. Unit: ms. Default 1 hour: far longer than pushing or pulling one chunk
@@ -113,6 +118,8 @@ export interface GcOptions {
   now?: number;
   /** Count what would be deleted, delete nothing. */
   dryRun?: boolean;
+  /** Compact the chunk store's packs afterwards (see the header). Default true. */
+  compact?: boolean;
   signal?: AbortSignal;
 }
 
@@ -128,6 +135,8 @@ export interface GcResult {
   /** Deleted (or, with dryRun, would be). */
   removed: number;
   removedBytes: number;
+  /** What the compaction afterwards did (undefined if it did not run). */
+  compaction?: CompactResult;
 }
 
 /**
@@ -173,5 +182,7 @@ export async function collectGarbage(
   } finally {
     pins.gcEnd();
   }
+  if (!opts.dryRun && opts.compact !== false)
+    result.compaction = await chunks.compact({ signal: opts.signal });
   return result;
 }

@@ -1,10 +1,11 @@
 // Image replication with real agents: push on A, pull on B; resume after SIGKILL; a corrupt chunk
 // at one source is fetched from another; removal.
-import { randomBytes } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
+import { ChunkStore, corruptChunkForTest, quarantinedChunks } from '../../storage/chunks/index.js';
 import { useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -102,8 +103,16 @@ describe('image replication', () => {
     );
     b.kill('SIGKILL');
     await b.exited;
-    const chunksBefore = countFiles(join(b.dataDir, 'chunks'));
-    expect(chunksBefore).toBeGreaterThan(0);
+    // what the killed agent left: some chunks, every one of them whole
+    const left = await ChunkStore.open(join(b.dataDir, 'chunks'));
+    expect(left.stats().chunks).toBeGreaterThan(0);
+    for await (const h of left.list())
+      expect(
+        createHash('sha256')
+          .update((await left.get(h))!)
+          .digest('hex'),
+      ).toBe(h);
+    await left.close();
     const b2 = await c.spawnAgent({
       name: 'b',
       site: 's2',
@@ -134,10 +143,9 @@ describe('image replication', () => {
     );
     expect(got.equals(data)).toBe(true);
 
-    // corrupt one chunk file at b: reading the image there detects it, quarantines the file and
-    // fetches the chunk from a
-    const victim = firstChunkFile(join(b2.dataDir, 'chunks'));
-    writeFileSync(victim, randomBytes(100));
+    // corrupt one chunk at b (its bytes inside its pack): reading the image there detects it,
+    // quarantines the chunk and fetches it from a
+    const victim = await corruptChunkForTest(join(b2.dataDir, 'chunks'));
     const again = Buffer.from(
       await (
         await fetch(`${b2.api}/v1/images/big/v1/content`, {
@@ -146,12 +154,13 @@ describe('image replication', () => {
       ).arrayBuffer(),
     );
     expect(again.equals(data)).toBe(true);
-    expect(countFiles(join(b2.dataDir, 'chunks', 'quarantine'))).toBe(1);
+    expect(await quarantinedChunks(join(b2.dataDir, 'chunks'))).toEqual([victim]);
     expect(await (await fetch(`${b2.api}/metrics`)).text()).toMatch(
       /edgeswarm_bad_chunks_total [1-9]/,
     );
-    // and a third agent pulling from both gets a full, verified copy
-    writeFileSync(firstChunkFile(join(b2.dataDir, 'chunks')), randomBytes(100));
+    // and a third agent pulling from both gets a full, verified copy (b's copy of the chunk,
+    // fetched again, is corrupt again)
+    await corruptChunkForTest(join(b2.dataDir, 'chunks'), victim);
     const d = await c.spawnAgent({ name: 'd', site: 's3', join: [a.addrs[0]] });
     await waitFor(
       async () =>
@@ -188,6 +197,19 @@ describe('image replication', () => {
       /^copies:/,
     );
     expect((await put('/v1/images/ok/v1?sites=Not_A_Site')).status).toBe(400);
+    const empty = await fetch(`${p.api}/v1/images/ok/empty`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${p.token}` },
+      body: '',
+    });
+    // an empty image is an image (no chunks); its content is empty
+    expect(empty.status).toBe(200);
+    expect(await empty.json()).toMatchObject({ size: 0, chunks: 0 });
+    const body = await fetch(`${p.api}/v1/images/ok/empty/content`, {
+      headers: { authorization: `Bearer ${p.token}` },
+    });
+    expect(body.status).toBe(200);
+    expect((await body.arrayBuffer()).byteLength).toBe(0);
     expect((await p.http('GET', '/v1/images/none/v1')).status).toBe(404);
     expect((await p.http('DELETE', '/v1/images/none/v1')).status).toBe(404);
     const ok = await put('/v1/images/library/tiny/v1?sites=a,b&copies=2');
@@ -205,19 +227,6 @@ function writeConfig(root: string, name: string, text: string): string {
   const f = join(root, name);
   writeFileSync(f, text);
   return f;
-}
-
-function countFiles(dir: string): number {
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n++;
-  return n;
-}
-
-function firstChunkFile(dir: string): string {
-  for (const e of readdirSync(join(dir, 'chunks'), { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) return join(e.parentPath, e.name);
-  }
-  throw new Error('no chunk files');
 }
 
 async function metricSum(agent: Agent, prefix: string): Promise<number> {

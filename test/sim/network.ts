@@ -8,7 +8,7 @@ export interface NetworkOptions {
   sites: number;
   /** One-way latency inside a site, ms. Default 0.25. */
   intraSiteMs: number;
-  /** One-way latency between two sites is drawn once, uniformly in this range, ms. Default [2.5, 40]. */
+  /** One-way latency between two sites, drawn once uniformly in this range, ms. [2.5, 40]. */
   interSiteMs: [number, number];
   /** Mean of an exponentially distributed extra delay per message, ms. Default 0.2. */
   jitterMs: number;
@@ -75,7 +75,9 @@ export class Network {
     return !this.partitioned || this.group[a] === this.group[b];
   }
 
-  /** Splits the nodes: each listed group can only reach itself; unlisted nodes form one more group. */
+  /**
+   * Splits the nodes: each listed group can only reach itself; unlisted nodes form one more group.
+   */
   partition(groups: number[][], now: number): void {
     this.group.fill(groups.length);
     groups.forEach((g, i) => {

@@ -19,6 +19,12 @@ export interface FalseDead {
   t: number;
   observer: number;
   subject: number;
+  /**
+   * Within the detection bound after a partition started or healed: most likely a verdict formed
+   * while the two could not reach each other, still spreading (SWIM's rule: the member must
+   * refute it). Reported apart from false verdicts about reachable members.
+   */
+  afterPartition: boolean;
 }
 
 export class SimTracker {
@@ -67,8 +73,11 @@ export class SimTracker {
     if (ev.type === 'member:down' && sim.isLive(subject) && sim.net.canReach(observer, subject)) {
       // A restarted node's previous life may still be detected as dead: not a false verdict.
       const sinceStart = sim.now - sim.startedAt[subject];
-      if (sinceStart > detectionBound(sim.config, sim.n)) {
-        this.falseDeads.push({ t: sim.now, observer, subject });
+      const bound = detectionBound(sim.config, sim.n);
+      if (sinceStart > bound) {
+        const topo = sim.net.topologyChangedAt;
+        const afterPartition = topo > 0 && sim.now - topo < bound;
+        this.falseDeads.push({ t: sim.now, observer, subject, afterPartition });
       }
     }
     if (ev.type === 'member:left' && sim.hasLeft[subject] === 0 && sim.isRunning(subject)) {
@@ -118,6 +127,11 @@ export class SimTracker {
       max: percentile(delays, 100),
       missing,
     };
+  }
+
+  /** False dead verdicts about members reachable all along (not explained by a partition). */
+  get unexplainedFalseDeads(): FalseDead[] {
+    return this.falseDeads.filter((f) => !f.afterPartition);
   }
 
   /** The standing invariants (see bounds.ts for the limits). */

@@ -1,7 +1,11 @@
 // Images: push (streamed body), list, status, content (fetched from peers as needed), remove.
 import { Readable } from 'node:stream';
 import type { ImageService } from '../../../edge-sites/index.js';
-import { ImageTooLargeError, InvalidImageRefError } from '../../../storage/errors.js';
+import {
+  ImageTooLargeError,
+  InvalidImageRefError,
+  InvalidManifestError,
+} from '../../../storage/errors.js';
 import {
   MAX_COPIES,
   validateImageName,
@@ -70,6 +74,9 @@ export function imageRoutes(images: ImageService): Route[] {
         } catch (err) {
           if (err instanceof ImageTooLargeError)
             throw new HttpError(413, 'image_too_large', err.message);
+          // e.g. an empty body: an image must have at least one byte
+          if (err instanceof InvalidManifestError)
+            throw new HttpError(400, 'invalid_image', err.message);
           throw err;
         }
       },

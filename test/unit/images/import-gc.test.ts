@@ -1,11 +1,16 @@
 import { createCipheriv, createHash } from 'node:crypto';
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ChunkStore, sha256Hex } from '../../../storage/chunks/index.js';
+import {
+  ChunkStore,
+  corruptChunkForTest,
+  quarantinedChunks,
+  sha256Hex,
+} from '../../../storage/chunks/index.js';
 import {
   ChunkCorruptError,
   ChunkNotFoundError,
@@ -126,8 +131,9 @@ describe('importImage / exportImage', () => {
     const r = await importImage([data], chunks);
     const m = await signManifest({ name: 'img', tag: 't', ...r, createdAt: 1, version: 1 }, key);
     const victim = r.chunks[3].hash;
-    await writeFile(join(dir, 'chunks', victim.slice(0, 2), victim), seeded(9, r.chunks[3].size));
+    await corruptChunkForTest(dir, victim);
     await expect(collect(exportImage(m, chunks))).rejects.toBeInstanceOf(ChunkCorruptError);
+    expect(await quarantinedChunks(dir)).toEqual([victim]);
     // quarantined: now it is missing, and the puller knows what to fetch
     await expect(collect(exportImage(m, chunks))).rejects.toBeInstanceOf(ChunkNotFoundError);
     expect(await missingChunks(m, chunks)).toEqual([r.chunks[3]]);
@@ -181,17 +187,40 @@ describe('collectGarbage', () => {
     const after = await collectGarbage(chunks, manifests, { now: later });
     expect(after.referenced).toBe(0);
     expect(chunks.stats()).toEqual({ chunks: 0, bytes: 0 });
+    // and the compaction at the end of the GC gave the disk space back
+    expect(after.compaction?.packs).toBeGreaterThan(0);
+    expect(chunks.packStats()).toEqual({ packs: 0, packBytes: 0, liveBytes: 0 });
+  });
+
+  it('compacts the packs after deleting, and keeps the images it must keep', async () => {
+    await chunks.close();
+    chunks = await ChunkStore.open(dir, { sync: false, packBytes: 256 * 1024 });
+    const manifests = new ManifestStore(new MemoryStore(), { keepVersions: 1 });
+    const v1 = seeded(20, 2 << 20);
+    const v2 = seeded(21, 2 << 20);
+    await push(manifests, v1, 'app', 1);
+    const m2 = await push(manifests, v2, 'app', 2); // drops version 1
+    const before = chunks.packStats();
+    const later = Date.now() + 2 * 3600_000;
+    const dry = await collectGarbage(chunks, manifests, { now: later, dryRun: true });
+    expect(dry.compaction).toBeUndefined();
+    const r = await collectGarbage(chunks, manifests, { now: later });
+    expect(r.removedBytes).toBe(v1.length);
+    expect(r.compaction!.reclaimedBytes).toBeGreaterThan(v1.length * 0.9);
+    expect(chunks.packStats().packBytes).toBeLessThan(before.packBytes - v1.length * 0.9);
+    expect((await collect(exportImage(m2, chunks))).equals(v2)).toBe(true);
+    const off = await collectGarbage(chunks, manifests, { now: later, compact: false });
+    expect(off.compaction).toBeUndefined();
   });
 
   it('respects pins, and a release during a GC waits for it to end', async () => {
     const manifests = new ManifestStore(new MemoryStore());
     const a = await chunks.add(seeded(10, 3000));
     const b = await chunks.add(seeded(11, 3000));
-    const old = new Date(Date.now() - 2 * 3600_000);
-    for (const h of [a.hash, b.hash]) await utimes(join(dir, 'chunks', h.slice(0, 2), h), old, old);
+    const later = Date.now() + 2 * 3600_000; // both are past the grace period then
     const pins = new PinSet();
     const hold = pins.hold([a.hash]);
-    const r = await collectGarbage(chunks, manifests, { pins });
+    const r = await collectGarbage(chunks, manifests, { pins, now: later });
     expect(r).toMatchObject({ removed: 1, pinned: 1 });
     expect(await chunks.has(a.hash)).toBe(true);
     pins.gcBegin();

@@ -114,7 +114,13 @@ describe('SwimCore probing', () => {
     h.tick('a', t1 - 1);
     expect(a.stateOf('b')).toBe('suspect');
     suspect('e', 2200); // 2nd confirmation: timeout falls to min, already past
-    h.tick('a', 2200);
+    // a heard of the suspicion only through gossip: a last call goes to b directly, and the
+    // verdict waits one more probe timeout (100 ms, stretched by a's own failed probes of b)
+    const lastCall = h.tick('a', 2200);
+    expect(a.stateOf('b')).toBe('suspect');
+    expect(lastCall.some((e) => e.to === 'b' && e.msg.type === 'gossip')).toBe(true);
+    h.inflight.length = 0; // b is gone: the notice is lost
+    h.tick('a', 2200 + 100 * 9);
     expect(a.stateOf('b')).toBe('dead');
   });
 
@@ -128,7 +134,10 @@ describe('SwimCore probing', () => {
     );
     h.tick('a', 4799);
     expect(a.stateOf('b')).toBe('suspect');
-    h.tick('a', 4800);
+    h.tick('a', 4800); // the last call to b (see above)
+    expect(a.stateOf('b')).toBe('suspect');
+    h.inflight.length = 0;
+    h.tick('a', 4900);
     expect(a.stateOf('b')).toBe('dead');
   });
 
