@@ -4,6 +4,9 @@
 // /edgeswarm/chunks/1.0.0 — one stream per (puller, source, image), the puller writes:
 //   {t:'open', d}            d = image digest          source answers {t:'bits', b} or {t:'unknown'}
 //   {t:'req', i:[...]}       chunk indexes wanted      source answers {t:'chunk', i, data} or {t:'miss', i} each
+//   Every message is a CBOR map except {t:'chunk'}, which is binary (it is almost all the
+//   traffic, and CBOR plus schema checks cost more than the transfer): the byte 0x01 (never the
+//   start of a CBOR map), the index as a big-endian u32, then the chunk bytes.
 //   and the source also sends {t:'have', i:[...]} as it gets new chunks of that image itself.
 // Chunk indexes count the image's distinct chunks in order of first appearance.
 //
@@ -96,8 +99,25 @@ function dec<S extends z.ZodType>(schema: S, b: Uint8Array, what: string): z.out
   }
 }
 
-export const encodeChunkMsg = (m: ChunkMsg): Uint8Array => encode(m);
-export const decodeChunkMsg = (b: Uint8Array): ChunkMsg => dec(chunkMsg, b, 'chunks');
+const CHUNK_TAG = 0x01;
+const MAX_INDEX = 1 << 22;
+
+export const encodeChunkMsg = (m: ChunkMsg): Uint8Array => {
+  if (m.t !== 'chunk') return encode(m);
+  const out = new Uint8Array(5 + m.data.length);
+  out[0] = CHUNK_TAG;
+  new DataView(out.buffer).setUint32(1, m.i);
+  out.set(m.data, 5);
+  return out;
+};
+
+export const decodeChunkMsg = (b: Uint8Array): ChunkMsg => {
+  if (b.length === 0 || b[0] !== CHUNK_TAG) return dec(chunkMsg, b, 'chunks');
+  if (b.length < 5) throw new WireError('malformed chunks message: truncated chunk header');
+  const i = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(1);
+  if (i > MAX_INDEX) throw new WireError(`malformed chunks message: chunk index ${i} too large`);
+  return { t: 'chunk', i, data: b.subarray(5) };
+};
 export const encodeImagesMsg = (m: ImagesMsg): Uint8Array => encode(m);
 export const decodeImagesMsg = (b: Uint8Array): ImagesMsg => dec(imagesMsg, b, 'images');
 export const encodeGossip = (m: ImagesGossip): Uint8Array => encode(m);

@@ -23,6 +23,10 @@ import {
   type SwimConfig,
 } from '../swim/index.js';
 
+/** A member's unchanged addresses are merged into the peer store again after this long (ms). */
+const LEARN_ADDRS_REFRESH_MS = 60_000;
+/** Bound of the #learned cache (it is cleared when it grows past 4x this). */
+const LEARN_ADDRS_MAX_ENTRIES = 10_000;
 export const SWIM_PROTOCOL = '/edgeswarm/swim/1.0.0';
 /** How often the member snapshot is saved when it changed (ms). */
 export const SNAPSHOT_INTERVAL_MS = 30_000;
@@ -312,8 +316,19 @@ export class Membership extends EventTarget implements MemberLookup {
     this.#c.metrics?.counts(c);
   }
 
+  /** The addresses last put in the peer store, per member, and when (see #learnAddrs). */
+  readonly #learned = new Map<string, { key: string; at: number }>();
+
   async #learnAddrs(id: string, addrs: string[]): Promise<void> {
     if (id === this.selfId || addrs.length === 0) return;
+    // Sends to a member and events about it carry its addresses again and again; a peer store
+    // merge (a datastore write) each time cost more CPU than the SWIM traffic itself.
+    const key = addrs.join(' ');
+    const now = Date.now();
+    const last = this.#learned.get(id);
+    if (last !== undefined && last.key === key && now - last.at < LEARN_ADDRS_REFRESH_MS) return;
+    this.#learned.set(id, { key, at: now });
+    if (this.#learned.size > 4 * LEARN_ADDRS_MAX_ENTRIES) this.#learned.clear();
     try {
       const mas: Multiaddr[] = [];
       for (const a of addrs) {

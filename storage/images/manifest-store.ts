@@ -35,6 +35,9 @@ import {
  * Versions kept per NAME:TAG. Default 3: the current one, the one before it to roll back to, and
  * one more for a rollback of a rollback; each costs only its manifest and its unshared chunks.
  */
+
+/** Decoded manifests kept in memory (see ManifestStore.#decodeManifest). */
+const DECODED_CACHE_ENTRIES = 64;
 export const DEFAULT_KEEP_VERSIONS = 3;
 /** Namespace of the KvStore the manifests live in. */
 export const MANIFEST_NAMESPACE = 'images';
@@ -105,12 +108,28 @@ export class ManifestStore {
     this.#kv = kv.namespace(opts.namespace ?? MANIFEST_NAMESPACE);
   }
 
+  /**
+   * Decoded manifests by key, kept while their stored bytes stay the same: status queries and
+   * the replication loop read the same few manifests again and again, and decoding one (checking
+   * every chunk hash) costs milliseconds for a large image.
+   */
+  readonly #decoded = new Map<string, { bytes: Uint8Array; manifest: Manifest }>();
+
   #decodeManifest(key: string, bytes: Uint8Array): Manifest {
+    const hit = this.#decoded.get(key);
+    if (hit !== undefined && Buffer.compare(hit.bytes, bytes) === 0) return hit.manifest;
+    let manifest: Manifest;
     try {
-      return decodeManifest(bytes);
+      manifest = decodeManifest(bytes);
     } catch (err) {
       throw new CorruptDataError(`stored manifest ${key}: ${(err as Error).message}`);
     }
+    if (this.#decoded.size >= DECODED_CACHE_ENTRIES) {
+      const oldest = this.#decoded.keys().next().value;
+      if (oldest !== undefined) this.#decoded.delete(oldest);
+    }
+    this.#decoded.set(key, { bytes, manifest });
+    return manifest;
   }
 
   async #tombstone(name: string, tag: string): Promise<Tombstone | undefined> {
