@@ -77,6 +77,11 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
         // members send catalog and state broadcasts; gossipsub's scoring is tuned for the public
         // internet and would prune quiet cluster members, so keep the defaults but flood-publish
         floodPublish: true,
+        // Gossipsub penalises more than 10 peers on one IP address (Sybil defence on the public
+        // internet): with the default weight, 25 agents on one host, or a site of more than 10
+        // agents behind one NAT address, graylisted each other and KV writes fell back to
+        // anti-entropy (seconds instead of ms). pnet already keeps strangers out.
+        scoreParams: { IPColocationFactorWeight: 0 },
         // A message reaches each member once per mesh neighbour; without a fast id every copy had
         // its ed25519 signature checked before being found a duplicate (a few % of an agent's CPU
         // while images replicate). The fast id hashes everything the signature covers, so a

@@ -33,7 +33,7 @@ const FLOOR = `
 import { createServer } from 'node:http';
 import { createSocket } from 'node:dgram';
 import dnsPacket from '${join(projectRoot(), 'node_modules', 'dns-packet', 'index.js').replace(/\\/g, '/')}';
-const body = process.argv[2];
+const body = process.env.FLOOR_BODY;
 const h = createServer((req, res) => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); });
 h.listen(0, '127.0.0.1', () => {
   const u = createSocket('udp4');
@@ -55,7 +55,7 @@ export default {
     // (a) query latency, on one agent holding a catalog with instances in 3 sites
     const small = new LocalCluster();
     try {
-      const agents = await small.start({ n: 3, site: (i) => `s${i}`, logLevel: 'warn' });
+      const agents = await small.start({ n: 3, site: (i) => `s${i}`, logLevel: 'info' });
       await small.converged(3);
       for (const [i, a] of agents.entries()) {
         for (let k = 0; k < 3; k++)
@@ -79,8 +79,9 @@ export default {
         String(queries),
       ]);
       const d = loadgen(['dns', host, port, 'web.service.edgeswarm', 'A', String(queries)]);
-      const floor = spawn(process.execPath, ['--input-type=module', '-e', FLOOR, body], {
+      const floor = spawn(process.execPath, ['--input-type=module', '-e', FLOOR], {
         stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, FLOOR_BODY: body },
       });
       const ports = await new Promise<{ http: number; dns: number }>((r) =>
         floor.stdout!.once('data', (b: Buffer) => r(JSON.parse(b.toString()))),

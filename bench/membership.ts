@@ -121,7 +121,12 @@ async function startMl(
   );
   const node: MlNode = { name, port, child, events: [] };
   let ready!: () => void;
-  const isReady = new Promise<void>((r) => (ready = r));
+  let failed!: (err: Error) => void;
+  const isReady = new Promise<void>((res, rej) => {
+    ready = res;
+    failed = rej;
+  });
+  child.on('exit', (code) => failed(new Error(`memberlist node ${name} exited with ${code}`)));
   createInterface({ input: child.stdout! }).on('line', (l) => {
     try {
       const e = JSON.parse(l) as { event: string; node: string; t: number };
@@ -136,7 +141,8 @@ async function startMl(
 }
 
 async function memberlistDetection(bin: string, n: number, kills: number): Promise<number[]> {
-  const base = 21000 + Math.floor(Math.random() * 2000) * 10;
+  // below Linux's ephemeral range (32768-60999), so that no outgoing connection holds a port
+  const base = 20000 + Math.floor(Math.random() * 1000) * 10;
   const nodes: MlNode[] = [];
   const out: number[] = [];
   try {

@@ -97,9 +97,20 @@ export async function pushFrom(
     },
   );
   if (r.status !== 0) throw new Error(`push failed: ${r.stderr}`);
-  const line = await at.agent.waitForLog((l) => l.msg === 'image pushed', 10_000);
-  void mark;
-  return { pushedAt: Date.parse(String(line.time)), version: Number(line.version) };
+  // only a log line written after this push counts (an earlier push of the same tag logged too)
+  const line = await waitFor(
+    () => at.agent.logs.slice(mark).find((l) => l.msg === 'image pushed'),
+    {
+      timeout: 10_000,
+      message: `"image pushed" from ${at.agent.name}`,
+    },
+  );
+  const version = (JSON.parse(r.stdout) as { version: number }).version;
+  if (Number(line.version) !== version)
+    throw new Error(
+      `push answered version ${version} but the agent logged ${String(line.version)}`,
+    );
+  return { pushedAt: Date.parse(String(line.time)), version };
 }
 
 /** Waits until every agent logged "pull complete" for ref@version (the origin has it already). */

@@ -67,7 +67,13 @@ export class LocalCluster {
     requireBuild();
     const a = this.args(name, site, extra, joinAddr, dataDir);
     const p = new AgentProcess(name, a.dataDir, a.args);
-    return p.started(180_000);
+    try {
+      return await p.started(180_000);
+    } catch (err) {
+      // not in this.agents yet: stop() would not know it (it needs log level info or lower)
+      p.kill('SIGKILL');
+      throw err;
+    }
   }
 
   async start(opts: LocalClusterOptions): Promise<AgentProcess[]> {
