@@ -19,23 +19,7 @@ export interface SiteAgent {
 
 export async function startSites(lab: Lab, n: number, args: string[] = []): Promise<SiteAgent[]> {
   const hosts = Array.from({ length: n }, (_, i) => lab.addHost(`s${i + 1}`));
-  const first = await lab.startAgent(hosts[0], { site: 's1', args });
-  const rest = await Promise.all(
-    hosts
-      .slice(1)
-      .map((h, i) => lab.startAgent(h, { site: `s${i + 2}`, join: [lab.addr(hosts[0])], args })),
-  );
-  const agents = [first, ...rest];
-  await waitFor(
-    async () => {
-      for (const a of agents) {
-        const ms = (await a.http('GET', '/v1/members')).json as Array<{ state: string }>;
-        if (ms.filter((m) => m.state === 'alive').length !== n) return false;
-      }
-      return true;
-    },
-    { timeout: 60_000, interval: 500, message: `all ${n} sites alive everywhere` },
-  );
+  const agents = await lab.startCluster(hosts, (h) => h.name, args);
   return agents.map((agent, i) => ({ agent, host: hosts[i], site: `s${i + 1}` }));
 }
 

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { AgentProcess } from './agent-process.js';
 import { TestCluster, type ProcessAgentOptions } from './test-cluster.js';
+import { waitFor } from './wait.js';
 
 const LAB_NODE_ARGS = (process.env.EDGESWARM_LAB_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 export const LAB_PREFIX = 'eslab';
@@ -266,6 +267,35 @@ export class Lab {
       // EDGESWARM_LAB_NODE_ARGS: extra node flags for lab agents (e.g. --cpu-prof when profiling)
       command: ['ip', 'netns', 'exec', host.ns, process.execPath, ...LAB_NODE_ARGS],
     });
+  }
+
+  /**
+   * Starts one agent in each host, in site `site(host)`: the first, then the others joining it,
+   * and waits until every agent sees all of them alive.
+   */
+  async startCluster(
+    hosts: Host[],
+    site: (host: Host) => string,
+    args: string[] = [],
+  ): Promise<AgentProcess[]> {
+    const first = await this.startAgent(hosts[0], { site: site(hosts[0]), args });
+    const rest = await Promise.all(
+      hosts
+        .slice(1)
+        .map((h) => this.startAgent(h, { site: site(h), join: [this.addr(hosts[0])], args })),
+    );
+    const agents = [first, ...rest];
+    await waitFor(
+      async () => {
+        for (const a of agents) {
+          const ms = (await a.http('GET', '/v1/members')).json as Array<{ state: string }>;
+          if (ms.filter((m) => m.state === 'alive').length !== agents.length) return false;
+        }
+        return true;
+      },
+      { timeout: 60_000, interval: 250, message: `all ${agents.length} agents alive everywhere` },
+    );
+    return agents;
   }
 
   /** The multiaddr agents in a host listen on. */

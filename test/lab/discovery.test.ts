@@ -39,31 +39,7 @@ describe.skipIf(!avail.ok)('lab: service discovery, 6 agents in 3 sites', () => 
   beforeAll(async () => {
     lab = new Lab();
     hosts = ['a1', 'a2', 'b1', 'b2', 'c1', 'c2'].map((n) => lab.addHost(n));
-    agents.push(await lab.startAgent(hosts[0], { site: 'a' }));
-    agents.push(
-      ...(await Promise.all(
-        hosts
-          .slice(1)
-          .map((h) => lab.startAgent(h, { site: h.name[0], join: [lab.addr(hosts[0])] })),
-      )),
-    );
-    await waitFor(
-      async () =>
-        (
-          await Promise.all(
-            agents.map(
-              async (a) =>
-                ((await a.http('GET', '/v1/members')).json as Array<{ state: string }>).filter(
-                  (m) => m.state === 'alive',
-                ).length,
-            ),
-          )
-        ).every((n) => n === 6),
-      {
-        timeout: 30_000,
-        interval: 250,
-      },
-    );
+    agents.push(...(await lab.startCluster(hosts, (h) => h.name[0])));
   });
 
   afterAll(async () => {
