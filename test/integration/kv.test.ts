@@ -39,32 +39,37 @@ describe('replicated key/value store', () => {
     );
   });
 
-  it('with 20 agents on one IP address, a write reaches all by gossip, not anti-entropy', async () => {
-    // gossipsub's default score penalises more than 10 peers on one IP (all of these, or a site
-    // behind one NAT address) until they graylist each other: writes then waited for anti-entropy
-    const c = cluster.current;
-    const kv = { syncInterval: '10m' };
-    const first = await c.startAgent({ name: 'g0', extra: { kv } });
-    const rest = await Promise.all(
-      Array.from({ length: 19 }, (_, i) =>
-        c.startAgent({ name: `g${i + 1}`, join: [first.addrs()[0]], extra: { kv } }),
-      ),
-    );
-    const all = [first, ...rest];
-    await waitFor(() => all.every((x) => x.membership.counts().alive === all.length), {
-      timeout: 20_000,
-      message: 'all 20 alive everywhere',
-    });
-    // let gossipsub form its mesh (one heartbeat is 1 s)
-    await new Promise((r) => setTimeout(r, 3000));
-    for (let i = 0; i < 3; i++) {
-      await all[i * 5].kv.put(`crowd/${i}`, te.encode('v'));
-      await waitFor(
-        async () => (await Promise.all(all.map((x) => x.kv.get(`crowd/${i}`)))).every(Boolean),
-        { timeout: 3000, message: `crowd/${i} on all 20 agents` },
+  it(
+    'with 20 agents on one IP address, a write reaches all by gossip, not anti-entropy',
+    { timeout: 180_000 },
+    async () => {
+      // gossipsub's default score penalises more than 10 peers on one IP (all of these, or a site
+      // behind one NAT address) until they graylist each other: writes then waited for anti-entropy
+      const c = cluster.current;
+      const kv = { syncInterval: '10m' };
+      const first = await c.startAgent({ name: 'g0', extra: { kv } });
+      const rest = await Promise.all(
+        Array.from({ length: 19 }, (_, i) =>
+          c.startAgent({ name: `g${i + 1}`, join: [first.addrs()[0]], extra: { kv } }),
+        ),
       );
-    }
-  });
+      const all = [first, ...rest];
+      await waitFor(() => all.every((x) => x.membership.counts().alive === all.length), {
+        // 20 agents in this process, beside the other test files: joining takes a while
+        timeout: 120_000,
+        message: 'all 20 alive everywhere',
+      });
+      // let gossipsub form its mesh (one heartbeat is 1 s)
+      await new Promise((r) => setTimeout(r, 3000));
+      for (let i = 0; i < 3; i++) {
+        await all[i * 5].kv.put(`crowd/${i}`, te.encode('v'));
+        await waitFor(
+          async () => (await Promise.all(all.map((x) => x.kv.get(`crowd/${i}`)))).every(Boolean),
+          { timeout: 5000, message: `crowd/${i} on all 20 agents` },
+        );
+      }
+    },
+  );
 
   it('an agent that missed many writes catches up by anti-entropy', async () => {
     const c = cluster.current;
