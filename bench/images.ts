@@ -21,6 +21,7 @@ import {
   TCP_BLAST,
   verifyAll,
   waitComplete,
+  type SiteAgent,
 } from './harness/image-lab.js';
 import { Lab, labAvailability } from './harness/lab.js';
 import { LocalCluster } from './harness/local-cluster.js';
@@ -28,6 +29,15 @@ import { LoopbackSshd } from './harness/sshd.js';
 import { writeReport, type BenchReport } from './lib.js';
 
 const MiB = 1024 * 1024;
+
+/** Chunk and manifest bytes each agent received from other sites so far. */
+function wanBytesIn(sites: SiteAgent[]): Promise<number[]> {
+  return Promise.all(
+    sites.map((s) =>
+      metricSum(s.agent, /^edgeswarm_replication_bytes_total\{direction="in",scope="wan"\} (\d+)/),
+    ),
+  );
+}
 
 function opt(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
@@ -156,29 +166,11 @@ async function labPart(
     const old = join(dir, 'old.bin');
     copyFileSync(file, old);
     const changed = scatterUpdate(file, 0.01, 100);
-    const before = await Promise.all(
-      sites
-        .slice(1)
-        .map((s) =>
-          metricSum(
-            s.agent,
-            /^edgeswarm_replication_bytes_total\{direction="in",scope="wan"\} (\d+)/,
-          ),
-        ),
-    );
+    const before = await wanBytesIn(sites.slice(1));
     console.log('(b) pushing the 1%-in-100-places update');
     const v2 = await pushFrom(lab, sites[0], file, ref);
     const done2 = await waitComplete(sites, ref, v2.version, 600_000);
-    const after = await Promise.all(
-      sites
-        .slice(1)
-        .map((s) =>
-          metricSum(
-            s.agent,
-            /^edgeswarm_replication_bytes_total\{direction="in",scope="wan"\} (\d+)/,
-          ),
-        ),
-    );
+    const after = await wanBytesIn(sites.slice(1));
     const perSite = after.map((a, i) => a - before[i]);
     const meanWan = perSite.reduce((x, y) => x + y, 0) / perSite.length;
     const rs = rsyncBytes(old, file, dir);

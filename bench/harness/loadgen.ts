@@ -19,6 +19,19 @@ function summarize(us: number[], wallMs: number): Record<string, number> {
   };
 }
 
+/** 2,000 warm-up requests, then `count` timed one at a time; prints the summary as JSON. */
+async function measure(one: () => Promise<void>, count: number): Promise<void> {
+  for (let i = 0; i < Math.min(2000, count); i++) await one();
+  const us: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const s = performance.now();
+    await one();
+    us.push((performance.now() - s) * 1000);
+  }
+  process.stdout.write(`${JSON.stringify(summarize(us, performance.now() - t0))}\n`);
+}
+
 async function http(url: string, token: string, count: number): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const one = () =>
@@ -36,15 +49,7 @@ async function http(url: string, token: string, count: number): Promise<void> {
       req.on('error', reject);
       req.end();
     });
-  for (let i = 0; i < Math.min(2000, count); i++) await one();
-  const us: number[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) {
-    const s = performance.now();
-    await one();
-    us.push((performance.now() - s) * 1000);
-  }
-  process.stdout.write(`${JSON.stringify(summarize(us, performance.now() - t0))}\n`);
+  await measure(one, count);
   agent.destroy();
 }
 
@@ -74,15 +79,7 @@ async function dns(
       };
       sock.send(q, port, host);
     });
-  for (let i = 0; i < Math.min(2000, count); i++) await one();
-  const us: number[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) {
-    const s = performance.now();
-    await one();
-    us.push((performance.now() - s) * 1000);
-  }
-  process.stdout.write(`${JSON.stringify(summarize(us, performance.now() - t0))}\n`);
+  await measure(one, count);
   sock.close();
 }
 

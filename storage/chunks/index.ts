@@ -25,14 +25,13 @@ export {
 } from './fastcdc.js';
 export { assertChunkHash, isChunkHash, isImageDigest, sha256Hex } from './hash.js';
 export { KeyedLock } from './keyed-lock.js';
+export { ChunkStore } from './store.js';
 export {
   COMMIT_DELAY_MS,
   COMMIT_MAX_OPS,
-  ChunkStore,
   FS_CONCURRENCY,
   MAX_CHUNK_BYTES,
   PACK_BYTES,
-  QUARANTINE_KEEP_MS,
   READ_FDS,
   type ChunkInfo,
   type ChunkStoreOptions,
@@ -40,13 +39,13 @@ export {
   type GetOptions,
   type PackStats,
   type PutOptions,
-} from './store.js';
+} from './options.js';
 export {
   COMPACT_DEAD_FRACTION,
   COMPACT_MAX_BYTES,
   type CompactOptions,
   type CompactResult,
 } from './compaction.js';
-export { quarantinedChunks } from './quarantine.js';
+export { QUARANTINE_KEEP_MS, quarantinedChunks } from './quarantine.js';
 export { corruptChunkForTest } from './test-support.js';
 export { mapLimit } from './fs-util.js';

@@ -21,7 +21,6 @@ export const COMMIT_MAX_OPS = 4096;
 export const READ_FDS = 64;
 /** hasMany() and friends once ran file operations in parallel; kept for callers. Default 64. */
 export const FS_CONCURRENCY = 64;
-export { QUARANTINE_KEEP_MS } from './quarantine.js';
 
 export interface ChunkStoreOptions {
   /** Refuse chunks longer than this. Unit: bytes. Default MAX_CHUNK_BYTES. */

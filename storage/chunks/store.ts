@@ -58,9 +58,6 @@ import { RECORD_HEADER_BYTES } from './pack-format.js';
 import type { PackSet } from './pack-set.js';
 import { quarantineBytes } from './quarantine.js';
 
-export * from './options.js';
-export { QUARANTINE_KEEP_MS } from './quarantine.js';
-
 export class ChunkStore {
   readonly dir: string;
   readonly #quarantineDir: string;

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MAX_CHUNK_BYTES } from './store.js';
+import { MAX_CHUNK_BYTES } from './options.js';
 import { RECORD_HEADER_BYTES, parsePackName, scanPack } from './pack-format.js';
 
 /**
