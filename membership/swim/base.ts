@@ -76,6 +76,8 @@ export interface SwimStats {
   messagesSent: number;
   probes: number;
   probeFailures: number;
+  /** Probe rounds that failed and were repeated before suspecting (confirmRounds). */
+  probeRetries: number;
   indirectProbes: number;
   nacksReceived: number;
   refutations: number;
@@ -109,6 +111,7 @@ export class SwimBase {
     messagesSent: 0,
     probes: 0,
     probeFailures: 0,
+    probeRetries: 0,
     indirectProbes: 0,
     nacksReceived: 0,
     refutations: 0,

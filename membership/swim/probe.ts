@@ -5,10 +5,18 @@
 // Timeline of one probe (memberlist probeNode): at t0 ping the next member in the shuffled round-
 // robin order; at t0 + probeTimeout*(s+1) without an ack, send ping-req to `indirectChecks` alive
 // members and ping the member directly once more (same seq); at t0 + probeInterval*(s+1)
-// without an ack (direct or relayed), suspect the member (and tell it at once) and raise the
-// awareness score s by the nacks that did not come. The next probe starts at t0 + probeInterval
-// or when the current one concludes, whichever is later. An ack that arrives after the verdict
-// raises s too: our timeouts were shorter than the member's answers.
+// without an ack (direct or relayed), the round failed: raise the awareness score s by the nacks
+// that did not come. A member we hold alive then gets a second round at once (`confirmRounds`);
+// a member that fails every round is suspected (and told so at once). The next probe starts at
+// t0 + probeInterval or when the current one concludes, whichever is later. An ack that arrives
+// after the verdict raises s too: our timeouts were shorter than the member's answers.
+//
+// Why a second round: a round fails by packet loss alone with probability ~ l^2 (direct and
+// fallback ping) * (1 - (1 - l)^4)^k (every relay path); at l = 5% and k = 3 that is ~6e-5 per
+// probe, so a cluster of n members raises ~n * 3e-4 false suspicions a second (3 a second at
+// 10,000), each gossiped to everybody and refuted: gossip then runs at its cap on every member and
+// messages per member grow with n. Two rounds make it ~4e-9 per probe; a crashed member is
+// suspected one probe interval later.
 
 import type { SwimInit } from './base.js';
 import { ST_ALIVE, ST_DEAD, ST_SUSPECT } from './member-table.js';
@@ -27,14 +35,30 @@ interface Probe {
   indirect: boolean;
   expectedNacks: number;
   nacks: number;
+  /** Rounds of this probe that failed before this one. */
+  failedRounds: number;
+  /** Seq of the previous round (its late ack still proves the member alive), or -1. */
+  prevSeq: number;
 }
 
 interface Relay {
   origin: string;
   originSeq: number;
+  /** An ack until then is relayed; then the relay is forgotten. */
   deadline: number;
+  /** The origin wants a nack if no ack came by `nackAt` (and has not had it yet). */
   nack: boolean;
+  nackAt: number;
 }
+
+/**
+ * A relay nacks after this fraction of the time the origin leaves for indirect probes
+ * (probeInterval - probeTimeout), so that the nack arrives before the origin concludes: a nack
+ * that comes late counts as missed and raises the origin's awareness score, stretching the probes
+ * of a healthy member each time it probes a crashed one (with a nack at probeTimeout, as in
+ * memberlist, a lan prober's score rose by k after every probe of a dead member).
+ */
+export const NACK_FRACTION = 0.6;
 
 /** Most out-of-turn probe targets remembered (probeSoon). */
 const MAX_PROBE_SOON = 16;
@@ -77,7 +101,7 @@ export class SwimProber extends SwimState {
     if (p !== undefined) d = p.indirect ? p.endAt : p.timeoutAt;
     else if (!this.hasLeft) d = this.nextProbeAt;
     for (const s of this.suspicions.values()) if (s.deadline < d) d = s.deadline;
-    for (const r of this.relays.values()) if (r.deadline < d) d = r.deadline;
+    for (const r of this.relays.values()) d = Math.min(d, r.nack ? r.nackAt : r.deadline);
     return d;
   }
 
@@ -112,10 +136,15 @@ export class SwimProber extends SwimState {
   }
 
   protected startProbe(now: number): void {
-    const c = this.config;
-    this.nextProbeAt = now + c.probeInterval;
+    this.nextProbeAt = now + this.config.probeInterval;
     const idx = this.pickProbeTarget();
     if (idx < 0) return;
+    this.probeRound(idx, now, 0, -1);
+  }
+
+  /** Starts round `failedRounds + 1` of a probe of member `idx`. */
+  private probeRound(idx: number, now: number, failedRounds: number, prevSeq: number): void {
+    const c = this.config;
     const id = this.interner.idOf(idx);
     const seq = this.nextSeq();
     this.probe = {
@@ -128,8 +157,10 @@ export class SwimProber extends SwimState {
       indirect: false,
       expectedNacks: 0,
       nacks: 0,
+      failedRounds,
+      prevSeq,
     };
-    this.stats.probes++;
+    if (failedRounds === 0) this.stats.probes++;
     const updates: Update[] = [];
     // Buddy system (Lifeguard): tell a member we suspect, so that it can refute at once.
     if (this.table.code(idx) === ST_SUSPECT) {
@@ -174,9 +205,15 @@ export class SwimProber extends SwimState {
         return;
       }
       // No ack, direct or relayed. Nacks that did not come suggest that we are the slow one.
-      this.stats.probeFailures++;
       const missed = p.expectedNacks > 0 ? p.expectedNacks - p.nacks : 1;
       this.awareness.applyDelta(Math.max(0, missed));
+      if (code === ST_ALIVE && p.failedRounds + 1 < this.config.confirmRounds) {
+        // Once more before accusing a member nobody suspects (see the top of this file).
+        this.stats.probeRetries++;
+        this.probeRound(p.idx, now, p.failedRounds + 1, p.seq);
+        return;
+      }
+      this.stats.probeFailures++;
       const sus: Update = {
         kind: 'suspect',
         id: p.id,
@@ -196,7 +233,7 @@ export class SwimProber extends SwimState {
 
   protected onAck(from: string, msg: AckMessage, now: number): void {
     const p = this.probe;
-    if (p !== undefined && msg.seq === p.seq) {
+    if (p !== undefined && (msg.seq === p.seq || msg.seq === p.prevSeq)) {
       this.probe = undefined;
       this.awareness.applyDelta(-1);
       if (from === p.id) {
@@ -231,12 +268,11 @@ export class SwimProber extends SwimState {
       return;
     }
     const seq = this.nextSeq();
-    this.relays.set(seq, {
-      origin,
-      originSeq: msg.seq,
-      deadline: now + this.config.probeTimeout,
-      nack: msg.nack,
-    });
+    const c = this.config;
+    const deadline = now + c.probeTimeout;
+    const nackAt =
+      now + Math.min(c.probeTimeout, NACK_FRACTION * (c.probeInterval - c.probeTimeout));
+    this.relays.set(seq, { origin, originSeq: msg.seq, deadline, nack: msg.nack, nackAt });
     const known = this.table.metaOf(this.interner.lookup(msg.target))?.addrs;
     const addrs = msg.targetAddrs.length > 0 ? msg.targetAddrs : known;
     const ping: SwimMessage = { type: 'ping', seq, target: msg.target, updates: this.piggyback() };
@@ -246,9 +282,11 @@ export class SwimProber extends SwimState {
   protected expireRelays(now: number): void {
     if (this.relays.size === 0) return;
     for (const [seq, r] of this.relays) {
-      if (r.deadline > now) continue;
-      this.relays.delete(seq);
-      if (r.nack) this.send(r.origin, { type: 'nack', seq: r.originSeq });
+      if (r.nack && r.nackAt <= now) {
+        r.nack = false;
+        this.send(r.origin, { type: 'nack', seq: r.originSeq });
+      }
+      if (r.deadline <= now) this.relays.delete(seq);
     }
   }
 

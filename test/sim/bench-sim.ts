@@ -4,7 +4,7 @@
 import { resolveSwimConfig } from '../../membership/swim/index.js';
 import { Simulation, simMeta } from './swim-sim.js';
 
-function run(n: number, seed: number): Record<string, number> {
+function run(n: number, seed: number): Record<string, number | Record<string, number>> {
   const t0 = performance.now();
   const s = new Simulation({
     nodes: n,
@@ -14,8 +14,12 @@ function run(n: number, seed: number): Record<string, number> {
   });
   s.run(3000);
   const sent0 = s.sent;
+  const byType0 = new Map(s.sentByType);
   s.run(8000);
   const perMember = (s.sent - sent0) / n / 5;
+  const byType: Record<string, number> = {};
+  for (const [type, k] of s.sentByType)
+    byType[type] = Math.round(((k - (byType0.get(type) ?? 0)) / n / 5) * 100) / 100;
   const u = 7;
   s.updateMeta(u, { ...simMeta(u, s.net.siteOf(u)), tags: { v: '2' } });
   const w = s.tracker.watchUpdate(u, s.cores[u].incarnation);
@@ -33,6 +37,7 @@ function run(n: number, seed: number): Record<string, number> {
     crash_dead_everywhere_p50_ms: Math.round(det.p50),
     crash_dead_everywhere_max_ms: Math.round(det.max),
     messages_per_member_per_s: Math.round(perMember * 10) / 10,
+    messages_per_member_per_s_by_type: byType,
     false_dead: s.tracker.falseDeads.length,
     wall_ms: Math.round(performance.now() - t0),
     heap_mb: Math.round(process.memoryUsage().rss / 1e6),

@@ -83,6 +83,8 @@ export class Simulation {
   now = 0;
   /** Messages handed to the network, and encoded bytes (with `codec`). */
   sent = 0;
+  /** Messages handed to the network, by message type. */
+  readonly sentByType = new Map<string, number>();
   bytes = 0;
   lost = 0;
   /** Events processed (a measure of work). */
@@ -383,6 +385,7 @@ export class Simulation {
       if (e.type === 'send') {
         const to = this.index.get(e.to);
         this.sent++;
+        this.sentByType.set(e.msg.type, (this.sentByType.get(e.msg.type) ?? 0) + 1);
         let msg = e.msg;
         if (this.codec) {
           const bytes = encodeMessage(msg);

@@ -30,18 +30,20 @@ function crashAndWait(s: Simulation, victim: number, cfg: SwimConfig = lan): num
 }
 
 describe(`SWIM simulator, small clusters (SIM_SEED=${SEED})`, () => {
-  it('messages per member per second do not grow with N (50 vs 800 nodes)', () => {
-    const rate = (n: number) => {
-      const s = sim({ nodes: n, network: { sites: 3, interSiteMs: [0.5, 2] } });
+  it('messages per member per second do not grow with N (50 vs 800 nodes), with or without loss', () => {
+    const rate = (n: number, loss: number) => {
+      const s = sim({ nodes: n, network: { sites: 3, interSiteMs: [0.5, 2], loss } });
       s.run(3000);
       const sent0 = s.sent;
       s.run(8000);
       return (s.sent - sent0) / n / 5;
     };
-    const small = rate(50);
-    const big = rate(800);
-    log('messages/member/s', { n50: small, n800: big });
-    expect(big, `SIM_SEED=${SEED}`).toBeLessThan(small * 1.25);
+    for (const loss of [0, 0.05]) {
+      const small = rate(50, loss);
+      const big = rate(800, loss);
+      log('messages/member/s', { loss, n50: small, n800: big });
+      expect(big, `SIM_SEED=${SEED} loss ${loss}`).toBeLessThan(small * 1.1);
+    }
   });
 
   it('N=50, lan: a crashed member is dead everywhere in under 3 s', () => {

@@ -10,7 +10,7 @@ const gossip = (...updates: Update[]) => ({ type: 'gossip' as const, updates });
 
 describe('accusation and refutation', () => {
   it('a failed probe tells the suspect at once; the suspect answers its accuser directly', () => {
-    const h = new Harness(['a', 'b', 'c']);
+    const h = new Harness(['a', 'b', 'c'], { confirmRounds: 1 });
     const a = h.core('a');
     a.probeSoon('b');
     h.tick('a', 0);
@@ -47,7 +47,7 @@ describe('accusation and refutation', () => {
   });
 
   it('an ack that arrives after the probe failed raises the awareness score', () => {
-    const h = new Harness(['a', 'b', 'c']);
+    const h = new Harness(['a', 'b', 'c'], { confirmRounds: 1 });
     const a = h.core('a');
     a.probeSoon('b');
     const [ping] = h.tick('a', 0).filter((e) => e.msg.type === 'ping');

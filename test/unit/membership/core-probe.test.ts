@@ -62,25 +62,35 @@ describe('SwimCore probing', () => {
     expect(h.rtts).toHaveLength(0); // no RTT from an indirect ack
   });
 
-  it('suspects after no ack by the end of the interval, then declares dead after min timeout', () => {
+  it('suspects after two failed rounds back to back, then declares dead after min timeout', () => {
     const h = new Harness(['a', 'b', 'c']);
     const a = h.core('a');
     a.probeSoon('b');
-    h.tick('a', 0);
-    h.deliver(dropTo('b'));
-    h.tick('a', 100); // ping-req to c
-    h.deliver(dropTo('b'));
-    h.tick('c', 200); // c's relay times out: nack to a
-    h.deliver(dropTo('b'));
+    const round = (t: number) => {
+      const pings = h.tick('a', t).filter((e) => e.to === 'b' && e.msg.type === 'ping');
+      h.deliver(dropTo('b'));
+      h.tick('a', t + 100); // ping-req to c
+      h.deliver(dropTo('b'));
+      h.tick('c', t + 200); // c's relay times out: nack to a
+      h.deliver(dropTo('b'));
+      return pings;
+    };
+    expect(round(0)).toHaveLength(1);
     expect(a.stats.nacksReceived).toBe(1);
-    h.tick('a', 200);
+    // the first round fails at 200: no suspicion yet, a second round starts at once
+    expect(round(200)).toHaveLength(1);
+    expect(a.stats.probeRetries).toBe(1);
+    expect(a.stateOf('b')).toBe('alive');
+    expect(a.stats.nacksReceived).toBe(2);
+    h.tick('a', 400);
     expect(a.stateOf('b')).toBe('suspect');
+    expect(a.stats.probeFailures).toBe(1);
     expect(h.eventsOf('member:suspect', 'b').map((e) => e.at)).toEqual(['a']);
-    expect(a.healthScore).toBe(0); // the nack came: not our fault
+    expect(a.healthScore).toBe(0); // the nacks came: not our fault
     // n = 3: K = 0 (too few to confirm), timeout = min = 4 * max(1, log10 3) * 200 ms = 800 ms
-    h.tick('a', 999);
+    h.tick('a', 1199);
     expect(a.stateOf('b')).toBe('suspect');
-    h.tick('a', 1000);
+    h.tick('a', 1200);
     expect(a.stateOf('b')).toBe('dead');
     const down = h.eventsOf('member:down', 'b');
     expect(down).toHaveLength(1);
@@ -229,8 +239,83 @@ describe('SwimCore probing', () => {
 });
 
 describe('Lifeguard local health awareness', () => {
+  it('an ack of the first round that comes during the second ends the probe: no suspicion', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    const a = h.core('a');
+    a.probeSoon('b');
+    const [ping] = h.tick('a', 0).filter((e) => e.to === 'b' && e.msg.type === 'ping');
+    h.inflight.length = 0;
+    h.tick('a', 100);
+    h.inflight.length = 0;
+    h.tick('a', 200); // round one failed (no nack either: +1), round two starts
+    h.inflight.length = 0;
+    expect(a.stats.probeRetries).toBe(1);
+    const late = h.core('b').handle('a', ping.msg, 250);
+    const ack = late.find((e) => e.type === 'send' && e.msg.type === 'ack');
+    if (ack?.type !== 'send' || ack.msg.type !== 'ack') throw new Error('no ack');
+    const score = a.healthScore;
+    a.handle('b', ack.msg, 260);
+    h.tick('a', 1000);
+    expect(a.stateOf('b')).toBe('alive');
+    expect(a.stats.probeFailures).toBe(0);
+    expect(a.healthScore).toBe(score - 1); // a successful probe
+  });
+
+  it('a member already suspected by others is suspected after one failed round', () => {
+    const h = new Harness(['a', 'b', 'c', 'd', 'e']);
+    const a = h.core('a');
+    a.handle(
+      'c',
+      { type: 'gossip', updates: [{ kind: 'suspect', id: 'b', incarnation: 0, from: 'c' }] },
+      0,
+    );
+    a.probeSoon('b');
+    h.tick('a', 10);
+    h.inflight.length = 0;
+    h.tick('a', 110);
+    h.inflight.length = 0;
+    h.tick('a', 210);
+    expect(a.stats.probeRetries).toBe(0);
+    expect(a.stats.probeFailures).toBe(1);
+  });
+
+  it('a relay nacks early enough to reach the origin in time, and still relays a later ack', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    const c = h.core('c');
+    const req = (seq: number) => ({
+      type: 'ping-req' as const,
+      seq,
+      target: 'b',
+      targetAddrs: [],
+      nack: true,
+      updates: [],
+    });
+    const pingSeq = (fx: ReturnType<typeof c.tick>) => {
+      const p = fx.find((e) => e.type === 'send' && e.to === 'b' && e.msg.type === 'ping');
+      if (p?.type !== 'send' || p.msg.type !== 'ping') throw new Error('no ping');
+      return p.msg.seq;
+    };
+    const nacks = (fx: ReturnType<typeof c.tick>) =>
+      fx.filter((e) => e.type === 'send' && e.msg.type === 'nack');
+    const seq = pingSeq(c.handle('a', req(7), 0));
+    // lan: the origin leaves probeInterval - probeTimeout = 100 ms for indirect probes; nack at 60
+    expect(nacks(c.tick(59))).toHaveLength(0);
+    expect(nacks(c.tick(60))).toEqual([{ type: 'send', to: 'a', msg: { type: 'nack', seq: 7 } }]);
+    const ack = (s: number) => ({ type: 'ack' as const, seq: s, updates: [] });
+    expect(
+      c.handle('b', ack(seq), 80).filter((e) => e.type === 'send' && e.to === 'a'),
+    ).toMatchObject([{ msg: { type: 'ack', seq: 7 } }]);
+    // once probeTimeout has passed the relay is forgotten
+    const seq2 = pingSeq(c.handle('a', req(8), 100));
+    expect(nacks(c.tick(160))).toHaveLength(1);
+    c.tick(200);
+    expect(c.handle('b', ack(seq2), 210).filter((e) => e.type === 'send' && e.to === 'a')).toEqual(
+      [],
+    );
+  });
+
   it('missed nacks raise the score and stretch probe timeout and interval', () => {
-    const h = new Harness(['a', 'b', 'c', 'd']);
+    const h = new Harness(['a', 'b', 'c', 'd'], { confirmRounds: 1 });
     const a = h.core('a');
     a.probeSoon('b');
     h.tick('a', 0);
