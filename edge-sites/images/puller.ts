@@ -41,6 +41,11 @@ export interface PullDeps {
   /** We stored chunk i (announce it to our own pullers). */
   gotChunk(index: number): void;
   received(peer: string, bytes: number): void;
+  /**
+   * Sources to ask only for chunks no other connected source holds (the origin across the WAN:
+   * see PieceScheduler). Default: none.
+   */
+  spared?(peer: string): boolean;
   /** A source sent bytes that do not match their hash. */
   badSource(peer: string): void;
   log: { debug(o: object, m?: string): void; info(o: object, m?: string): void };
@@ -158,12 +163,10 @@ export class Pull {
         throw new Error(
           first.t === 'unknown' ? 'source does not hold the image' : `unexpected ${first.t}`,
         );
+      // a source with nothing yet is kept: it tells us when it gets something
       const bits = new Bitfield(this.index.size, first.b);
-      if (bits.count === 0 && this.#sources.size > 1) {
-        // nothing to offer yet; keep it: it will tell us when it has something
-      }
       src.lastData = Date.now();
-      this.#scheduler!.addPeer(src.peer, bits);
+      this.#scheduler!.addPeer(src.peer, bits, { spared: this.#deps.spared?.(src.peer) ?? false });
       void this.#readLoop(src, signal);
       this.#kick();
     } catch (err) {

@@ -5,6 +5,11 @@
 // is asked mostly for chunks nobody else has yet: its upload stays near one copy of the image.
 // Requests are pipelined up to a window of bytes per peer. Chunks marked urgent (a client reading
 // the image now) go before everything else.
+//
+// A peer added as `spared` (the image's origin across the WAN: its uplink is the one everybody
+// wants at first) is asked only for chunks no other connected peer holds, so the origin sends
+// each chunk about once and the pullers spread it among themselves (BitTorrent's super-seeding,
+// decided on the pulling side). Urgent chunks are asked of it regardless.
 import { Bitfield } from './bitfield.js';
 
 /** The rarity order is recomputed at most this often (ms): it costs a sort of the missing chunks. */
@@ -14,6 +19,8 @@ export interface PeerView {
   bits: Bitfield;
   inflightBytes: number;
   inflight: Set<number>;
+  /** Asked only for chunks no unspared peer holds. */
+  spared: boolean;
 }
 
 export class PieceScheduler {
@@ -24,6 +31,8 @@ export class PieceScheduler {
   readonly #peers = new Map<string, PeerView>();
   /** How many peers hold each chunk. */
   readonly #count: Uint16Array;
+  /** How many unspared peers hold each chunk. */
+  readonly #plain: Uint16Array;
   /** Chunk → the peer it is requested from. */
   readonly #requested = new Map<number, string>();
   /** Missing chunks ordered by rarity, rebuilt lazily. */
@@ -47,6 +56,7 @@ export class PieceScheduler {
     this.have = have;
     this.#rng = rng;
     this.#count = new Uint16Array(sizes.length);
+    this.#plain = new Uint16Array(sizes.length);
   }
 
   get complete(): boolean {
@@ -61,18 +71,24 @@ export class PieceScheduler {
     return this.#peers.get(id);
   }
 
-  addPeer(id: string, bits: Bitfield): void {
+  addPeer(id: string, bits: Bitfield, opts: { spared?: boolean } = {}): void {
     this.removePeer(id);
-    this.#peers.set(id, { bits, inflightBytes: 0, inflight: new Set() });
-    for (let i = 0; i < this.size; i++) if (bits.has(i)) this.#count[i]++;
+    const spared = opts.spared ?? false;
+    this.#peers.set(id, { bits, inflightBytes: 0, inflight: new Set(), spared });
+    for (let i = 0; i < this.size; i++) if (bits.has(i)) this.#hold(i, spared, 1);
     this.#dirty = true;
+  }
+
+  #hold(i: number, spared: boolean, by: 1 | -1): void {
+    this.#count[i] += by;
+    if (!spared) this.#plain[i] += by;
   }
 
   /** A peer got new chunks. */
   peerHas(id: string, indexes: readonly number[]): void {
     const p = this.#peers.get(id);
     if (!p) return;
-    for (const i of indexes) if (i >= 0 && i < this.size && p.bits.set(i)) this.#count[i]++;
+    for (const i of indexes) if (i >= 0 && i < this.size && p.bits.set(i)) this.#hold(i, p.spared, 1);
     this.#dirty = true;
   }
 
@@ -80,7 +96,7 @@ export class PieceScheduler {
   removePeer(id: string): void {
     const p = this.#peers.get(id);
     if (!p) return;
-    for (let i = 0; i < this.size; i++) if (p.bits.has(i)) this.#count[i]--;
+    for (let i = 0; i < this.size; i++) if (p.bits.has(i)) this.#hold(i, p.spared, -1);
     for (const i of p.inflight) this.#requested.delete(i);
     this.#peers.delete(id);
     this.#cursor = 0;
@@ -112,8 +128,9 @@ export class PieceScheduler {
     const out: number[] = [];
     // refill in batches: only once half the window has drained
     if (p.inflightBytes > window / 2 && this.#urgent.length === 0) return out;
-    const take = (i: number) => {
+    const take = (i: number, urgent = false) => {
       if (this.have.has(i) || this.#requested.has(i) || !p.bits.has(i)) return false;
+      if (p.spared && !urgent && this.#plain[i] > 0) return false;
       this.#requested.set(i, peerId);
       p.inflight.add(i);
       p.inflightBytes += this.#sizes[i];
@@ -122,7 +139,7 @@ export class PieceScheduler {
     };
     for (const i of this.#urgent) {
       if (p.inflightBytes >= window) return out;
-      take(i);
+      take(i, true);
     }
     // skip the settled front of the order (chunks we have or asked someone for)
     while (

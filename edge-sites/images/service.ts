@@ -151,6 +151,8 @@ export class ImageService extends EventTarget {
   readonly pins = new PinSet();
   readonly progress = new ProgressTable();
   readonly #served = new Map<string, Served>();
+  /** Announced versions being fetched now (name:tag:rank). */
+  readonly #fetching = new Set<string>();
   readonly #pulls = new Map<string, Pulling>();
   readonly #subs = new Map<string, Set<(i: number[]) => void>>();
   readonly #pendingHave = new Map<string, number[]>();
@@ -549,6 +551,7 @@ export class ImageService extends EventTarget {
           this.#c.node.dialProtocol(peerIdFromString(peer), CHUNKS_PROTOCOL, { signal: sig }),
         gotChunk: (i) => this.#gotChunk(m.digest, i),
         received: (peer, n) => this.#c.metrics?.bytes('in', this.#scope(peer), n),
+        spared: (peer) => peer === m.creator && this.#scope(peer) === 'wan',
         badSource: (peer) => {
           this.#c.metrics?.badChunk();
           this.#c.logger.warn(
@@ -725,6 +728,11 @@ export class ImageService extends EventTarget {
     }
     const head = (await this.manifests.heads()).find((h) => h.name === msg.n && h.tag === msg.g);
     if (head && headRank(head.version, head.removed) >= headRank(msg.v, msg.r)) return;
+    // every agent that stores a version announces it: fetch it from the first announcer only
+    // (a manifest of a 256 MiB image is ~0.5 MB; anti-entropy retries if this fetch fails)
+    const ref = `${msg.n}:${msg.g}:${headRank(msg.v, msg.r)}`;
+    if (this.#fetching.has(ref)) return;
+    this.#fetching.add(ref);
     try {
       await fetchRecords(
         () => this.#open(from),
@@ -737,6 +745,8 @@ export class ImageService extends EventTarget {
         { from, err: (err as Error).message },
         'could not fetch an announced manifest (anti-entropy will)',
       );
+    } finally {
+      this.#fetching.delete(ref);
     }
   }
 

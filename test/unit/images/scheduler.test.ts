@@ -1,0 +1,98 @@
+// The piece scheduler: rarest first, a byte window per peer, no chunk asked of two peers at once,
+// failures and departures put requests back, and a spared peer (the origin across the WAN) is
+// asked only for what nobody else has.
+import { describe, expect, it } from 'vitest';
+import { Bitfield } from '../../../edge-sites/images/bitfield.js';
+import { PieceScheduler, REBUILD_EVERY_MS } from '../../../edge-sites/images/scheduler.js';
+
+const KiB = 1024;
+
+function bits(size: number, indexes: Iterable<number>): Bitfield {
+  const b = new Bitfield(size);
+  for (const i of indexes) b.set(i);
+  return b;
+}
+
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, k) => from + k);
+
+/** A scheduler over n chunks of 64 KiB, with a hand-driven clock and a fixed RNG. */
+function make(n: number, have: Iterable<number> = []) {
+  const clock = { t: 0 };
+  const s = new PieceScheduler(
+    new Array<number>(n).fill(64 * KiB),
+    bits(n, have),
+    () => 0.25,
+    () => clock.t,
+  );
+  return { s, clock };
+}
+
+describe('PieceScheduler', () => {
+  it('asks first for the chunks the fewest peers hold, and never for chunks it has', () => {
+    const { s } = make(8, [0]);
+    s.addPeer('a', bits(8, range(8)));
+    s.addPeer('b', bits(8, range(4))); // 0..3 at both, 4..7 only at a
+    const fromA = s.next('a', 4 * 64 * KiB);
+    expect(fromA.sort()).toEqual([4, 5, 6, 7]);
+    expect(s.next('b', 4 * 64 * KiB).sort()).toEqual([1, 2, 3]);
+  });
+
+  it('keeps each peer under its byte window and refills only once half of it drained', () => {
+    const { s } = make(20);
+    s.addPeer('a', bits(20, range(20)));
+    const first = s.next('a', 4 * 64 * KiB);
+    expect(first).toHaveLength(4);
+    s.received('a', first[0]);
+    expect(s.next('a', 4 * 64 * KiB)).toEqual([]); // 3 of 4 still in flight
+    s.received('a', first[1]);
+    expect(s.next('a', 4 * 64 * KiB)).toHaveLength(2);
+    expect(s.peer('a')!.inflightBytes).toBe(4 * 64 * KiB);
+  });
+
+  it('does not ask two peers for one chunk; a failure or a departure frees it for another', () => {
+    const { s } = make(2);
+    s.addPeer('a', bits(2, [0, 1]));
+    s.addPeer('b', bits(2, [0, 1]));
+    expect(s.next('a', 64 * KiB)).toHaveLength(1);
+    const toB = s.next('b', 1024 * KiB);
+    expect(toB).toHaveLength(1);
+    s.failed('b', toB[0]);
+    s.removePeer('a');
+    expect(s.next('b', 1024 * KiB).sort()).toEqual([0, 1]);
+    s.received('b', 0);
+    s.received('b', 1);
+    expect(s.complete).toBe(true);
+  });
+
+  it('asks a spared peer only for chunks no other peer holds', () => {
+    const { s, clock } = make(6);
+    s.addPeer('origin', bits(6, range(6)), { spared: true });
+    s.addPeer('p', bits(6, [0, 1, 2]));
+    expect(s.next('origin', 1024 * KiB).sort()).toEqual([3, 4, 5]);
+    expect(s.next('p', 1024 * KiB).sort()).toEqual([0, 1, 2]);
+    // p got 3 too, and is gone before serving anything: the origin is asked for all of 0..3
+    s.failed('origin', 3);
+    s.peerHas('p', [3]);
+    clock.t += REBUILD_EVERY_MS;
+    expect(s.next('origin', 1024 * KiB)).toEqual([]);
+    s.removePeer('p');
+    expect(s.next('origin', 1024 * KiB).sort()).toEqual([0, 1, 2, 3]);
+  });
+
+  it('asks a spared peer for urgent chunks even when others hold them', () => {
+    const { s } = make(4);
+    s.addPeer('origin', bits(4, range(4)), { spared: true });
+    s.addPeer('p', bits(4, range(4)));
+    expect(s.next('origin', 1024 * KiB)).toEqual([]);
+    s.urgent([2]);
+    expect(s.next('origin', 1024 * KiB)).toEqual([2]);
+  });
+
+  it('reports chunks no connected peer holds', () => {
+    const { s } = make(4, [0]);
+    s.addPeer('a', bits(4, [1]));
+    expect(s.unavailable()).toBe(2);
+    s.lost(0);
+    expect(s.unavailable()).toBe(3);
+  });
+});
