@@ -36,10 +36,12 @@ export interface SwimConfig {
   indirectChecks: number;
   /**
    * Failed probe rounds (direct ping, fallback ping and k relays each) before a member nobody
-   * suspects is suspected; the rounds run back to back, so a crash is suspected
-   * (confirmRounds - 1) * probeInterval later. 1 is memberlist's behaviour. Per round, loss l
-   * alone fails it with ~ l^2 * (1 - (1 - l)^4)^k (6e-5 at l = 5%, k = 3); rounds multiply.
-   * lan/wan 2.
+   * suspects is suspected; the rounds run back to back. A closed connection to the member (it
+   * is then probed out of turn) counts as one failed round, so a crashed process, whose peers see
+   * their connections close, is suspected no later than with 1; a silent failure (power loss, a
+   * cut cable) is suspected (confirmRounds - 1) * probeInterval later. 1 is memberlist's
+   * behaviour. Per round, loss l alone fails it with ~ l^2 * (1 - (1 - l)^4)^k (6e-5 at l = 5%,
+   * k = 3); rounds multiply. lan/wan 2.
    */
   confirmRounds: number;
   /**

@@ -9,7 +9,9 @@
 // that did not come. A member we hold alive then gets a second round at once (`confirmRounds`);
 // a member that fails every round is suspected (and told so at once). The next probe starts at
 // t0 + probeInterval or when the current one concludes, whichever is later. An ack that arrives
-// after the verdict raises s too: our timeouts were shorter than the member's answers.
+// after the verdict raises s too: our timeouts were shorter than the member's answers. A member
+// probed out of turn because its connection closed (probeSoon) has had its first failure already:
+// it is suspected after one failed round, so a crashed process is not detected later than before.
 //
 // Why a second round: a round fails by packet loss alone with probability ~ l^2 (direct and
 // fallback ping) * (1 - (1 - l)^4)^k (every relay path); at l = 5% and k = 3 that is ~6e-5 per
@@ -39,6 +41,8 @@ interface Probe {
   failedRounds: number;
   /** Seq of the previous round (its late ack still proves the member alive), or -1. */
   prevSeq: number;
+  /** Probed out of turn (probeSoon: its connection closed), which counts as a failed round. */
+  outOfTurn: boolean;
 }
 
 interface Relay {
@@ -126,24 +130,31 @@ export class SwimProber extends SwimState {
       : { type: 'ack', seq, coordinate: this.coordinate, updates };
   }
 
-  private pickProbeTarget(): number {
+  /** The next member to probe, and whether it is out of turn (probeSoon). */
+  private pickProbeTarget(): [number, boolean] {
     while (this.soon.length > 0) {
       const idx = this.interner.lookup(this.soon.shift()!);
       const code = this.table.code(idx);
-      if (code === ST_ALIVE || code === ST_SUSPECT) return idx;
+      if (code === ST_ALIVE || code === ST_SUSPECT) return [idx, true];
     }
-    return this.table.nextProbe(this.rng);
+    return [this.table.nextProbe(this.rng), false];
   }
 
   protected startProbe(now: number): void {
     this.nextProbeAt = now + this.config.probeInterval;
-    const idx = this.pickProbeTarget();
+    const [idx, outOfTurn] = this.pickProbeTarget();
     if (idx < 0) return;
-    this.probeRound(idx, now, 0, -1);
+    this.probeRound(idx, now, outOfTurn ? 1 : 0, -1, outOfTurn);
   }
 
   /** Starts round `failedRounds + 1` of a probe of member `idx`. */
-  private probeRound(idx: number, now: number, failedRounds: number, prevSeq: number): void {
+  private probeRound(
+    idx: number,
+    now: number,
+    failedRounds: number,
+    prevSeq: number,
+    outOfTurn = false,
+  ): void {
     const c = this.config;
     const id = this.interner.idOf(idx);
     const seq = this.nextSeq();
@@ -159,8 +170,9 @@ export class SwimProber extends SwimState {
       nacks: 0,
       failedRounds,
       prevSeq,
+      outOfTurn,
     };
-    if (failedRounds === 0) this.stats.probes++;
+    if (prevSeq === -1) this.stats.probes++;
     const updates: Update[] = [];
     // Buddy system (Lifeguard): tell a member we suspect, so that it can refute at once.
     if (this.table.code(idx) === ST_SUSPECT) {

@@ -5,6 +5,19 @@ import { Harness } from './harness.js';
 
 const dropTo = (id: string) => (e: { to: string }) => e.to === id;
 
+/**
+ * Ticks `id` each millisecond from `from` (delivering what it sends) until its round-robin probe
+ * pings `target`; that ping is left in flight. Returns the time.
+ */
+function untilPing(h: Harness, id: string, target: string, from: number): number {
+  for (let t = from; t < from + 10_000; t++) {
+    h.tick(id, t);
+    if (h.inflight.some((e) => e.to === target && e.msg.type === 'ping')) return t;
+    h.deliver();
+  }
+  throw new Error(`${id} never probed ${target}`);
+}
+
 describe('SwimCore probing', () => {
   it('pings a member and gets an ack; reports the RTT and the responder coordinate', () => {
     const h = new Harness(['a', 'b']);
@@ -65,37 +78,47 @@ describe('SwimCore probing', () => {
   it('suspects after two failed rounds back to back, then declares dead after min timeout', () => {
     const h = new Harness(['a', 'b', 'c']);
     const a = h.core('a');
-    a.probeSoon('b');
+    const t0 = untilPing(h, 'a', 'b', 0); // in turn: the round-robin reached b
     const round = (t: number) => {
-      const pings = h.tick('a', t).filter((e) => e.to === 'b' && e.msg.type === 'ping');
       h.deliver(dropTo('b'));
       h.tick('a', t + 100); // ping-req to c
       h.deliver(dropTo('b'));
-      h.tick('c', t + 200); // c's relay times out: nack to a
+      h.tick('c', t + 200); // c's relay nacks
       h.deliver(dropTo('b'));
-      return pings;
+      return h.tick('a', t + 200).filter((e) => e.to === 'b' && e.msg.type === 'ping');
     };
-    expect(round(0)).toHaveLength(1);
-    expect(a.stats.nacksReceived).toBe(1);
-    // the first round fails at 200: no suspicion yet, a second round starts at once
-    expect(round(200)).toHaveLength(1);
+    // the first round fails: no suspicion yet, a second round starts at once
+    expect(round(t0)).toHaveLength(1);
     expect(a.stats.probeRetries).toBe(1);
     expect(a.stateOf('b')).toBe('alive');
+    expect(round(t0 + 200)).toHaveLength(0);
     expect(a.stats.nacksReceived).toBe(2);
-    h.tick('a', 400);
     expect(a.stateOf('b')).toBe('suspect');
     expect(a.stats.probeFailures).toBe(1);
     expect(h.eventsOf('member:suspect', 'b').map((e) => e.at)).toEqual(['a']);
     expect(a.healthScore).toBe(0); // the nacks came: not our fault
     // n = 3: K = 0 (too few to confirm), timeout = min = 4 * max(1, log10 3) * 200 ms = 800 ms
-    h.tick('a', 1199);
+    h.tick('a', t0 + 1199);
     expect(a.stateOf('b')).toBe('suspect');
-    h.tick('a', 1200);
+    h.tick('a', t0 + 1200);
     expect(a.stateOf('b')).toBe('dead');
     const down = h.eventsOf('member:down', 'b');
     expect(down).toHaveLength(1);
     expect(down[0].event.previous).toBe('suspect');
     expect(a.stats.deathsDeclared).toBe(1);
+  });
+
+  it('a member probed out of turn (its connection closed) is suspected after one failed round', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    const a = h.core('a');
+    a.probeSoon('b');
+    h.tick('a', 0);
+    h.inflight.length = 0;
+    h.tick('a', 100);
+    h.inflight.length = 0;
+    h.tick('a', 200);
+    expect(a.stats.probeRetries).toBe(0);
+    expect(a.stateOf('b')).toBe('suspect');
   });
 
   it('independent confirmations shorten the suspicion timeout (Lifeguard)', () => {
@@ -242,20 +265,20 @@ describe('Lifeguard local health awareness', () => {
   it('an ack of the first round that comes during the second ends the probe: no suspicion', () => {
     const h = new Harness(['a', 'b', 'c']);
     const a = h.core('a');
-    a.probeSoon('b');
-    const [ping] = h.tick('a', 0).filter((e) => e.to === 'b' && e.msg.type === 'ping');
+    const t0 = untilPing(h, 'a', 'b', 0);
+    const ping = h.inflight.find((e) => e.to === 'b' && e.msg.type === 'ping')!;
     h.inflight.length = 0;
-    h.tick('a', 100);
+    h.tick('a', t0 + 100);
     h.inflight.length = 0;
-    h.tick('a', 200); // round one failed (no nack either: +1), round two starts
+    h.tick('a', t0 + 200); // round one failed (no nack either: +1), round two starts
     h.inflight.length = 0;
     expect(a.stats.probeRetries).toBe(1);
-    const late = h.core('b').handle('a', ping.msg, 250);
+    const late = h.core('b').handle('a', ping.msg, t0 + 250);
     const ack = late.find((e) => e.type === 'send' && e.msg.type === 'ack');
     if (ack?.type !== 'send' || ack.msg.type !== 'ack') throw new Error('no ack');
     const score = a.healthScore;
-    a.handle('b', ack.msg, 260);
-    h.tick('a', 1000);
+    a.handle('b', ack.msg, t0 + 260);
+    h.tick('a', t0 + 300); // nothing more of that probe
     expect(a.stateOf('b')).toBe('alive');
     expect(a.stats.probeFailures).toBe(0);
     expect(a.healthScore).toBe(score - 1); // a successful probe
