@@ -277,7 +277,11 @@ export class Agent {
         advertiseAddress: advertiseAddress(cfg.listen, cfg.advertise),
         onBadInput: (protocol, reason) => metrics.peerMessagesDropped.inc({ protocol, reason }),
       },
-      { configured: cfg.services, syncIntervalMs: cfg.catalog.syncInterval },
+      {
+        configured: cfg.services,
+        syncIntervalMs: cfg.catalog.syncInterval,
+        dhtAnnounce: cfg.catalog.dhtAnnounce,
+      },
     );
     this.#catalog = catalog;
     membership.addEventListener(

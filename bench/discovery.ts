@@ -1,9 +1,11 @@
-// `npm run bench -- discovery [--n 50] [--registrations 50] [--queries 20000]`
+// `npm run bench -- discovery [--n 50] [--registrations 50] [--queries 20000] [--no-dht-announce]`
 //   (a) local query latency over HTTP and DNS, from a load generator in another process, beside the
 //       same load generator against a minimal server in yet another process that answers a fixed
 //       response (the floor the transport itself costs);
-//   (b) time from a registration at one agent to visible on every agent, N agent processes.
+//   (b) time from a registration at one agent to visible on every agent, N agent processes
+//       (with --no-dht-announce: agents configured with catalog.dhtAnnounce false).
 import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../agent/version.js';
@@ -122,7 +124,20 @@ export default {
     const big = new LocalCluster();
     try {
       console.log(`starting ${n} agents`);
-      const agents = await big.start({ n, site: (i) => `s${i % 5}`, logLevel: 'info' });
+      const announce = !args.includes('--no-dht-announce');
+      const extra: string[] = [];
+      if (!announce) {
+        const file = join(big.root, 'agent.yaml');
+        writeFileSync(file, 'catalog:\n  dhtAnnounce: false\n');
+        extra.push('--config', file);
+      }
+      figures.b_dht_announce = announce ? 'on' : 'off';
+      const agents = await big.start({
+        n,
+        site: (i) => `s${i % 5}`,
+        logLevel: 'info',
+        args: extra,
+      });
       await big.converged(n, 300_000);
       await sleep(3000);
       const seen = new Map<string, number[]>();
@@ -159,7 +174,7 @@ export default {
       figures.b_visible_everywhere_p99_ms = Math.round(percentile(times, 99) * 10) / 10;
       figures.b_baseline_consul_anti_entropy_s = 60;
       targets.push({
-        what: `registration visible on every agent, N=${n}, p99`,
+        what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
         target: '<= 1000 ms',
         measured: `${figures.b_visible_everywhere_p99_ms} ms`,
         met: percentile(times, 99) <= 1000,

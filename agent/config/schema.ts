@@ -194,6 +194,12 @@ export const agentConfigSchema = z
       .object({
         /** Time between anti-entropy rounds with a random member. Default 5s. */
         syncInterval: duration().optional(),
+        /**
+         * Announce service names as DHT provider records, so that an agent can find a name its
+         * catalog has not seen yet. Default true. Each announcement costs a DHT query and about
+         * 20 messages; turn it off where agents are CPU-starved and gossip suffices.
+         */
+        dhtAnnounce: z.boolean().optional(),
       })
       .strict()
       .default({}),

@@ -50,6 +50,14 @@ export interface ReplicationComponents {
 
 export interface ReplicationOptions {
   syncIntervalMs?: number;
+  /**
+   * Announce local service names as DHT provider records. Default true. Each announcement is a
+   * DHT query plus ADD_PROVIDER messages to the k = 20 closest members (~2k new streams); on 25
+   * agents sharing 2 cores that cost ~0.5 CPU-seconds a name and slowed the gossip of
+   * registrations made meanwhile (see docs/benchmarks.md). Without it, a name not yet in the local
+   * catalog is found only by gossip and anti-entropy.
+   */
+  dhtAnnounce?: boolean;
 }
 
 interface Hooks {
@@ -86,7 +94,10 @@ export class CatalogReplication {
 
   constructor(components: ReplicationComponents, options: ReplicationOptions, hooks: Hooks) {
     this.#c = components;
-    this.#o = { syncIntervalMs: options.syncIntervalMs ?? CATALOG_SYNC_INTERVAL_MS };
+    this.#o = {
+      syncIntervalMs: options.syncIntervalMs ?? CATALOG_SYNC_INTERVAL_MS,
+      dhtAnnounce: options.dhtAnnounce ?? true,
+    };
     this.#h = hooks;
   }
 
@@ -137,8 +148,12 @@ export class CatalogReplication {
     }
   }
 
-  /** Announces that we provide `name` (DHT provider record); failures are only logged. */
+  /**
+   * Announces that we provide `name` (DHT provider record), unless dhtAnnounce is off; failures
+   * are only logged.
+   */
   announce(name: string): void {
+    if (!this.#o.dhtAnnounce) return;
     void (async () => {
       try {
         const key = await serviceKey(name);

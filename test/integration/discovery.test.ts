@@ -135,6 +135,20 @@ describe('service discovery', () => {
     expect(found[0]).toMatchObject({ id: 'rare-1', node: 'a' });
   });
 
+  it('with catalog.dhtAnnounce off, names are not announced in the DHT; gossip still carries them', async () => {
+    const c = cluster.current;
+    // anti-entropy off the test's timescale, so that only the DHT could bring the name back
+    const catalog = { dhtAnnounce: false, syncInterval: '10m' };
+    const a = await c.startAgent({ name: 'a', site: 'paris', catalog });
+    const d = await c.startAgent({ name: 'd', site: 'berlin', join: [a.addrs()[0]], catalog });
+    await waitFor(() => d.membership.counts().alive === 2, { timeout: 5000 });
+    await a.catalog.register('quiet-1', { name: 'quiet', port: 7002 });
+    await waitFor(() => ids(d, 'quiet').length === 1, { timeout: 3000, message: 'by gossip' });
+    await d.catalog.forget(a.peerId);
+    // the lookup asks the DHT (2 s at most) and finds no provider
+    expect(await d.catalog.discover({ name: 'quiet', strategy: 'nearest' })).toEqual([]);
+  });
+
   it('catalog watches stream changes as server-sent events', async () => {
     const p = await cluster.current.spawnAgent({ name: 'w' });
     const events: string[] = [];

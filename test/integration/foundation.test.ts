@@ -150,6 +150,10 @@ describe('bad input', () => {
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/sitee: unknown key/);
+    writeFileSync(file, 'catalog:\n  dhtAnnounce: sometimes\n');
+    r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/catalog\.dhtAnnounce: /);
     writeFileSync(file, 'site: [unclosed\n');
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
