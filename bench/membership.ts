@@ -248,8 +248,9 @@ export default {
         });
     }
     if (!bin)
-      figures.memberlist =
-        'not measured: Go or golang-github-hashicorp-memberlist-dev not installed';
+      figures.memberlist = args.includes('--no-memberlist')
+        ? 'not measured (--no-memberlist)'
+        : 'not measured: Go or golang-github-hashicorp-memberlist-dev not installed';
     if (simSizes.length > 0) {
       for (const s of simFigures(simSizes)) {
         for (const [k, v] of Object.entries(s)) {

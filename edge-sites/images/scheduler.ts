@@ -88,7 +88,8 @@ export class PieceScheduler {
   peerHas(id: string, indexes: readonly number[]): void {
     const p = this.#peers.get(id);
     if (!p) return;
-    for (const i of indexes) if (i >= 0 && i < this.size && p.bits.set(i)) this.#hold(i, p.spared, 1);
+    for (const i of indexes)
+      if (i >= 0 && i < this.size && p.bits.set(i)) this.#hold(i, p.spared, 1);
     this.#dirty = true;
   }
 

@@ -121,6 +121,27 @@ describe('SwimCore probing', () => {
     expect(a.stateOf('b')).toBe('suspect');
   });
 
+  it('an unhealthy prober (awareness score > 0) gives even an out-of-turn probe two rounds', () => {
+    const h = new Harness(['a', 'b', 'c']);
+    const a = h.core('a');
+    // a refutes a suspicion of itself: its score rises to 1, so its probes run twice as long
+    a.handle(
+      'c',
+      { type: 'gossip', updates: [{ kind: 'suspect', id: 'a', incarnation: 0, from: 'c' }] },
+      0,
+    );
+    h.inflight.length = 0;
+    expect(a.healthScore).toBe(1);
+    a.probeSoon('b');
+    h.tick('a', 1);
+    h.inflight.length = 0;
+    h.tick('a', 201);
+    h.inflight.length = 0;
+    h.tick('a', 401); // round one fails (probeInterval 200 ms x 2)
+    expect(a.stats.probeRetries).toBe(1);
+    expect(a.stateOf('b')).toBe('alive');
+  });
+
   it('independent confirmations shorten the suspicion timeout (Lifeguard)', () => {
     const ids = ['a', 'b', 'c', 'd', 'e'];
     const h = new Harness(ids);
