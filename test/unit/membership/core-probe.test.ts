@@ -6,6 +6,23 @@ import { Harness } from './harness.js';
 const dropTo = (id: string) => (e: { to: string }) => e.to === id;
 
 /**
+ * Ticks `id` at t, t + step and t + 2 step (a probe's start, indirect stage and end at the lan
+ * preset's 100/200 ms, times `step / 100`), losing everything it sends.
+ */
+function loseRound(h: Harness, id: string, t: number, step = 100): void {
+  for (const at of [t, t + step, t + 2 * step]) {
+    h.tick(id, at);
+    h.inflight.length = 0;
+  }
+}
+
+/** Gossip from `from` saying it suspects `id` (incarnation 0). */
+const suspicionOf = (id: string, from: string) => ({
+  type: 'gossip' as const,
+  updates: [{ kind: 'suspect' as const, id, incarnation: 0, from }],
+});
+
+/**
  * Ticks `id` each millisecond from `from` (delivering what it sends) until its round-robin probe
  * pings `target`; that ping is left in flight. Returns the time.
  */
@@ -112,11 +129,7 @@ describe('SwimCore probing', () => {
     const h = new Harness(['a', 'b', 'c']);
     const a = h.core('a');
     a.probeSoon('b');
-    h.tick('a', 0);
-    h.inflight.length = 0;
-    h.tick('a', 100);
-    h.inflight.length = 0;
-    h.tick('a', 200);
+    loseRound(h, 'a', 0);
     expect(a.stats.probeRetries).toBe(0);
     expect(a.stateOf('b')).toBe('suspect');
   });
@@ -125,19 +138,11 @@ describe('SwimCore probing', () => {
     const h = new Harness(['a', 'b', 'c']);
     const a = h.core('a');
     // a refutes a suspicion of itself: its score rises to 1, so its probes run twice as long
-    a.handle(
-      'c',
-      { type: 'gossip', updates: [{ kind: 'suspect', id: 'a', incarnation: 0, from: 'c' }] },
-      0,
-    );
+    a.handle('c', suspicionOf('a', 'c'), 0);
     h.inflight.length = 0;
     expect(a.healthScore).toBe(1);
     a.probeSoon('b');
-    h.tick('a', 1);
-    h.inflight.length = 0;
-    h.tick('a', 201);
-    h.inflight.length = 0;
-    h.tick('a', 401); // round one fails (probeInterval 200 ms x 2)
+    loseRound(h, 'a', 1, 200); // round one fails (timeouts x 2)
     expect(a.stats.probeRetries).toBe(1);
     expect(a.stateOf('b')).toBe('alive');
   });
@@ -147,14 +152,7 @@ describe('SwimCore probing', () => {
     const h = new Harness(ids);
     const a = h.core('a');
     const suspect = (from: string, at: number) =>
-      h.absorb(
-        'a',
-        a.handle(
-          from,
-          { type: 'gossip', updates: [{ kind: 'suspect', id: 'b', incarnation: 0, from }] },
-          at,
-        ),
-      );
+      h.absorb('a', a.handle(from, suspicionOf('b', from), at));
     // n = 5: K = 2, min = 800 ms, max = 6 * 800 = 4800 ms
     suspect('c', 0);
     expect(a.stateOf('b')).toBe('suspect');
@@ -181,11 +179,7 @@ describe('SwimCore probing', () => {
   it('without confirmations the suspicion lasts max', () => {
     const h = new Harness(['a', 'b', 'c', 'd', 'e']);
     const a = h.core('a');
-    a.handle(
-      'c',
-      { type: 'gossip', updates: [{ kind: 'suspect', id: 'b', incarnation: 0, from: 'c' }] },
-      0,
-    );
+    a.handle('c', suspicionOf('b', 'c'), 0);
     h.tick('a', 4799);
     expect(a.stateOf('b')).toBe('suspect');
     h.tick('a', 4800); // the last call to b (see above)
@@ -219,11 +213,7 @@ describe('SwimCore probing', () => {
   it('buddy system: a ping to a suspected member carries the suspicion, the ack the refutation', () => {
     const h = new Harness(['a', 'b', 'c', 'd', 'e']);
     const a = h.core('a');
-    a.handle(
-      'c',
-      { type: 'gossip', updates: [{ kind: 'suspect', id: 'b', incarnation: 0, from: 'c' }] },
-      0,
-    );
+    a.handle('c', suspicionOf('b', 'c'), 0);
     a.probeSoon('b');
     const [ping] = h.tick('a', 1).filter((e) => e.msg.type === 'ping');
     expect(ping.to).toBe('b');
@@ -308,17 +298,9 @@ describe('Lifeguard local health awareness', () => {
   it('a member already suspected by others is suspected after one failed round', () => {
     const h = new Harness(['a', 'b', 'c', 'd', 'e']);
     const a = h.core('a');
-    a.handle(
-      'c',
-      { type: 'gossip', updates: [{ kind: 'suspect', id: 'b', incarnation: 0, from: 'c' }] },
-      0,
-    );
+    a.handle('c', suspicionOf('b', 'c'), 0);
     a.probeSoon('b');
-    h.tick('a', 10);
-    h.inflight.length = 0;
-    h.tick('a', 110);
-    h.inflight.length = 0;
-    h.tick('a', 210);
+    loseRound(h, 'a', 10);
     expect(a.stats.probeRetries).toBe(0);
     expect(a.stats.probeFailures).toBe(1);
   });
@@ -390,11 +372,7 @@ describe('Lifeguard local health awareness', () => {
     const a = h.core('a');
     const b = h.core('b');
     // b refutes a suspicion: +1
-    b.handle(
-      'c',
-      { type: 'gossip', updates: [{ kind: 'suspect', id: 'b', incarnation: 0, from: 'c' }] },
-      0,
-    );
+    b.handle('c', suspicionOf('b', 'c'), 0);
     expect(b.healthScore).toBe(1);
     h.run(1000);
     expect(b.healthScore).toBe(0);
