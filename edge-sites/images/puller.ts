@@ -225,12 +225,15 @@ export class Pull {
         const frame = await src.fs.read(signal);
         if (!frame) break;
         const msg = decodeChunkMsg(frame);
-        src.lastData = Date.now();
+        // only answers count as progress: a source that announces chunks but answers no request
+        // is stalled (and while it is connected, a spared origin is not asked for what it holds)
+        if (msg.t !== 'have') src.lastData = Date.now();
         if (msg.t === 'have') {
           sched.peerHas(src.peer, msg.i);
           void this.#request(src);
         } else if (msg.t === 'miss') {
-          sched.failed(src.peer, msg.i);
+          // it lost the chunk (found corrupt): not its holder any more until it says `have` again
+          sched.missing(src.peer, msg.i);
           this.#kick();
         } else if (msg.t === 'chunk') {
           if (msg.i >= this.index.size) throw new WireError('chunk index out of range');

@@ -159,6 +159,19 @@ export class PieceScheduler {
     this.#release(peerId, i);
   }
 
+  /**
+   * The peer answered that it does not have chunk i (it lost it): it no longer counts as a holder,
+   * so the chunk goes to another holder, or to a spared peer if that was the only other one.
+   */
+  missing(peerId: string, i: number): void {
+    this.#release(peerId, i);
+    const p = this.#peers.get(peerId);
+    if (p && p.bits.clear(i)) {
+      this.#hold(i, p.spared, -1);
+      this.#dirty = true;
+    }
+  }
+
   /** A request failed (peer lacks it, bad bytes, stream closed): it may be asked of someone else. */
   failed(peerId: string, i: number): void {
     this.#release(peerId, i);

@@ -240,7 +240,17 @@ export class SwimProber extends SwimState {
 
   protected onAck(from: string, msg: AckMessage, now: number): void {
     const p = this.probe;
-    if (p !== undefined && (msg.seq === p.seq || msg.seq === p.prevSeq)) {
+    if (p !== undefined && msg.seq === p.prevSeq) {
+      // The first round's ack, during the second: the member is alive, and our first round's
+      // timeouts were shorter than its answer (a late ack: stretch them, and no RTT sample, since
+      // the round it answers started earlier than this one).
+      this.probe = undefined;
+      this.stats.lateAcks++;
+      this.awareness.applyDelta(1);
+      if (from === p.id) this.suspicions.get(p.idx)?.restart(now);
+      return;
+    }
+    if (p !== undefined && msg.seq === p.seq) {
       this.probe = undefined;
       this.awareness.applyDelta(-1);
       if (from === p.id) {

@@ -79,6 +79,20 @@ describe('PieceScheduler', () => {
     expect(s.next('origin', 1024 * KiB).sort()).toEqual([0, 1, 2, 3]);
   });
 
+  it('a peer that answers "miss" stops counting as a holder: the spared peer is asked instead', () => {
+    const { s } = make(2);
+    s.addPeer('origin', bits(2, [0, 1]), { spared: true });
+    s.addPeer('p', bits(2, [0, 1]));
+    expect(s.next('origin', 1024 * KiB)).toEqual([]);
+    expect(s.next('p', 1024 * KiB).sort()).toEqual([0, 1]);
+    s.missing('p', 1); // p found its copy of 1 corrupt
+    s.received('p', 0);
+    expect(s.next('p', 1024 * KiB)).toEqual([]); // not asked again
+    expect(s.next('origin', 1024 * KiB)).toEqual([1]);
+    s.peerHas('p', [1]); // p got it back: it is a holder again
+    expect(s.peer('p')!.bits.has(1)).toBe(true);
+  });
+
   it('asks a spared peer for urgent chunks even when others hold them', () => {
     const { s } = make(4);
     s.addPeer('origin', bits(4, range(4)), { spared: true });

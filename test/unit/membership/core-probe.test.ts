@@ -292,7 +292,9 @@ describe('Lifeguard local health awareness', () => {
     h.tick('a', t0 + 300); // nothing more of that probe
     expect(a.stateOf('b')).toBe('alive');
     expect(a.stats.probeFailures).toBe(0);
-    expect(a.healthScore).toBe(score - 1); // a successful probe
+    expect(a.healthScore).toBe(score + 1); // a late ack: our first round was too short
+    expect(a.stats.lateAcks).toBe(1);
+    expect(h.rtts).toHaveLength(0); // no RTT sample from an ack of an earlier round
   });
 
   it('a member already suspected by others is suspected after one failed round', () => {
