@@ -18,8 +18,9 @@
 // fallback ping) * (1 - (1 - l)^4)^k (every relay path); at l = 5% and k = 3 that is ~6e-5 per
 // probe, so a cluster of n members raises ~n * 3e-4 false suspicions a second (3 a second at
 // 10,000), each gossiped to everybody and refuted: gossip then runs at its cap on every member and
-// messages per member grow with n. Two rounds make it ~4e-9 per probe; a crashed member is
-// suspected one probe interval later.
+// messages per member grow with n. Two rounds make it ~4e-9 per probe; a member that fails
+// silently (its connections stay open: power loss, a cut cable) is suspected one probe interval
+// later.
 
 import type { SwimInit } from './base.js';
 import { ST_ALIVE, ST_DEAD, ST_SUSPECT } from './member-table.js';
@@ -38,7 +39,7 @@ interface Probe {
   indirect: boolean;
   expectedNacks: number;
   nacks: number;
-  /** Rounds of this probe that failed before this one. */
+  /** Rounds of this probe that failed before this one (a closed connection counts as one). */
   failedRounds: number;
   /** Seq of the previous round (its late ack still proves the member alive), or -1. */
   prevSeq: number;
