@@ -1,5 +1,5 @@
-// The one libp2p node of an agent: TCP, Noise, yamux, a private network (pnet) keyed by the cluster
-// key, identify, ping, gossipsub for broadcasts and kad-dht under our own protocol prefix. All
+// The one libp2p node of an agent: TCP, Noise, yamux, a private network keyed by the cluster key
+// (private-network.ts), identify, ping, gossipsub for broadcasts and kad-dht under our own protocol prefix. All
 // agent-to-agent traffic goes through it.
 import { createHash } from 'node:crypto';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -9,10 +9,10 @@ import { identify, type Identify } from '@libp2p/identify';
 import type { PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping, type Ping } from '@libp2p/ping';
-import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { clusterKeyProtector } from './private-network.js';
 
 /** Protocol prefix of everything edgeswarm speaks, so we never mix with the public IPFS DHT. */
 export const PROTOCOL_PREFIX = '/edgeswarm';
@@ -57,7 +57,7 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionProtector: preSharedKey({ psk: opts.psk }),
+    connectionProtector: clusterKeyProtector(opts.psk),
     connectionManager: {
       maxConnections: opts.maxConnections ?? 1000,
       dialTimeout: opts.dialTimeout ?? 5000,

@@ -9,6 +9,15 @@ import { waitFor } from './wait.js';
 
 export const CLI = join(projectRoot(), 'dist', 'agent', 'cli', 'main.js');
 
+/**
+ * Extra node flags for every agent a harness spawns, from EDGESWARM_NODE_ARGS (e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile; stop agents with SIGTERM so profiles are written).
+ */
+export const NODE_ARGS = (process.env.EDGESWARM_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+/** How harnesses end their agents: SIGKILL is quickest, but a profiled agent needs SIGTERM. */
+export const END_SIGNAL: NodeJS.Signals = NODE_ARGS.length > 0 ? 'SIGTERM' : 'SIGKILL';
+
 export function requireBuild(): void {
   if (!existsSync(CLI))
     throw new Error(`${CLI} is missing: run 'npm run build' first (npm test does it)`);
@@ -43,7 +52,7 @@ export class AgentProcess {
   ) {
     this.name = name;
     this.dataDir = dataDir;
-    const [cmd, ...pre] = command ?? [process.execPath];
+    const [cmd, ...pre] = command ?? [process.execPath, ...NODE_ARGS];
     this.child = spawn(cmd, [...pre, CLI, 'agent', ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,11 +5,10 @@
 // a crashed run are swept at the next start (names start with LAB_PREFIX).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { AgentProcess } from './agent-process.js';
+import { NODE_ARGS, type AgentProcess } from './agent-process.js';
 import { TestCluster, type ProcessAgentOptions } from './test-cluster.js';
 import { waitFor } from './wait.js';
 
-const LAB_NODE_ARGS = (process.env.EDGESWARM_LAB_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 export const LAB_PREFIX = 'eslab';
 /** The port agents listen on for peer-to-peer traffic inside a lab host. */
 export const P2P_PORT = 7946;
@@ -264,8 +263,7 @@ export class Lab {
       listen: `/ip4/${host.ip}/tcp/${P2P_PORT}`,
       api: `${host.ip}:${API_PORT}`,
       dns: opts.dns ?? `${host.ip}:${DNS_PORT}`,
-      // EDGESWARM_LAB_NODE_ARGS: extra node flags for lab agents (e.g. --cpu-prof when profiling)
-      command: ['ip', 'netns', 'exec', host.ns, process.execPath, ...LAB_NODE_ARGS],
+      command: ['ip', 'netns', 'exec', host.ns, process.execPath, ...NODE_ARGS],
     });
   }
 

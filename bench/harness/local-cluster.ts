@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { generateClusterKey } from '../../agent/identity.js';
-import { AgentProcess, requireBuild } from './agent-process.js';
+import { AgentProcess, END_SIGNAL, requireBuild } from './agent-process.js';
 import { waitFor } from './wait.js';
 
 export interface LocalClusterOptions {
@@ -109,7 +109,7 @@ export class LocalCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled(this.agents.map((a) => a.stop('SIGKILL')));
+    await Promise.allSettled(this.agents.map((a) => a.stop(END_SIGNAL)));
     rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -8,7 +8,7 @@ import { Agent } from '../../agent/agent.js';
 import { agentConfigSchema, type AgentConfigInput } from '../../agent/config/schema.js';
 import { generateClusterKey } from '../../agent/identity.js';
 import { silentLogger } from '../../agent/logger.js';
-import { AgentProcess, requireBuild } from './agent-process.js';
+import { AgentProcess, END_SIGNAL, requireBuild } from './agent-process.js';
 
 export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -111,7 +111,7 @@ export class TestCluster {
   async cleanup(): Promise<void> {
     await Promise.allSettled([
       ...this.agents.map((a) => a.stop({ leave: false })),
-      ...this.processes.map((p) => p.stop('SIGKILL')),
+      ...this.processes.map((p) => p.stop(END_SIGNAL)),
     ]);
     this.agents.length = 0;
     this.processes.length = 0;
