@@ -61,9 +61,12 @@ export function diskBytes(text = readProc('/proc/diskstats')): number | undefine
 /** Established TCP connections whose local port is one of `ports` (/proc/net/tcp and tcp6). */
 export function establishedOnPorts(
   ports: ReadonlySet<number>,
-  texts = [readProc('/proc/net/tcp'), readProc('/proc/net/tcp6')],
+  texts?: Array<string | undefined>,
 ): number {
+  // read only when there is something to count: /proc/net/tcp lists every socket of the host, and
+  // an agent with no services read it every refresh for nothing
   if (ports.size === 0) return 0;
+  texts ??= [readProc('/proc/net/tcp'), readProc('/proc/net/tcp6')];
   let n = 0;
   for (const text of texts) {
     if (!text) continue;
