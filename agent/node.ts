@@ -97,6 +97,11 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
         peerInfoMapper: passthroughMapper,
         clientMode: false,
         allowQueryWithZeroPeers: true,
+        // Queries walk one path, three peers at a time (the defaults are 10 disjoint paths of 10,
+        // S/Kademlia's defence against Sybil peers on the public DHT; behind the cluster key every
+        // peer is a member). A provider announcement on 25 agents: ~450 -> ~350 CPU-ms in total.
+        alpha: 3,
+        disjointPaths: 1,
       }),
     },
   });

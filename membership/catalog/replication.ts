@@ -2,6 +2,7 @@
 // every `syncInterval` an anti-entropy round with a random member (sometimes in another site)
 // repairs whatever a lost message missed; service names are announced as DHT provider records so a
 // large cluster can find a name it has not seen.
+import { setTimeout as delay } from 'node:timers/promises';
 import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { KadDHT } from '@libp2p/kad-dht';
@@ -29,6 +30,14 @@ export const CATALOG_SYNC_OTHER_SITE_EVERY = 3;
 export const CATALOG_SYNC_TIMEOUT_MS = 5_000;
 /** Time allowed for a DHT lookup of an unknown service name (ms). */
 export const CATALOG_DHT_LOOKUP_TIMEOUT_MS = 2_000;
+/**
+ * Delay between a name's registration and its DHT provider announcement (ms). The gossip of the
+ * registration goes first: the announcement (a DHT query, then ADD_PROVIDER to the k closest
+ * members) competed with it for CPU and made registrations slower to be seen everywhere.
+ */
+export const CATALOG_ANNOUNCE_DELAY_MS = 1_000;
+/** Time allowed for one DHT provider announcement (ms). */
+export const CATALOG_ANNOUNCE_TIMEOUT_MS = 30_000;
 
 export interface ReplicationComponents {
   node: {
@@ -52,10 +61,9 @@ export interface ReplicationOptions {
   syncIntervalMs?: number;
   /**
    * Announce local service names as DHT provider records. Default true. Each announcement is a
-   * DHT query plus ADD_PROVIDER messages to the k = 20 closest members (~2k new streams); on 25
-   * agents sharing 2 cores that cost ~0.5 CPU-seconds a name and slowed the gossip of
-   * registrations made meanwhile (see docs/benchmarks.md). Without it, a name not yet in the local
-   * catalog is found only by gossip and anti-entropy.
+   * DHT query plus ADD_PROVIDER messages to the k = 20 closest members; they are made one at a
+   * time, after the registration's gossip (see `announce`). Without them, a name not yet in the
+   * local catalog is found only by gossip and anti-entropy.
    */
   dhtAnnounce?: boolean;
 }
@@ -84,6 +92,9 @@ export class CatalogReplication {
   #round = 0;
   #started = false;
   readonly #controller = new AbortController();
+  /** Names waiting for their DHT announcement, announced one at a time. */
+  readonly #toAnnounce = new Set<string>();
+  #announcing = false;
   readonly #onMessage = (
     evt: CustomEvent<{ topic: string; data: Uint8Array; type: string; from?: PeerId }>,
   ) => {
@@ -149,20 +160,37 @@ export class CatalogReplication {
   }
 
   /**
-   * Announces that we provide `name` (DHT provider record), unless dhtAnnounce is off; failures
-   * are only logged.
+   * Announces that we provide `name` (DHT provider record), unless dhtAnnounce is off. Names are
+   * announced one at a time, each CATALOG_ANNOUNCE_DELAY_MS after it was queued, so a burst of
+   * registrations does not start a burst of DHT queries; failures are only logged.
    */
   announce(name: string): void {
     if (!this.#o.dhtAnnounce) return;
-    void (async () => {
-      try {
-        const key = await serviceKey(name);
-        const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(30_000)]);
-        for await (const _ of this.#c.node.services.dht.provide(key, { signal })) void _;
-      } catch (err) {
-        this.#c.logger.debug({ name, err: (err as Error).message }, 'dht provide failed');
+    this.#toAnnounce.add(name);
+    if (!this.#announcing) void this.#announceQueued();
+  }
+
+  async #announceQueued(): Promise<void> {
+    this.#announcing = true;
+    const stop = this.#controller.signal;
+    try {
+      while (this.#toAnnounce.size > 0 && !stop.aborted) {
+        await delay(CATALOG_ANNOUNCE_DELAY_MS, undefined, { signal: stop }).catch(() => {});
+        const name = this.#toAnnounce.values().next().value;
+        if (name === undefined || stop.aborted) break;
+        this.#toAnnounce.delete(name);
+        try {
+          const key = await serviceKey(name);
+          const signal = AbortSignal.any([stop, AbortSignal.timeout(CATALOG_ANNOUNCE_TIMEOUT_MS)]);
+          for await (const _ of this.#c.node.services.dht.provide(key, { signal })) void _;
+          this.#c.logger.debug({ name }, 'dht provide done');
+        } catch (err) {
+          this.#c.logger.debug({ name, err: (err as Error).message }, 'dht provide failed');
+        }
       }
-    })();
+    } finally {
+      this.#announcing = false;
+    }
   }
 
   /** Finds providers of `name` in the DHT and fetches their catalogs. */
