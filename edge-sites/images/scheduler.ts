@@ -12,7 +12,7 @@
 // decided on the pulling side). Urgent chunks are asked of it regardless.
 import { Bitfield } from './bitfield.js';
 
-/** The rarity order is recomputed at most this often (ms): it costs a sort of the missing chunks. */
+/** The rarity order is recomputed at most this often (ms): it costs a pass over the missing chunks. */
 export const REBUILD_EVERY_MS = 250;
 
 export interface PeerView {
@@ -110,12 +110,23 @@ export class PieceScheduler {
   }
 
   #rebuild(): void {
-    const missing: number[] = [];
-    for (let i = 0; i < this.size; i++) if (!this.have.has(i)) missing.push(i);
-    const key = new Float64Array(this.size);
-    for (const i of missing) key[i] = this.#count[i] + this.#rng() * 0.5;
-    missing.sort((a, b) => key[a] - key[b]);
-    this.#order = missing;
+    // counting sort by holder count (a small integer), shuffled within each count: O(chunks),
+    // where sorting 13k chunks of a 256 MiB image four times a second was ~5% of a relay's CPU
+    const buckets: number[][] = [];
+    for (let i = 0; i < this.size; i++)
+      if (!this.have.has(i)) (buckets[this.#count[i]] ??= []).push(i);
+    const order: number[] = [];
+    for (const b of buckets) {
+      if (!b) continue;
+      for (let k = b.length - 1; k > 0; k--) {
+        const j = Math.floor(this.#rng() * (k + 1));
+        const t = b[k];
+        b[k] = b[j];
+        b[j] = t;
+      }
+      for (const i of b) order.push(i);
+    }
+    this.#order = order;
     this.#cursor = 0;
     this.#dirty = false;
     this.#rebuiltAt = this.#now();

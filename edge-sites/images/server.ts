@@ -1,6 +1,7 @@
 // The source side of /edgeswarm/chunks/1.0.0: answers a puller with the chunks of an image this
-// agent holds (every chunk verified as it is read: a corrupt file is quarantined and answered as
-// missing), under the agent's upload and WAN caps, and tells it about chunks it gets later.
+// agent holds (a chunk read from disk is verified as it is read: a corrupt file is quarantined and
+// answered as missing; a chunk stored moments ago is sent from memory, hashed when it arrived),
+// under the agent's upload and WAN caps, and tells it about chunks it gets later.
 import type { Stream } from '@libp2p/interface';
 import { ChunkCorruptError } from '../../storage/errors.js';
 import type { ChunkStore } from '../../storage/chunks/index.js';
@@ -79,7 +80,8 @@ export async function serveChunks(
         if (!img.bits.has(i)) return undefined;
         let data: Uint8Array | undefined;
         try {
-          data = await deps.chunks.get(img.index.hashes[i]);
+          // a chunk stored moments ago comes from memory (hashed when it arrived)
+          data = await deps.chunks.get(img.index.hashes[i], { recent: true });
         } catch (err) {
           if (!(err instanceof ChunkCorruptError)) throw err;
         }

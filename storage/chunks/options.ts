@@ -17,6 +17,11 @@ export const PACK_BYTES = 256 << 20;
 export const COMMIT_DELAY_MS = 10;
 /** A batch is committed once it holds this many index updates. Default 4096 (~0.1 MB to level). */
 export const COMMIT_MAX_OPS = 4096;
+/**
+ * Chunks stored recently, kept in memory to serve them to peers without a disk read and re-hash
+ * (see recent.ts). Unit: bytes. Default 32 MiB.
+ */
+export const RECENT_CHUNK_BYTES = 32 << 20;
 /** Read fds kept open (one per pack read recently). Default 64. */
 export const READ_FDS = 64;
 /** hasMany() and friends once ran file operations in parallel; kept for callers. Default 64. */
@@ -38,6 +43,8 @@ export interface ChunkStoreOptions {
   commitMaxOps?: number;
   /** Default READ_FDS. */
   readFds?: number;
+  /** Default RECENT_CHUNK_BYTES; 0 turns the in-memory copy of recent chunks off. */
+  recentBytes?: number;
 }
 
 export interface ChunkInfo {
@@ -76,4 +83,10 @@ export interface PutOptions {
 export interface GetOptions {
   /** Re-hash the bytes and quarantine the chunk on a mismatch. Default true. */
   verify?: boolean;
+  /**
+   * Answer from the in-memory copy of recently stored chunks when it has this one (bytes hashed
+   * when they were stored, not read back from disk). For serving peers; reads that must check
+   * the disk copy (exports, scrubs) leave it off. Default false.
+   */
+  recent?: boolean;
 }

@@ -47,6 +47,7 @@ import {
   MAX_CHUNK_BYTES,
   PACK_BYTES,
   READ_FDS,
+  RECENT_CHUNK_BYTES,
   type ChunkInfo,
   type ChunkStoreOptions,
   type ChunkStoreStats,
@@ -57,6 +58,7 @@ import {
 import { RECORD_HEADER_BYTES } from './pack-format.js';
 import type { PackSet } from './pack-set.js';
 import { quarantineBytes } from './quarantine.js';
+import { RecentChunks } from './recent.js';
 
 export class ChunkStore {
   readonly dir: string;
@@ -70,11 +72,13 @@ export class ChunkStore {
   readonly #committer: Committer;
   #compacting: Promise<CompactResult> | undefined;
   #closed = false;
+  readonly #recent: RecentChunks;
 
   private constructor(dir: string, opts: ChunkStoreOptions, opened: OpenedStore) {
     this.dir = dir;
     this.#quarantineDir = join(dir, 'quarantine');
     this.#maxChunkBytes = opts.maxChunkBytes ?? MAX_CHUNK_BYTES;
+    this.#recent = new RecentChunks(opts.recentBytes ?? RECENT_CHUNK_BYTES);
     this.#db = opened.db;
     this.#packs = opened.packs;
     this.#table = opened.table;
@@ -201,6 +205,7 @@ export class ChunkStore {
       };
       loc.batch = this.#enqueuePut(key, loc);
       this.#table.set(key, loc);
+      this.#recent.add(key, bytes);
       if (flush) durable = this.#committer.wait(loc.batch);
       return true;
     });
@@ -231,6 +236,10 @@ export class ChunkStore {
     assertChunkHash(hash);
     const raw = Buffer.from(hash, 'hex');
     const key = raw.toString('latin1');
+    if (opts.recent && this.#table.has(key)) {
+      const kept = this.#recent.get(key);
+      if (kept !== undefined) return kept;
+    }
     for (let attempt = 0; ; attempt++) {
       const loc = this.#table.get(key);
       if (loc === undefined) return undefined;
@@ -251,6 +260,7 @@ export class ChunkStore {
     const cur = this.#table.get(key);
     if (cur === undefined || cur.pack !== loc.pack || cur.offset !== loc.offset) return false;
     this.#table.delete(key);
+    this.#recent.delete(key);
     this.#committer.enqueue({ type: 'del', key: entryKey(key) });
     return true;
   }
@@ -390,6 +400,7 @@ export class ChunkStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#recent.clear();
     await this.#compacting?.catch(() => {});
     await this.#lock.idle();
     const failedBefore = this.#committer.failed; // already reported to the writers

@@ -533,3 +533,53 @@ describe('ChunkTable', () => {
     expect(t.size).toBe(2500);
   });
 });
+
+describe('ChunkStore recent chunks (served from memory)', () => {
+  it('serves a just-stored chunk from memory only when asked, and forgets it when it is dropped', async () => {
+    const store = await ChunkStore.open(dir, { sync: false });
+    try {
+      const c = chunk(5000);
+      await store.put(c.hash, c.bytes);
+      await corruptChunkForTest(dir, c.hash);
+      // a peer asking gets the bytes that were hashed on the way in
+      expect(same(await store.get(c.hash, { recent: true }), c.bytes)).toBe(true);
+      // a read of the disk copy still finds the damage and drops the chunk...
+      await expect(store.get(c.hash)).rejects.toBeInstanceOf(ChunkCorruptError);
+      // ...and then the memory copy is gone too
+      expect(await store.get(c.hash, { recent: true })).toBeUndefined();
+      // deleted chunks are not served from memory either
+      const d = chunk(3000);
+      await store.put(d.hash, d.bytes);
+      await store.delete(d.hash);
+      expect(await store.get(d.hash, { recent: true })).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps at most recentBytes, dropping the least recently used', async () => {
+    const store = await ChunkStore.open(dir, { sync: false, recentBytes: 10_000 });
+    try {
+      const cs = [chunk(4000), chunk(4000), chunk(4000)];
+      await store.put(cs[0].hash, cs[0].bytes);
+      await store.put(cs[1].hash, cs[1].bytes);
+      await store.get(cs[0].hash, { recent: true }); // now the most recent
+      await store.put(cs[2].hash, cs[2].bytes); // 12,000 > 10,000: cs[1] goes
+      for (const c of cs) await corruptChunkForTest(dir, c.hash);
+      expect(same(await store.get(cs[0].hash, { recent: true }), cs[0].bytes)).toBe(true);
+      expect(same(await store.get(cs[2].hash, { recent: true }), cs[2].bytes)).toBe(true);
+      // cs[1] is read from disk, where it is damaged
+      await expect(store.get(cs[1].hash, { recent: true })).rejects.toBeInstanceOf(
+        ChunkCorruptError,
+      );
+      // the memory copy is private: changing the caller's buffer changes nothing
+      const e = chunk(1000);
+      const mine = Buffer.from(e.bytes);
+      await store.put(e.hash, mine);
+      mine.fill(0);
+      expect(same(await store.get(e.hash, { recent: true }), e.bytes)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+});
