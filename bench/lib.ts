@@ -1,5 +1,5 @@
 // Shared pieces of the benchmarks: figures are printed and written as JSON to bench/results/.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface BenchReport {
@@ -46,4 +46,27 @@ export function writeReport(report: BenchReport): string {
   for (const n of report.notes ?? []) console.log(`  note: ${n}`);
   console.log(`  written to ${file}`);
   return file;
+}
+
+/** CPU seconds (user + system) used so far by these processes, from /proc (Linux). */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // fields after the command name: state is [0], utime [11], stime [12] (clock ticks, 100/s)
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // exited
+    }
+  }
+  return ticks / 100;
+}
+
+/** Cores used by these processes over the next `ms` (CPU seconds / wall seconds). */
+export async function coresUsed(pids: readonly number[], ms: number): Promise<number> {
+  const c0 = cpuSeconds(pids);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  return Math.round(((cpuSeconds(pids) - c0) / ((performance.now() - t0) / 1000)) * 1000) / 1000;
 }

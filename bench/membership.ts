@@ -12,22 +12,37 @@ import { createInterface } from 'node:readline';
 import { projectRoot } from '../agent/version.js';
 import { LocalCluster } from './harness/local-cluster.js';
 import { sleep, waitFor } from './harness/wait.js';
-import { median, percentile, writeReport, type BenchReport } from './lib.js';
+import { coresUsed, median, percentile, writeReport, type BenchReport } from './lib.js';
 
 function opt(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-/** Detection times (ms) per kill: the time until the last other member logged the victim dead. */
-async function edgeswarmDetection(n: number, kills: number): Promise<number[]> {
+/** CPU of a converged cluster doing nothing but membership, measured over this long (ms). */
+const IDLE_WINDOW_MS = 10_000;
+
+interface Detection {
+  /** Per kill: the time until the last other member logged the victim dead (ms). */
+  times: number[];
+  /** Cores used by all N processes of the converged cluster before the first kill. */
+  idleCores: number;
+}
+
+async function edgeswarmDetection(n: number, kills: number): Promise<Detection> {
   const cluster = new LocalCluster();
   const out: number[] = [];
+  let idleCores = NaN;
   try {
     console.log(`edgeswarm: starting ${n} agents`);
     const agents = await cluster.start({ n, logLevel: 'info' });
     await cluster.converged(n, 180_000);
     await sleep(3000);
+    idleCores = await coresUsed(
+      agents.map((a) => a.child.pid ?? 0),
+      IDLE_WINDOW_MS,
+    );
+    console.log(`  N=${n}: ${idleCores} cores used by the idle cluster`);
     for (let k = 0; k < kills; k++) {
       const idx = 1 + ((k * 7) % (n - 1));
       const victim = cluster.agents[idx];
@@ -78,7 +93,7 @@ async function edgeswarmDetection(n: number, kills: number): Promise<number[]> {
   } finally {
     await cluster.stop();
   }
-  return out;
+  return { times: out, idleCores };
 }
 
 interface MlNode {
@@ -140,11 +155,12 @@ async function startMl(
   return node;
 }
 
-async function memberlistDetection(bin: string, n: number, kills: number): Promise<number[]> {
+async function memberlistDetection(bin: string, n: number, kills: number): Promise<Detection> {
   // below Linux's ephemeral range (32768-60999), so that no outgoing connection holds a port
   const base = 20000 + Math.floor(Math.random() * 1000) * 10;
   const nodes: MlNode[] = [];
   const out: number[] = [];
+  let idleCores = NaN;
   try {
     console.log(`memberlist: starting ${n} nodes`);
     nodes.push(await startMl(bin, 'm0', base));
@@ -157,6 +173,11 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
       { timeout: 60_000, interval: 100 },
     );
     await sleep(3000);
+    idleCores = await coresUsed(
+      nodes.map((x) => x.child.pid ?? 0),
+      IDLE_WINDOW_MS,
+    );
+    console.log(`  memberlist N=${n}: ${idleCores} cores used by the idle cluster`);
     for (let k = 0; k < kills; k++) {
       const idx = 1 + ((k * 7) % (n - 1));
       const victim = nodes[idx];
@@ -195,7 +216,7 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
   } finally {
     for (const x of nodes) x.child.kill('SIGKILL');
   }
-  return out;
+  return { times: out, idleCores };
 }
 
 type SimRow = Record<string, number | Record<string, number>>;
@@ -229,13 +250,17 @@ export default {
     const targets: NonNullable<BenchReport['targets']> = [];
     const bin = args.includes('--no-memberlist') ? undefined : buildMemberlist();
     for (const n of sizes) {
-      const es = await edgeswarmDetection(n, kills);
+      const esRun = await edgeswarmDetection(n, kills);
+      const es = esRun.times;
       figures[`edgeswarm_n${n}_detect_median_ms`] = median(es);
       figures[`edgeswarm_n${n}_detect_p99_ms`] = percentile(es, 99);
+      figures[`edgeswarm_n${n}_idle_cores`] = esRun.idleCores;
       if (bin) {
-        const ml = await memberlistDetection(bin, n, kills);
+        const mlRun = await memberlistDetection(bin, n, kills);
+        const ml = mlRun.times;
         figures[`memberlist_n${n}_detect_median_ms`] = median(ml);
         figures[`memberlist_n${n}_detect_p99_ms`] = percentile(ml, 99);
+        figures[`memberlist_n${n}_idle_cores`] = mlRun.idleCores;
         figures[`ratio_n${n}_median_edgeswarm_over_memberlist`] =
           Math.round((median(es) / median(ml)) * 100) / 100;
       }
@@ -286,7 +311,8 @@ export default {
       targets,
       notes: [
         'detection = time from SIGKILL until the last other member logged member:down (agent log timestamps, same clock)',
-        'memberlist runs DefaultLANConfig (probe 1 s); edgeswarm runs the lan preset (probe 200 ms) over libp2p with pnet',
+        'memberlist runs DefaultLANConfig (probe 1 s); edgeswarm runs the lan preset (probe 200 ms) over libp2p (cluster-key private network, Noise, yamux)',
+        'idle cores: CPU seconds / wall seconds of all N processes over 10 s after convergence, before the first kill',
         'the 10%-loss false-dead check is the lab test test/lab/membership.test.ts (network namespaces, iptables statistic)',
       ],
     });
