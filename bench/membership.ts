@@ -170,7 +170,11 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
         nodes.every(
           (x) => new Set(x.events.filter((e) => e.event === 'join').map((e) => e.node)).size >= n,
         ),
-      { timeout: 60_000, interval: 100 },
+      {
+        timeout: 180_000,
+        interval: 100,
+        message: `memberlist: all ${n} nodes to see each other`,
+      },
     );
     await sleep(3000);
     idleCores = await coresUsed(

@@ -136,10 +136,11 @@ export class CatalogReplication {
   }
 
   async stop(): Promise<void> {
+    // queued DHT announcements end too, even if start() never ran
+    this.#controller.abort();
     if (!this.#started) return;
     this.#started = false;
     clearTimeout(this.#timer);
-    this.#controller.abort();
     const pubsub = this.#c.node.services.pubsub;
     pubsub.removeEventListener('message', this.#onMessage as unknown as EventListener);
     try {
