@@ -77,7 +77,7 @@ export function generateClusterKey(): string {
   return `${PSK_HEADER}${randomBytes(32).toString('hex')}\n`;
 }
 
-/** Validates the text of a cluster key file; returns the bytes libp2p pnet expects. */
+/** Validates the text of a cluster key file; returns its 32 key bytes. */
 export function parseClusterKey(text: string, file: string): Uint8Array {
   const normalized = text.replace(/\r\n/g, '\n').trim();
   const m = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n([0-9a-fA-F]{64})$/.exec(normalized);
@@ -87,7 +87,7 @@ export function parseClusterKey(text: string, file: string): Uint8Array {
       `${file} is not a cluster key (expected the format printed by 'edgeswarm keygen')`,
     );
   }
-  return new TextEncoder().encode(`${PSK_HEADER}${m[1].toLowerCase()}`);
+  return Buffer.from(m[1], 'hex');
 }
 
 /**

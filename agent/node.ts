@@ -30,7 +30,7 @@ export type EdgeNode = Libp2p<NodeServices>;
 
 export interface NodeOptions {
   privateKey: PrivateKey;
-  /** The cluster key in pnet's format (see identity.ts). */
+  /** The cluster key's 32 bytes (identity.ts parses the key file). */
   psk: Uint8Array;
   listen: string[];
   /** Maximum open connections before the connection manager prunes (default 1000). */

@@ -1,5 +1,5 @@
 // The private-network layer under Noise: only holders of the cluster key can open a connection.
-// It plays the role of @libp2p/pnet (same key file, same nonce exchange) but with the stream
+// It plays the role of @libp2p/pnet (same key file format, same nonce exchange) but with the stream
 // cipher in native code: pnet's XSalsa20 is pure JavaScript (~300 MB/s per core here) and was a
 // large share of an agent's CPU while images replicate; Node's ChaCha20 runs ~1.9 GB/s.
 //
@@ -32,19 +32,12 @@ const ZERO_IV = Buffer.alloc(16);
 /** Time allowed for the nonce exchange when libp2p passes no signal (ms). */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 
-/** The 32 key bytes of a cluster key in pnet's text format (see agent/identity.ts). */
-export function pskBytes(psk: Uint8Array): Buffer {
-  const hex = new TextDecoder().decode(psk).trim().split(/\r?\n/).pop() ?? '';
-  const key = Buffer.from(hex, 'hex');
-  if (!/^[0-9a-fA-F]{64}$/.test(hex) || key.length !== 32) {
-    throw new Error('cluster key must end with 64 hex digits');
-  }
-  return key;
-}
+/** Bytes in a cluster key. */
+export const KEY_LENGTH = 32;
 
 /** The key for one direction of a connection (exported for tests). */
 export function directionKey(
-  psk: Buffer,
+  psk: Uint8Array,
   sender: 'dialer' | 'listener',
   dialerNonce: Uint8Array,
   listenerNonce: Uint8Array,
@@ -127,10 +120,11 @@ class PrivateConnection extends AbstractMultiaddrConnection {
 
 class ClusterKeyProtector implements ConnectionProtector {
   readonly [Symbol.toStringTag] = 'edgeswarm/private-network';
-  readonly #psk: Buffer;
+  readonly #psk: Uint8Array;
 
   constructor(psk: Uint8Array) {
-    this.#psk = pskBytes(psk);
+    if (psk.length !== KEY_LENGTH) throw new Error(`a cluster key has ${KEY_LENGTH} bytes`);
+    this.#psk = psk;
   }
 
   async protect(
@@ -163,7 +157,7 @@ class ClusterKeyProtector implements ConnectionProtector {
   }
 }
 
-/** libp2p `connectionProtector` for a cluster key in pnet's text format. */
+/** libp2p `connectionProtector` for the cluster key (its 32 bytes, see identity.ts). */
 export function clusterKeyProtector(psk: Uint8Array): () => ConnectionProtector {
   return () => new ClusterKeyProtector(psk);
 }

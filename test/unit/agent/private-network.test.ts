@@ -1,15 +1,16 @@
 // The cluster-key layer under Noise (agent/private-network.ts), on an in-memory connection pair:
 // bytes round-trip with the same key, never cross in clear, and a peer with another key reads
 // garbage.
+import { createCipheriv } from 'node:crypto';
 import type { MultiaddrConnection } from '@libp2p/interface';
 import { byteStream, multiaddrConnectionPair } from '@libp2p/utils';
 import { describe, expect, it } from 'vitest';
 import { generateClusterKey, parseClusterKey } from '../../../agent/identity.js';
 import {
+  KEY_LENGTH,
   NONCE_LENGTH,
   clusterKeyProtector,
   directionKey,
-  pskBytes,
 } from '../../../agent/private-network.js';
 
 const key = (): Uint8Array => parseClusterKey(generateClusterKey(), 'test');
@@ -54,6 +55,18 @@ describe('private network (cluster key layer)', () => {
     const back = toDialer();
     expect(back.length).toBe(NONCE_LENGTH + reply.length);
     expect(back.subarray(NONCE_LENGTH).equals(reply)).toBe(false);
+    // and it is exactly ChaCha20 under each direction's own key (so the two directions never
+    // share a keystream)
+    const dialerNonce = sent.subarray(0, NONCE_LENGTH);
+    const listenerNonce = back.subarray(0, NONCE_LENGTH);
+    const xor = (sender: 'dialer' | 'listener', data: Buffer) =>
+      createCipheriv(
+        'chacha20',
+        directionKey(k, sender, dialerNonce, listenerNonce),
+        Buffer.alloc(16),
+      ).update(data);
+    expect(sent.subarray(NONCE_LENGTH).equals(xor('dialer', hello))).toBe(true);
+    expect(back.subarray(NONCE_LENGTH).equals(xor('listener', reply))).toBe(true);
   });
 
   it('a peer with another cluster key reads garbage', async () => {
@@ -65,7 +78,7 @@ describe('private network (cluster key layer)', () => {
   });
 
   it('each direction and each connection has its own key', () => {
-    const psk = pskBytes(key());
+    const psk = key();
     const n1 = Buffer.alloc(NONCE_LENGTH, 1);
     const n2 = Buffer.alloc(NONCE_LENGTH, 2);
     const dialer = directionKey(psk, 'dialer', n1, n2);
@@ -75,12 +88,11 @@ describe('private network (cluster key layer)', () => {
       false,
     );
     expect(directionKey(psk, 'dialer', n2, n1).equals(dialer)).toBe(false);
-    expect(directionKey(pskBytes(key()), 'dialer', n1, n2).equals(dialer)).toBe(false);
+    expect(directionKey(key(), 'dialer', n1, n2).equals(dialer)).toBe(false);
   });
 
-  it('refuses a cluster key that is not 32 hex-encoded bytes', () => {
-    expect(() =>
-      pskBytes(new TextEncoder().encode('/key/swarm/psk/1.0.0/\n/base16/\nabc')),
-    ).toThrow(/64 hex digits/);
+  it('refuses a cluster key that is not 32 bytes', () => {
+    expect(key().length).toBe(KEY_LENGTH);
+    expect(() => clusterKeyProtector(new Uint8Array(16))()).toThrow(/32 bytes/);
   });
 });
