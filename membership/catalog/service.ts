@@ -78,6 +78,10 @@ export class CatalogService extends EventTarget {
   #version = 0;
   #started = false;
   #publishing: Promise<void> = Promise.resolve();
+  /** Remote catalogs changed in memory and not yet written (see #save). */
+  readonly #unsaved = new Set<string>();
+  #saveQueued = false;
+  #saving: Promise<void> = Promise.resolve();
 
   constructor(components: CatalogComponents, options: CatalogOptions = {}) {
     super();
@@ -133,6 +137,7 @@ export class CatalogService extends EventTarget {
     this.#checks.clear();
     await this.#replication.stop();
     await this.#publishing.catch(() => {});
+    await this.#saving.catch(() => {});
   }
 
   // ---- local registrations ----
@@ -267,9 +272,41 @@ export class CatalogService extends EventTarget {
     const before = this.state.get(cat.node);
     if (!this.state.apply(cat)) return false;
     this.#signed.set(cat.node, bytes);
-    await this.#c.store.put(`node/${cat.node}`, bytes);
+    // Answered and watched at once; the disk copy follows (#save). Waiting for the write first
+    // put the store's queue on a registration's way to every watcher: traced on 25 agents sharing
+    // 2 cores, the write took 30-230 ms; the discovery bench's p99 at N=25 went from 564-716 ms
+    // to 512-559 ms without the wait. The disk copy is only for a restart, and a catalog lost
+    // with the process comes back by anti-entropy.
     this.#emit(before, cat);
+    await this.#save(cat.node);
     return true;
+  }
+
+  /**
+   * Writes the current signed catalog of `node` (or its absence) to the store, behind any write
+   * already under way. Writes are one batch at a time, each of the latest bytes of every node
+   * changed since the last, so the store never ends on an older version than memory holds.
+   */
+  #save(node: string): Promise<void> {
+    this.#unsaved.add(node);
+    if (!this.#saveQueued) {
+      this.#saveQueued = true;
+      const run = async () => {
+        this.#saveQueued = false;
+        const nodes = [...this.#unsaved];
+        this.#unsaved.clear();
+        await this.#c.store.batch(
+          nodes.map((n) => {
+            const bytes = this.#signed.get(n);
+            return bytes
+              ? { type: 'put' as const, key: `node/${n}`, value: bytes }
+              : { type: 'del' as const, key: `node/${n}` };
+          }),
+        );
+      };
+      this.#saving = this.#saving.then(run, run);
+    }
+    return this.#saving;
   }
 
   #emit(before: NodeCatalog | undefined, after: NodeCatalog): void {
@@ -293,8 +330,8 @@ export class CatalogService extends EventTarget {
     const before = this.state.get(node);
     if (this.state.remove(node)) {
       this.#signed.delete(node);
-      await this.#c.store.del(`node/${node}`);
       if (before) this.#emit(before, { node, version: before.version, services: [] });
+      await this.#save(node);
     }
   }
 

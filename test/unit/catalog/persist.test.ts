@@ -1,0 +1,164 @@
+// Remote catalogs are answered and watched as soon as they arrive; their disk copy follows, and
+// the store always ends with the newest version memory holds, even when versions arrive while a
+// slow write is under way. A service started again from that store answers at once.
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeNodeCatalog, encodeNodeCatalog } from '../../../membership/catalog/codec.js';
+import { CATALOG_TOPIC } from '../../../membership/catalog/replication.js';
+import {
+  CatalogService,
+  type CatalogChange,
+  type CatalogComponents,
+} from '../../../membership/catalog/service.js';
+import type { NodeCatalog } from '../../../membership/catalog/types.js';
+import { MemoryStore, type BatchOp, type KvStore } from '../../../storage/index.js';
+
+/** A MemoryStore whose writes wait until released, recording what each one wrote. */
+class SlowStore extends MemoryStore {
+  override async put(key: string, value: Uint8Array): Promise<void> {
+    await this.gate;
+    this.batches.push([{ type: 'put', key, value }]);
+    return super.put(key, value);
+  }
+
+  readonly batches: BatchOp[][] = [];
+  gate: Promise<void> = Promise.resolve();
+  override async batch(ops: readonly BatchOp[]): Promise<void> {
+    await this.gate;
+    this.batches.push([...ops]);
+    return super.batch(ops);
+  }
+}
+
+const stopped: CatalogService[] = [];
+afterEach(async () => {
+  for (const s of stopped.splice(0)) await s.stop();
+});
+
+async function service(store: KvStore) {
+  const self = await generateKeyPair('Ed25519');
+  const pubsub = new EventTarget() as EventTarget & Record<string, unknown>;
+  Object.assign(pubsub, { subscribe() {}, unsubscribe() {}, publish: async () => {} });
+  const members = new Set<string>();
+  const components = {
+    privateKey: self,
+    store,
+    advertiseAddress: '127.0.0.1',
+    logger: { debug() {}, info() {}, warn() {} },
+    node: {
+      peerId: peerIdFromPrivateKey(self),
+      services: { pubsub, dht: {} },
+      handle: async () => {},
+      unhandle: async () => {},
+      dialProtocol: async () => {
+        throw new Error('no network in this test');
+      },
+    },
+    membership: {
+      selfId: peerIdFromPrivateKey(self).toString(),
+      selfSite: 'a',
+      state: (id: string) => (members.has(id) ? 'alive' : undefined),
+      name: (id: string) => id.slice(-6),
+      site: (id: string) => (members.has(id) ? 'b' : undefined),
+      stateChangedAt: () => 0,
+      rtt: () => 1,
+      load: () => 0,
+      siteReachable: () => true,
+      randomPeer: () => undefined,
+    },
+  } as unknown as CatalogComponents; // only what the catalog uses; pubsub is an EventTarget stand-in
+  const svc = new CatalogService(components, { dhtAnnounce: false, syncIntervalMs: 3_600_000 });
+  await svc.start();
+  stopped.push(svc);
+  const gossip = (data: Uint8Array) =>
+    pubsub.dispatchEvent(new CustomEvent('message', { detail: { topic: CATALOG_TOPIC, data } }));
+  return { svc, members, gossip };
+}
+
+async function catalogOf(key: PrivateKey, version: number, port: number): Promise<Uint8Array> {
+  const node = peerIdFromPrivateKey(key).toString();
+  const c: NodeCatalog = {
+    node,
+    version,
+    services: [
+      {
+        id: 'web',
+        name: 'web',
+        address: '10.0.0.1',
+        port,
+        tags: [],
+        meta: {},
+        health: 'passing',
+      },
+    ],
+  };
+  return encodeNodeCatalog(c, key);
+}
+
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(cond()).toBe(true);
+};
+
+describe('catalog persistence of remote catalogs', () => {
+  it('answers and emits before the write lands; the store ends with the newest version', async () => {
+    const store = new SlowStore();
+    const { svc, members, gossip } = await service(store);
+    const peer = await generateKeyPair('Ed25519');
+    const peerId = peerIdFromPrivateKey(peer).toString();
+    members.add(peerId);
+    const changes: CatalogChange[] = [];
+    svc.addEventListener('change', (e) => changes.push((e as CustomEvent<CatalogChange>).detail));
+
+    let release!: () => void;
+    store.gate = new Promise<void>((r) => (release = r));
+    store.batches.length = 0;
+    for (const v of [1, 2, 3]) {
+      gossip(await catalogOf(peer, v, 8000 + v));
+      await until(() => changes.length === v);
+    }
+    // all three versions were visible while no write had finished
+    expect(store.batches).toEqual([]);
+    expect(changes.map((c) => c.version)).toEqual([1, 2, 3]);
+    const answer = svc.discoverLocal({ name: 'web', strategy: 'nearest' });
+    expect(answer.map((i) => i.port)).toEqual([8003]);
+
+    release();
+    await until(() => store.batches.length === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    // the write under way when the gate closed (version 1), then one batch with the latest bytes
+    const written = await Promise.all(
+      store.batches.map(async (b) => {
+        expect(b).toHaveLength(1);
+        expect(b[0]).toMatchObject({ type: 'put', key: `node/${peerId}` });
+        return (await decodeNodeCatalog((b[0] as { value: Uint8Array }).value)).version;
+      }),
+    );
+    expect(written).toEqual([1, 3]);
+    expect((await decodeNodeCatalog((await store.get(`node/${peerId}`))!)).version).toBe(3);
+
+    // started again from the store, the service answers with version 3 before hearing anyone
+    await svc.stop();
+    const again = await service(store);
+    again.members.add(peerId);
+    expect(again.svc.state.get(peerId)?.version).toBe(3);
+    expect(again.svc.discoverLocal({ name: 'web', strategy: 'nearest' })[0].port).toBe(8003);
+  });
+
+  it('a forgotten node is deleted from the store', async () => {
+    const store = new MemoryStore();
+    const { svc, members, gossip } = await service(store);
+    const peer = await generateKeyPair('Ed25519');
+    const peerId = peerIdFromPrivateKey(peer).toString();
+    members.add(peerId);
+    gossip(await catalogOf(peer, 1, 8001));
+    await until(() => svc.state.get(peerId) !== undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await store.get(`node/${peerId}`)).toBeDefined();
+    await svc.forget(peerId);
+    expect(await store.get(`node/${peerId}`)).toBeUndefined();
+    expect(svc.state.get(peerId)).toBeUndefined();
+  });
+});
