@@ -88,13 +88,13 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         // members send catalog and state broadcasts; gossipsub's scoring is tuned for the public
-        // internet and would prune quiet cluster members, so keep the defaults but flood-publish
+        // internet and would prune quiet cluster members, so keep its defaults but flood-publish
         floodPublish: true,
-        // Mesh degree 3 (default 6, between 4 and 12): with flood publishing every member gets
-        // a message straight from its publisher, and the mesh is the second path, behind which
-        // anti-entropy is the third. Each mesh neighbour forwards one more copy of every message
-        // to every member: measured with `npm run bench -- discovery --n 25`, registration
-        // visible on every agent p50/p99 180-212 / 512-559 ms at 6, 134-145 / 298-362 ms at 3.
+        // Mesh degree 3, kept between 2 and 6 (defaults 6, 4 and 12): with flood publishing every
+        // member gets a message straight from its publisher, the mesh is the second path and
+        // anti-entropy the third. Each mesh neighbour forwards one more copy of every message to
+        // every member: measured with `npm run bench -- discovery --n 25`, registration visible
+        // on every agent p50/p99 180-212 / 512-559 ms at 6, 134-145 / 298-362 ms at 3.
         D: GOSSIP_D,
         Dlo: 2,
         Dhi: 6,
