@@ -22,6 +22,16 @@ function opt(args: string[], name: string): string | undefined {
 /** CPU of a converged cluster doing nothing but membership, measured over this long (ms). */
 const IDLE_WINDOW_MS = 10_000;
 
+/** Cores used by the converged, idle cluster of these processes (printed and returned). */
+async function idleCluster(label: string, pids: Array<number | undefined>): Promise<number> {
+  const cores = await coresUsed(
+    pids.map((p) => p ?? 0),
+    IDLE_WINDOW_MS,
+  );
+  console.log(`  ${label}: ${cores} cores used by the idle cluster`);
+  return cores;
+}
+
 interface Detection {
   /** Per kill: the time until the last other member logged the victim dead (ms). */
   times: number[];
@@ -38,11 +48,10 @@ async function edgeswarmDetection(n: number, kills: number): Promise<Detection> 
     const agents = await cluster.start({ n, logLevel: 'info' });
     await cluster.converged(n, 180_000);
     await sleep(3000);
-    idleCores = await coresUsed(
-      agents.map((a) => a.child.pid ?? 0),
-      IDLE_WINDOW_MS,
+    idleCores = await idleCluster(
+      `N=${n}`,
+      agents.map((a) => a.child.pid),
     );
-    console.log(`  N=${n}: ${idleCores} cores used by the idle cluster`);
     for (let k = 0; k < kills; k++) {
       const idx = 1 + ((k * 7) % (n - 1));
       const victim = cluster.agents[idx];
@@ -177,11 +186,10 @@ async function memberlistDetection(bin: string, n: number, kills: number): Promi
       },
     );
     await sleep(3000);
-    idleCores = await coresUsed(
-      nodes.map((x) => x.child.pid ?? 0),
-      IDLE_WINDOW_MS,
+    idleCores = await idleCluster(
+      `memberlist N=${n}`,
+      nodes.map((x) => x.child.pid),
     );
-    console.log(`  memberlist N=${n}: ${idleCores} cores used by the idle cluster`);
     for (let k = 0; k < kills; k++) {
       const idx = 1 + ((k * 7) % (n - 1));
       const victim = nodes[idx];

@@ -77,6 +77,14 @@ async function service(store: KvStore) {
   return { svc, members, gossip };
 }
 
+/** A new node key, known to membership as alive. */
+async function newMember(members: Set<string>) {
+  const peer = await generateKeyPair('Ed25519');
+  const peerId = peerIdFromPrivateKey(peer).toString();
+  members.add(peerId);
+  return { peer, peerId };
+}
+
 async function catalogOf(key: PrivateKey, version: number, port: number): Promise<Uint8Array> {
   const node = peerIdFromPrivateKey(key).toString();
   const c: NodeCatalog = {
@@ -106,9 +114,7 @@ describe('catalog persistence of remote catalogs', () => {
   it('answers and emits before the write lands; the store ends with the newest version', async () => {
     const store = new SlowStore();
     const { svc, members, gossip } = await service(store);
-    const peer = await generateKeyPair('Ed25519');
-    const peerId = peerIdFromPrivateKey(peer).toString();
-    members.add(peerId);
+    const { peer, peerId } = await newMember(members);
     const changes: CatalogChange[] = [];
     svc.addEventListener('change', (e) => changes.push((e as CustomEvent<CatalogChange>).detail));
 
@@ -150,9 +156,7 @@ describe('catalog persistence of remote catalogs', () => {
   it('a forgotten node is deleted from the store', async () => {
     const store = new MemoryStore();
     const { svc, members, gossip } = await service(store);
-    const peer = await generateKeyPair('Ed25519');
-    const peerId = peerIdFromPrivateKey(peer).toString();
-    members.add(peerId);
+    const { peer, peerId } = await newMember(members);
     gossip(await catalogOf(peer, 1, 8001));
     await until(() => svc.state.get(peerId) !== undefined);
     await new Promise((r) => setTimeout(r, 20));
