@@ -62,6 +62,8 @@ export interface CatalogChange {
   version: number;
   /** Service names whose instances on that node were added, changed or removed. */
   names: string[];
+  /** When this agent applied the change (ms since the epoch): it answers queries with it from then. */
+  at: number;
 }
 
 const te = new TextEncoder();
@@ -149,10 +151,14 @@ export class CatalogService extends EventTarget {
     this.#checks.get(id)?.stop();
     this.#checks.delete(id);
     this.#local.set(id, reg);
-    await this.#c.store.put(`local/${id}`, te.encode(JSON.stringify(reg)), { sync: true });
-    // answer with the first check's result (it runs within its timeout)
-    await this.#startCheck(reg);
-    await this.#publish();
+    // The registration is durable before we answer, but the disk does not hold up its way to the
+    // other agents: it is published (after the first check's result, which runs within its
+    // timeout) while it is written. A crash before the write lands forgets it here, and the next
+    // publication (at a version past any a peer holds, see #acceptRemote) takes it back out.
+    await Promise.all([
+      this.#c.store.put(`local/${id}`, te.encode(JSON.stringify(reg)), { sync: true }),
+      this.#startCheck(reg).then(() => this.#publish()),
+    ]);
     if (!old || old.name !== reg.name) this.#replication.announce(reg.name);
     return this.#describe(reg);
   }
@@ -163,8 +169,8 @@ export class CatalogService extends EventTarget {
     this.#local.delete(id);
     this.#checks.get(id)?.stop();
     this.#checks.delete(id);
-    await this.#c.store.del(`local/${id}`, { sync: true });
-    await this.#publish();
+    // written while it is published, as in register()
+    await Promise.all([this.#c.store.del(`local/${id}`, { sync: true }), this.#publish()]);
     return true;
   }
 
@@ -240,17 +246,24 @@ export class CatalogService extends EventTarget {
         services: [...this.#local.values()].map((r) => this.#record(r)),
       };
       const signed = await encodeNodeCatalog(catalog, this.#c.privateKey);
-      await this.#c.store.batch(
-        [
-          { type: 'put', key: 'version', value: te.encode(String(this.#version)) },
-          { type: 'put', key: `node/${this.selfId}`, value: signed },
-        ],
-        { sync: true },
-      );
       this.#signed.set(this.selfId, signed);
       const before = this.state.get(this.selfId);
       if (this.state.apply(catalog)) this.#emit(before, catalog);
-      await this.#replication.broadcast(signed);
+      // Broadcast while the version is written, not after: a synced write waits for the disk
+      // thread and then for the event loop, which on a loaded host is a wait of its own (the
+      // gain was not measurable through the N=50 bench's noise: see docs/benchmarks.md). If we
+      // crash before it lands and come back at an older version, a peer's newer copy of our
+      // catalog makes us jump past it (#acceptRemote).
+      await Promise.all([
+        this.#c.store.batch(
+          [
+            { type: 'put', key: 'version', value: te.encode(String(this.#version)) },
+            { type: 'put', key: `node/${this.selfId}`, value: signed },
+          ],
+          { sync: true },
+        ),
+        this.#replication.broadcast(signed),
+      ]);
     };
     this.#publishing = this.#publishing.then(run, run);
     return this.#publishing;
@@ -321,6 +334,7 @@ export class CatalogService extends EventTarget {
       node: after.node,
       version: after.version,
       names: [...names].sort(),
+      at: Date.now(),
     };
     this.dispatchEvent(new CustomEvent<CatalogChange>('change', { detail: change }));
   }

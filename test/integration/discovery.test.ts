@@ -151,6 +151,7 @@ describe('service discovery', () => {
 
   it('catalog watches stream changes as server-sent events', async () => {
     const p = await cluster.current.spawnAgent({ name: 'w' });
+    const t0 = Date.now();
     const events: string[] = [];
     const ac = new AbortController();
     const res = await fetch(`${p.api}/v1/catalog/watch?name=web`, {
@@ -174,10 +175,12 @@ describe('service discovery', () => {
     await waitFor(() => events.length >= 2, { timeout: 3000 });
     ac.abort();
     await reading;
-    expect(events.map((e) => (JSON.parse(e) as { names: string[] }).names)).toEqual([
-      ['web'],
-      ['web'],
-    ]);
+    const changes = events.map((e) => JSON.parse(e) as { names: string[]; at: number });
+    expect(changes.map((c) => c.names)).toEqual([['web'], ['web']]);
+    // each change says when the agent applied it
+    expect(changes[0].at).toBeGreaterThanOrEqual(t0);
+    expect(changes[1].at).toBeGreaterThanOrEqual(changes[0].at);
+    expect(changes[1].at).toBeLessThanOrEqual(Date.now());
   });
 
   it('the HTTP API validates registrations and discovery queries, naming the field', async () => {

@@ -1,6 +1,7 @@
 // Remote catalogs are answered and watched as soon as they arrive; their disk copy follows, and
 // the store always ends with the newest version memory holds, even when versions arrive while a
-// slow write is under way. A service started again from that store answers at once.
+// slow write is under way. A service started again from that store answers at once. A local
+// registration is broadcast while it is written, and register() returns once it is durable.
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -40,7 +41,12 @@ afterEach(async () => {
 async function service(store: KvStore) {
   const self = await generateKeyPair('Ed25519');
   const pubsub = new EventTarget() as EventTarget & Record<string, unknown>;
-  Object.assign(pubsub, { subscribe() {}, unsubscribe() {}, publish: async () => {} });
+  const published: Uint8Array[] = [];
+  Object.assign(pubsub, {
+    subscribe() {},
+    unsubscribe() {},
+    publish: async (_topic: string, data: Uint8Array) => void published.push(data),
+  });
   const members = new Set<string>();
   const components = {
     privateKey: self,
@@ -74,7 +80,7 @@ async function service(store: KvStore) {
   stopped.push(svc);
   const gossip = (data: Uint8Array) =>
     pubsub.dispatchEvent(new CustomEvent('message', { detail: { topic: CATALOG_TOPIC, data } }));
-  return { svc, members, gossip };
+  return { svc, members, gossip, published };
 }
 
 /** A new node key, known to membership as alive. */
@@ -110,7 +116,7 @@ const until = async (cond: () => boolean) => {
   expect(cond()).toBe(true);
 };
 
-describe('catalog persistence of remote catalogs', () => {
+describe('catalog persistence', () => {
   it('answers and emits before the write lands; the store ends with the newest version', async () => {
     const store = new SlowStore();
     const { svc, members, gossip } = await service(store);
@@ -151,6 +157,36 @@ describe('catalog persistence of remote catalogs', () => {
     again.members.add(peerId);
     expect(again.svc.state.get(peerId)?.version).toBe(3);
     expect(again.svc.discoverLocal({ name: 'web', strategy: 'nearest' })[0].port).toBe(8003);
+  });
+
+  it('a local registration goes out before its writes land, and is durable when register() returns', async () => {
+    const store = new SlowStore();
+    const { svc, published } = await service(store);
+    const changes: CatalogChange[] = [];
+    svc.addEventListener('change', (e) => changes.push((e as CustomEvent<CatalogChange>).detail));
+    published.length = 0;
+    let release!: () => void;
+    store.gate = new Promise<void>((r) => (release = r));
+    store.batches.length = 0;
+    let returned = false;
+    const registering = svc.register('api', { name: 'api', port: 7000 }).then((r) => {
+      returned = true;
+      return r;
+    });
+    await until(() => published.length === 1);
+    // broadcast and shown here while neither the registration nor the catalog is on disk
+    expect(store.batches).toEqual([]);
+    expect(changes.map((c) => c.names)).toEqual([['api']]);
+    const sent = await decodeNodeCatalog(published[0]);
+    expect(sent.services.map((x) => x.name)).toEqual(['api']);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(returned).toBe(false);
+    release();
+    await registering;
+    expect(await store.get('local/api')).toBeDefined();
+    expect((await decodeNodeCatalog((await store.get(`node/${svc.selfId}`))!)).version).toBe(
+      sent.version,
+    );
   });
 
   it('a forgotten node is deleted from the store', async () => {
