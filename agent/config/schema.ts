@@ -196,8 +196,9 @@ export const agentConfigSchema = z
         syncInterval: duration().optional(),
         /**
          * Announce service names as DHT provider records, so that an agent can find a name its
-         * catalog has not seen yet. Default true. Each announcement costs a DHT query and about
-         * 20 messages; turn it off where agents are CPU-starved and gossip suffices.
+         * catalog has not seen yet. Default true. Each announcement costs a DHT query and 4
+         * ADD_PROVIDERs (about 10 requests); turn it off where agents are CPU-starved and gossip
+         * suffices.
          */
         dhtAnnounce: z.boolean().optional(),
       })

@@ -62,7 +62,7 @@ export interface ReplicationOptions {
   syncIntervalMs?: number;
   /**
    * Announce local service names as DHT provider records. Default true. Each announcement is a
-   * DHT query plus ADD_PROVIDER messages to the k = 8 closest members (`DHT_K` in agent/node.ts);
+   * DHT query plus ADD_PROVIDER messages to the k = 4 closest members (`DHT_K` in agent/node.ts);
    * they are made one at a time (see `announce`). Without them, a name not yet in the local
    * catalog is found only by gossip and anti-entropy.
    */
