@@ -26,7 +26,7 @@ export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`;
  * agents on 2 cores, registrations streaming in), registration visible on every agent p50/p99:
  * k 20: 627-846 / 1,522-1,748 ms; k 8: 174-330 / 564-716 ms. At N=50 (`npm run bench --
  * discovery`): k 8: 748-1,498 / 2,082-3,350 ms in 3 runs; with announcements off 411 / 1,563;
- * k 4: 249-590 / 660-2,324 ms in 5 runs. A provider record lives on the 4 members closest to
+ * k 4: 241-590 / 656-2,324 ms in 6 runs. A provider record lives on the 4 members closest to
  * its key and survives the loss of 3 of them before it is provided again; the catalog itself is
  * on every agent, so the DHT is only asked for names an agent has not seen.
  */
