@@ -18,14 +18,27 @@ import { MemoryStore, type BatchOp, type KvStore } from '../../../storage/index.
 
 /** A MemoryStore whose writes wait until released, recording what each one wrote. */
 class SlowStore extends MemoryStore {
+  readonly batches: BatchOp[][] = [];
+  gate: Promise<void> = Promise.resolve();
+  /** Writes of a registration (keys `local/...`) wait for this one when it is set. */
+  localGate: Promise<void> | undefined;
+
+  #gateFor(key: string): Promise<void> {
+    return key.startsWith('local/') && this.localGate ? this.localGate : this.gate;
+  }
+
   override async put(key: string, value: Uint8Array): Promise<void> {
-    await this.gate;
+    await this.#gateFor(key);
     this.batches.push([{ type: 'put', key, value }]);
     return super.put(key, value);
   }
 
-  readonly batches: BatchOp[][] = [];
-  gate: Promise<void> = Promise.resolve();
+  override async del(key: string): Promise<void> {
+    await this.#gateFor(key);
+    this.batches.push([{ type: 'del', key }]);
+    return super.del(key);
+  }
+
   override async batch(ops: readonly BatchOp[]): Promise<void> {
     await this.gate;
     this.batches.push([...ops]);
@@ -159,7 +172,7 @@ describe('catalog persistence', () => {
     expect(again.svc.discoverLocal({ name: 'web', strategy: 'nearest' })[0].port).toBe(8003);
   });
 
-  it('a local registration goes out before its writes land, and is durable when register() returns', async () => {
+  it('a local (de)registration goes out before its writes land, and is durable when the call returns', async () => {
     const store = new SlowStore();
     const { svc, published } = await service(store);
     const changes: CatalogChange[] = [];
@@ -167,6 +180,8 @@ describe('catalog persistence', () => {
     published.length = 0;
     let release!: () => void;
     store.gate = new Promise<void>((r) => (release = r));
+    let releaseLocal!: () => void;
+    store.localGate = new Promise<void>((r) => (releaseLocal = r));
     store.batches.length = 0;
     let returned = false;
     const registering = svc.register('api', { name: 'api', port: 7000 }).then((r) => {
@@ -182,11 +197,39 @@ describe('catalog persistence', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(returned).toBe(false);
     release();
+    await until(() => store.batches.length === 1); // the catalog's write
+    await new Promise((r) => setTimeout(r, 20));
+    expect(returned).toBe(false);
+    releaseLocal();
     await registering;
     expect(await store.get('local/api')).toBeDefined();
     expect((await decodeNodeCatalog((await store.get(`node/${svc.selfId}`))!)).version).toBe(
       sent.version,
     );
+
+    // the same for a deregistration: out at once, answered once its writes landed (the delete
+    // of the registration is held back longer than the catalog's write)
+    published.length = 0;
+    store.gate = new Promise<void>((r) => (release = r));
+    store.localGate = new Promise<void>((r) => (releaseLocal = r));
+    store.batches.length = 0;
+    let removed = false;
+    const deregistering = svc.deregister('api').then((r) => {
+      removed = true;
+      return r;
+    });
+    await until(() => published.length === 1);
+    expect(store.batches).toEqual([]);
+    expect((await decodeNodeCatalog(published[0])).services).toEqual([]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(removed).toBe(false);
+    release();
+    await until(() => store.batches.length === 1); // the catalog's write
+    await new Promise((r) => setTimeout(r, 20));
+    expect(removed).toBe(false);
+    releaseLocal();
+    expect(await deregistering).toBe(true);
+    expect(await store.get('local/api')).toBeUndefined();
   });
 
   it('a forgotten node is deleted from the store', async () => {
