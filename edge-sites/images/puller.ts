@@ -202,7 +202,7 @@ export class Pull {
     const store = async (index: number, data: Uint8Array): Promise<void> => {
       const hash = this.index.hashes[index];
       try {
-        await this.#deps.chunks.put(hash, data, { flush: false });
+        await this.#deps.chunks.put(hash, data, { flush: false, handOver: true });
       } catch (err) {
         if (err instanceof ChunkHashMismatchError) {
           sched.failed(src.peer, index);
@@ -219,10 +219,15 @@ export class Pull {
       if (sched.complete) this.#kick();
       else void this.#request(src);
     };
+    // one abort listener for the whole loop (a read with a signal costs a promise race per
+    // chunk): closing the source aborts its stream, which ends the pending read with an error
+    const onAbort = () => this.#close(src, new Error('pull stopped'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
     try {
       for (;;) {
         if (failure) throw failure;
-        const frame = await src.fs.read(signal);
+        const frame = await src.fs.read();
         if (!frame) break;
         const msg = decodeChunkMsg(frame);
         // only answers count as progress: a source that announces chunks but answers no request
@@ -258,6 +263,8 @@ export class Pull {
     } catch (err) {
       await Promise.all(storing);
       this.#close(src, failure ?? (err as Error));
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
     this.#kick();
   }

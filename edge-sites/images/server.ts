@@ -9,7 +9,7 @@ import { FramedStream } from '../../membership/index.js';
 import type { Bitfield } from './bitfield.js';
 import type { ImageIndex } from './image-index.js';
 import type { TokenBucket } from './token-bucket.js';
-import { decodeChunkMsg, encodeChunkMsg, WireError } from './wire.js';
+import { decodeChunkMsg, encodeChunkMsgParts, WireError } from './wire.js';
 
 /** A puller idle this long is disconnected (ms). */
 export const SOURCE_IDLE_TIMEOUT_MS = 120_000;
@@ -46,8 +46,8 @@ export async function serveChunks(
   const idle = () => AbortSignal.any([stopSignal, AbortSignal.timeout(SOURCE_IDLE_TIMEOUT_MS)]);
   // writes are serialised: have-messages and chunks share the stream
   let writing: Promise<void> = Promise.resolve();
-  const send = (bytes: Uint8Array): Promise<void> => {
-    const next = writing.then(() => fs.write(bytes, stopSignal));
+  const send = (parts: readonly Uint8Array[]): Promise<void> => {
+    const next = writing.then(() => fs.write(parts, stopSignal));
     // the chain must never hold an unhandled rejection (callers see theirs through `next`)
     writing = next.catch(() => {});
     return next;
@@ -59,14 +59,14 @@ export async function serveChunks(
     if (open.t !== 'open') throw new WireError(`expected open, got ${open.t}`);
     const img = await deps.image(open.d);
     if (!img) {
-      await send(encodeChunkMsg({ t: 'unknown' }));
+      await send(encodeChunkMsgParts({ t: 'unknown' }));
       await writing;
       await fs.closeWrite();
       return;
     }
-    await send(encodeChunkMsg({ t: 'bits', b: img.bits.bytes.slice() }));
+    await send(encodeChunkMsgParts({ t: 'bits', b: img.bits.bytes.slice() }));
     unsubscribe = deps.subscribe(open.d, (indexes) => {
-      void send(encodeChunkMsg({ t: 'have', i: indexes })).catch(() => {});
+      void send(encodeChunkMsgParts({ t: 'have', i: indexes })).catch(() => {});
     });
     for (;;) {
       const frame = await fs.read(idle());
@@ -102,11 +102,11 @@ export async function serveChunks(
         const data = await ahead.shift()!;
         fill();
         if (!data) {
-          await send(encodeChunkMsg({ t: 'miss', i }));
+          await send(encodeChunkMsgParts({ t: 'miss', i }));
           continue;
         }
         for (const b of deps.buckets(peer)) await b.take(data.length, stopSignal);
-        await send(encodeChunkMsg({ t: 'chunk', i, data }));
+        await send(encodeChunkMsgParts({ t: 'chunk', i, data }));
         deps.sent(peer, data.length);
       }
     }

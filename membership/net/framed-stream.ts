@@ -47,7 +47,8 @@ export class FramedStream {
     return f;
   }
 
-  write(payload: Uint8Array, signal?: AbortSignal): Promise<void> {
+  /** Sends one frame (its payload may be given in parts: see writeFrame). */
+  write(payload: Uint8Array | readonly Uint8Array[], signal?: AbortSignal): Promise<void> {
     return writeFrame(this.stream, payload, signal);
   }
 

@@ -4,6 +4,7 @@
 // for the stream's 'drain' event (not stream.onDrain(), which in @libp2p/utils 7.4 resolves only
 // once: see STACK.md).
 import type { Stream } from '@libp2p/interface';
+import { Uint8ArrayList } from 'uint8arraylist';
 
 export class FrameTooLargeError extends Error {
   readonly code = 'frame_too_large';
@@ -50,10 +51,24 @@ export function frame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Splits a byte stream into frames; throws FrameTooLargeError on a frame over `maxFrame`. */
+/**
+ * Splits a byte stream into frames; throws FrameTooLargeError on a frame over `maxFrame`.
+ *
+ * Each byte is copied at most once: a frame that arrived whole in one chunk is returned as a view
+ * of that chunk (or a copy, if it is less than half of it), and a frame split across chunks is
+ * assembled in a buffer of exactly its size.
+ * (Joining the held bytes with each new chunk instead copied a 64 KiB frame several times, and
+ * those copies were a large part of an image transfer's CPU and garbage.) Frames may share memory
+ * with the chunks they came in: read them, do not modify them.
+ */
 export class FrameDecoder {
   readonly #max: number;
-  #buf: Uint8Array = new Uint8Array(0);
+  /** The length being read: its value so far and the weight of its next 7 bits. */
+  #len = 0;
+  #shift = 1;
+  /** The frame being assembled (its length is known) and how much of it has arrived. */
+  #body: Uint8Array | undefined;
+  #filled = 0;
 
   constructor(maxFrame: number) {
     this.#max = maxFrame;
@@ -61,44 +76,48 @@ export class FrameDecoder {
 
   /** Bytes held waiting for the rest of a frame. */
   get buffered(): number {
-    return this.#buf.length;
+    return this.#filled;
   }
 
   push(chunk: StreamChunk): Uint8Array[] {
     const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray();
-    let buf: Uint8Array;
-    if (this.#buf.length === 0) buf = bytes;
-    else {
-      buf = new Uint8Array(this.#buf.length + bytes.length);
-      buf.set(this.#buf, 0);
-      buf.set(bytes, this.#buf.length);
-    }
     const out: Uint8Array[] = [];
     let pos = 0;
-    for (;;) {
-      let len = 0;
-      let shift = 1;
-      let p = pos;
-      let complete = false;
-      while (p < buf.length) {
-        const b = buf[p++];
-        len += (b & 0x7f) * shift;
-        if ((b & 0x80) === 0) {
-          complete = true;
-          break;
+    while (pos < bytes.length) {
+      const body = this.#body;
+      if (body !== undefined) {
+        const n = Math.min(body.length - this.#filled, bytes.length - pos);
+        body.set(bytes.subarray(pos, pos + n), this.#filled);
+        this.#filled += n;
+        pos += n;
+        if (this.#filled === body.length) {
+          out.push(body);
+          this.#body = undefined;
+          this.#filled = 0;
         }
-        shift *= 128;
-        if (shift > 2 ** 49) throw new FrameTooLargeError(Infinity, this.#max);
+        continue;
       }
-      if (!complete) break;
+      const b = bytes[pos++];
+      this.#len += (b & 0x7f) * this.#shift;
+      if (b & 0x80) {
+        this.#shift *= 128;
+        if (this.#shift > 2 ** 49) throw new FrameTooLargeError(Infinity, this.#max);
+        continue;
+      }
+      const len = this.#len;
+      this.#len = 0;
+      this.#shift = 1;
       if (len > this.#max) throw new FrameTooLargeError(len, this.#max);
-      if (buf.length - p < len) break;
-      out.push(buf.slice(p, p + len));
-      pos = p + len;
+      if (bytes.length - pos >= len) {
+        // a view when the frame is most of the chunk; a small one is copied, so that keeping it
+        // does not keep a large chunk alive
+        const whole = bytes.subarray(pos, pos + len);
+        out.push(len * 2 >= bytes.length ? whole : new Uint8Array(whole));
+        pos += len;
+      } else {
+        this.#body = new Uint8Array(len);
+      }
     }
-    this.#buf = pos >= buf.length ? new Uint8Array(0) : buf.slice(pos);
-    if (this.#buf.length > this.#max + 10)
-      throw new FrameTooLargeError(this.#buf.length, this.#max);
     return out;
   }
 }
@@ -151,11 +170,23 @@ export async function sendBytes(
   if (!stream.send(bytes)) await waitForDrain(stream, signal);
 }
 
-/** Sends one frame, honouring backpressure. */
-export function writeFrame(
+/**
+ * Sends one frame, honouring backpressure. The payload may be given in parts (a header and a large
+ * body, say): they are sent as a list, not copied into one buffer.
+ */
+export async function writeFrame(
   stream: Stream,
-  payload: Uint8Array,
+  payload: Uint8Array | readonly Uint8Array[],
   signal?: AbortSignal,
 ): Promise<void> {
-  return sendBytes(stream, frame(payload), signal);
+  const parts = payload instanceof Uint8Array ? [payload] : payload;
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const head = new Uint8Array(varintLength(size));
+  writeVarint(size, head, 0);
+  if (stream.status !== 'open') throw new StreamClosedError(`the stream is ${stream.status}`);
+  // one send of the whole frame: each send() goes out at once as its own muxer frame and noise
+  // message, so sending the parts one by one cost three of each per chunk
+  const room = stream.send(new Uint8ArrayList(head, ...parts));
+  if (!room) await waitForDrain(stream, signal);
 }

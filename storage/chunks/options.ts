@@ -78,6 +78,12 @@ export interface PutOptions {
    * that depends on the chunk. A crash before that may lose the chunk, never serve half of it.
    */
   flush?: boolean;
+  /**
+   * Default false. True: the caller hands `bytes` over and will not modify them afterwards, so the
+   * store may keep them in its memory of recent chunks rather than copy them (a puller's received
+   * frames: a copy per chunk was a measurable share of a transfer's CPU and garbage).
+   */
+  handOver?: boolean;
 }
 
 export interface GetOptions {

@@ -154,7 +154,7 @@ export class ChunkStore {
       throw new ChunkTooLargeError(bytes.length, this.#maxChunkBytes);
     const actual = sha256Hex(bytes);
     if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
-    return this.#write(hash, bytes, opts.flush ?? true);
+    return this.#write(hash, bytes, opts.flush ?? true, undefined, opts.handOver ?? false);
   }
 
   /**
@@ -166,18 +166,22 @@ export class ChunkStore {
     if (bytes.length > this.#maxChunkBytes)
       throw new ChunkTooLargeError(bytes.length, this.#maxChunkBytes);
     const hash = sha256Hex(bytes);
-    return { hash, added: await this.#write(hash, bytes, opts.flush ?? true) };
+    return {
+      hash,
+      added: await this.#write(hash, bytes, opts.flush ?? true, undefined, opts.handOver ?? false),
+    };
   }
 
   /**
    * Writes a chunk whose hash has been checked. With `keepMtime` (a migration) a present chunk
-   * is left alone and a new one gets that mtime.
+   * is left alone and a new one gets that mtime. `handOver`: see PutOptions.
    */
   async #write(
     hash: string,
     bytes: Uint8Array,
     flush: boolean,
     keepMtime?: number,
+    handOver = false,
   ): Promise<boolean> {
     const raw = Buffer.from(hash, 'hex');
     const key = raw.toString('latin1');
@@ -205,7 +209,7 @@ export class ChunkStore {
       };
       loc.batch = this.#enqueuePut(key, loc);
       this.#table.set(key, loc);
-      this.#recent.add(key, bytes);
+      this.#recent.add(key, bytes, handOver);
       if (flush) durable = this.#committer.wait(loc.batch);
       return true;
     });

@@ -578,6 +578,21 @@ describe('ChunkStore recent chunks (served from memory)', () => {
       await store.put(e.hash, mine);
       mine.fill(0);
       expect(same(await store.get(e.hash, { recent: true }), e.bytes)).toBe(true);
+      // bytes handed over are kept as they are (a received frame: no copy per chunk)...
+      const f = chunk(2000);
+      const given = new Uint8Array(f.bytes);
+      await store.put(f.hash, given, { handOver: true });
+      expect(await store.get(f.hash, { recent: true })).toBe(given);
+      // ...unless they are a small part of a large buffer, which the cache would keep alive
+      const g = chunk(2000);
+      const big = new Uint8Array(64 * 1024);
+      big.set(g.bytes, 100);
+      const view = big.subarray(100, 100 + g.bytes.length);
+      await store.put(g.hash, view, { handOver: true });
+      const kept = await store.get(g.hash, { recent: true });
+      expect(kept).not.toBe(view);
+      expect(kept!.buffer.byteLength).toBe(g.bytes.length);
+      expect(same(kept, g.bytes)).toBe(true);
     } finally {
       await store.close();
     }
