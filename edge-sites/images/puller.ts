@@ -23,6 +23,9 @@ export interface PullOptions {
   refreshMs: number;
 }
 
+/** How often a running pull makes what it stored durable and counts it (ms). */
+export const DURABLE_REPORT_MS = 500;
+
 /** Received chunks being verified and stored at once, per source. */
 export const STORE_CONCURRENCY = 16;
 
@@ -68,6 +71,8 @@ export class Pull {
   /** Sources that failed or served bad bytes, until this time. */
   readonly #avoid = new Map<string, number>();
   #wake: (() => void) | undefined;
+  #flushedAt = 0;
+  #durable = 0;
   bytesReceived = 0;
 
   constructor(index: ImageIndex, have: Bitfield, deps: PullDeps, opts: Partial<PullOptions> = {}) {
@@ -83,6 +88,27 @@ export class Pull {
 
   get complete(): boolean {
     return this.have.complete;
+  }
+
+  /**
+   * Chunks of the image held here that survive a crash: chunks are stored with `flush: false`
+   * and become durable at the store's next group commit, so the count is taken at a flush made
+   * every DURABLE_REPORT_MS while the pull runs (and at its end).
+   */
+  get durableChunks(): number {
+    return Math.min(this.#durable, this.have.count);
+  }
+
+  /** Flushes the store if the last flush is DURABLE_REPORT_MS old, then updates durableChunks. */
+  #reportDurable(): void {
+    const now = Date.now();
+    if (now - this.#flushedAt < DURABLE_REPORT_MS) return;
+    this.#flushedAt = now;
+    const n = this.have.count;
+    this.#deps.chunks.flush().then(
+      () => (this.#durable = Math.max(this.#durable, n)),
+      () => {}, // a failed store fails the pull's own puts too
+    );
   }
 
   /** Moves these chunks to the front (a reader is waiting). */
@@ -112,21 +138,23 @@ export class Pull {
         signal.throwIfAborted();
         this.#connectMore(signal);
         this.#dropStalled();
+        this.#reportDurable();
         for (const s of this.#sources.values()) void this.#request(s);
         await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-          const t = setTimeout(resolve, this.#o.refreshMs);
-          signal.addEventListener(
-            'abort',
-            () => {
-              clearTimeout(t);
-              resolve();
-            },
-            { once: true },
-          );
+          // one abort listener per wait, removed when the wait ends (they piled up on the signal)
+          const done = () => {
+            clearTimeout(t);
+            signal.removeEventListener('abort', done);
+            resolve();
+          };
+          const t = setTimeout(done, Math.min(this.#o.refreshMs, DURABLE_REPORT_MS));
+          this.#wake = done;
+          signal.addEventListener('abort', done, { once: true });
         });
       }
+      const n = this.have.count;
       await this.#deps.chunks.flush();
+      this.#durable = Math.max(this.#durable, n);
     } finally {
       for (const s of this.#sources.values()) this.#close(s, new Error('pull finished'));
     }

@@ -121,7 +121,16 @@ export interface ImageSummary {
   createdAt: number;
   placement: Manifest['placement'];
   /** What this agent holds of it. */
-  local: { state: LocalState; bytes: number; chunks: number };
+  local: LocalStatus;
+}
+
+export interface LocalStatus {
+  state: LocalState;
+  bytes: number;
+  /** Chunks held here (readable and served to peers). */
+  chunks: number;
+  /** Of those, chunks that survive a crash (a pull stores chunks and flushes them every 500 ms). */
+  durableChunks: number;
 }
 
 interface Served extends ServedImage {
@@ -330,15 +339,19 @@ export class ImageService extends EventTarget {
     return true;
   }
 
-  async #localOf(m: Manifest): Promise<{ state: LocalState; bytes: number; chunks: number }> {
+  async #localOf(m: Manifest): Promise<LocalStatus> {
     const s = await this.#servedFor(m);
     const bytes = s.index.bytesOf(indexesOf(s.bits));
-    const state: LocalState = s.bits.complete
-      ? 'complete'
-      : this.#pulls.has(m.digest)
-        ? 'pulling'
-        : 'not_placed';
-    return { state, bytes, chunks: s.bits.count };
+    const pull = this.#pulls.get(m.digest)?.pull;
+    const state: LocalState = s.bits.complete ? 'complete' : pull ? 'pulling' : 'not_placed';
+    // outside a running pull, chunks were found in the store or flushed when a pull finished (a
+    // stopped pull's last chunks are committed by the store within its commit delay)
+    return {
+      state,
+      bytes,
+      chunks: s.bits.count,
+      durableChunks: pull?.durableChunks ?? s.bits.count,
+    };
   }
 
   async list(): Promise<ImageSummary[]> {
