@@ -308,14 +308,20 @@ export class CatalogService extends EventTarget {
         this.#saveQueued = false;
         const nodes = [...this.#unsaved];
         this.#unsaved.clear();
-        await this.#c.store.batch(
-          nodes.map((n) => {
-            const bytes = this.#signed.get(n);
-            return bytes
-              ? { type: 'put' as const, key: `node/${n}`, value: bytes }
-              : { type: 'del' as const, key: `node/${n}` };
-          }),
-        );
+        try {
+          await this.#c.store.batch(
+            nodes.map((n) => {
+              const bytes = this.#signed.get(n);
+              return bytes
+                ? { type: 'put' as const, key: `node/${n}`, value: bytes }
+                : { type: 'del' as const, key: `node/${n}` };
+            }),
+          );
+        } catch (err) {
+          // not written: the next write takes them again (their latest bytes then)
+          for (const n of nodes) this.#unsaved.add(n);
+          throw err;
+        }
       };
       this.#saving = this.#saving.then(run, run);
     }

@@ -244,4 +244,32 @@ describe('catalog persistence', () => {
     expect(await store.get(`node/${peerId}`)).toBeUndefined();
     expect(svc.state.get(peerId)).toBeUndefined();
   });
+
+  it('a catalog whose write failed is written with the next one', async () => {
+    let failNext = false;
+    class FlakyStore extends MemoryStore {
+      override async batch(ops: readonly BatchOp[]): Promise<void> {
+        if (failNext) {
+          failNext = false;
+          throw new Error('disk full');
+        }
+        return super.batch(ops);
+      }
+    }
+    const store = new FlakyStore();
+    const { svc, members, gossip } = await service(store);
+    const x = await newMember(members);
+    const y = await newMember(members);
+    failNext = true;
+    gossip(await catalogOf(x.peer, 1, 8001));
+    await until(() => svc.state.get(x.peerId) !== undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await store.get(`node/${x.peerId}`)).toBeUndefined(); // that write failed
+    // the next change (of another node) writes both
+    gossip(await catalogOf(y.peer, 1, 8002));
+    await until(() => svc.state.get(y.peerId) !== undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await decodeNodeCatalog((await store.get(`node/${x.peerId}`))!)).version).toBe(1);
+    expect(await store.get(`node/${y.peerId}`)).toBeDefined();
+  });
 });
