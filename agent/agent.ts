@@ -32,6 +32,11 @@ import { VERSION } from './version.js';
 
 /** The longest a graceful stop may take before the agent gives up waiting (ms). */
 export const STOP_TIMEOUT_MS = 4_000;
+/**
+ * Longest a DNS query for a service name the catalog does not know waits for a DHT lookup before
+ * it is answered (ms): well inside a stub resolver's usual 5 s timeout and dig's 2-5 s.
+ */
+export const DNS_DHT_LOOKUP_MS = 1_000;
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -218,6 +223,7 @@ export class Agent {
             catalog.knows(name)
               ? catalog.discoverLocal({ name, strategy: 'nearest', site })
               : undefined,
+          find: (name) => catalog.find(name, AbortSignal.timeout(DNS_DHT_LOOKUP_MS)),
         },
       });
       await this.#dns.start();

@@ -30,6 +30,19 @@ export interface DnsInstance {
 export interface DnsResolver {
   /** Passing instances of `name` (in `site` if given), best first; undefined if the name is unknown. */
   lookup(name: string, site: string | undefined): DnsInstance[] | undefined;
+  /**
+   * Tries to learn a name lookup() does not know (a DHT lookup), resolving when done or given up;
+   * the server calls it before answering such a name. Optional.
+   */
+  find?(name: string): Promise<void>;
+}
+
+/** The service name a query asks about, if it asks about one. */
+export function queriedService(query: DecodedPacket): string | undefined {
+  const qs = query.questions ?? [];
+  if (qs.length !== 1) return undefined;
+  const parsed = parseName(qs[0].name);
+  return parsed.kind === 'service' ? parsed.service : undefined;
 }
 
 export interface AnswerOptions {

@@ -6,7 +6,7 @@ import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
-import { answerQuery, type DnsResolver } from './answer.js';
+import { answerQuery, queriedService, type DnsResolver } from './answer.js';
 
 /** Largest UDP answer without EDNS (RFC 1035). */
 export const UDP_PLAIN_LIMIT = 512;
@@ -63,8 +63,11 @@ export class DnsServer {
     return a ? { host: a.address, port: a.port } : undefined;
   }
 
-  /** Builds the answer bytes to one query, or undefined for garbage. */
-  #respond(msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
+  /**
+   * Builds the answer bytes to one query, or undefined for garbage. A service name the catalog
+   * does not know is first looked for in the DHT (resolver.find), so the answer may come later.
+   */
+  async #respond(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     let q: DecodedPacket;
     try {
       q = dnsPacket.decode(msg);
@@ -73,6 +76,10 @@ export class DnsServer {
       this.malformed.inc({ transport });
       return undefined;
     }
+    const { resolver } = this.#opts;
+    const service = queriedService(q);
+    if (service !== undefined && resolver.find && resolver.lookup(service, undefined) === undefined)
+      await resolver.find(service).catch(() => {});
     let res: Packet;
     try {
       res = answerQuery(q, this.#opts.resolver, { ttl: this.#opts.ttl });
@@ -134,8 +141,9 @@ export class DnsServer {
         throw err;
       }
       udp.on('message', (msg, rinfo) => {
-        const out = this.#respond(msg, 'udp');
-        if (out) udp.send(out, rinfo.port, rinfo.address);
+        void this.#respond(msg, 'udp').then((out) => {
+          if (out && this.#udp === udp) udp.send(out, rinfo.port, rinfo.address);
+        });
       });
       udp.on('error', (err) => this.#opts.logger.warn({ err: err.message }, 'dns udp error'));
       this.#udp = udp;
@@ -162,15 +170,14 @@ export class DnsServer {
         if (buf.length < 2 + len) break;
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
-        const out = this.#respond(Buffer.from(msg), 'tcp');
-        if (!out) {
-          sock.destroy();
-          return;
-        }
-        const frame = Buffer.alloc(2 + out.length);
-        frame.writeUInt16BE(out.length, 0);
-        out.copy(frame, 2);
-        sock.write(frame);
+        void this.#respond(Buffer.from(msg), 'tcp').then((out) => {
+          if (!out) return sock.destroy();
+          if (sock.destroyed) return;
+          const frame = Buffer.alloc(2 + out.length);
+          frame.writeUInt16BE(out.length, 0);
+          out.copy(frame, 2);
+          sock.write(frame);
+        });
       }
     });
   }

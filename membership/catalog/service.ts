@@ -5,6 +5,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import type { KvStore } from '../../storage/index.js';
 import { HealthCheck } from './checks.js';
+import { NameLookups } from './lookups.js';
 import { decodeNodeCatalog, encodeNodeCatalog } from './codec.js';
 import { discover, RoundRobinCounters } from './query.js';
 import { toRegistration, type RegistrationBody, type ServiceRegistration } from './registration.js';
@@ -84,6 +85,7 @@ export class CatalogService extends EventTarget {
   readonly #unsaved = new Set<string>();
   #saveQueued = false;
   #saving: Promise<void> = Promise.resolve();
+  readonly #lookups: NameLookups;
 
   constructor(components: CatalogComponents, options: CatalogOptions = {}) {
     super();
@@ -94,6 +96,11 @@ export class CatalogService extends EventTarget {
       accept: (bytes) => this.#acceptRemote(bytes),
       signed: (node) => this.#signed.get(node),
       localNames: () => [...new Set([...this.#local.values()].map((r) => r.name))],
+    });
+    this.#lookups = new NameLookups({
+      knows: (name) => this.knows(name),
+      lookup: (name) => this.#replication.lookup(name),
+      now: () => Date.now(),
     });
   }
 
@@ -368,11 +375,17 @@ export class CatalogService extends EventTarget {
   }
 
   /**
-   * Answers from the local catalog; for a name it has never seen, asks the DHT who provides it and
-   * fetches those nodes' catalogs first (bounded by `signal`).
+   * For a name the local catalog has never seen, asks the DHT who provides it and fetches those
+   * nodes' catalogs; resolves when that is done or `signal` aborts. Lookups are shared, capped
+   * and a name not found is not looked up again for a while (see lookups.ts).
    */
+  find(name: string, signal?: AbortSignal): Promise<void> {
+    return this.#lookups.find(name, signal);
+  }
+
+  /** Answers from the local catalog, after find() for a name it has never seen. */
   async discover(q: DiscoverQuery, signal?: AbortSignal): Promise<DiscoveredInstance[]> {
-    if (!this.knows(q.name)) await this.#replication.lookup(q.name, signal);
+    await this.find(q.name, signal);
     return this.discoverLocal(q);
   }
 

@@ -1,9 +1,12 @@
 // Service discovery with real agents: registration, replication, health checks, DNS with dig.
 import { spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
+import { RCODE } from '../../agent/dns/answer.js';
 import { useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -20,6 +23,30 @@ async function cluster3() {
     message: 'three alive everywhere',
   });
   return { a, b, d, all };
+}
+
+const rcode = (p: DecodedPacket) => (p.flags ?? 0) & 0xf;
+
+/** One DNS query over UDP to `agent`'s DNS interface, and how long the answer took (ms). */
+async function dnsQuery(
+  agent: Agent,
+  name: string,
+  type: 'A' | 'SRV',
+): Promise<{ answer: DecodedPacket; ms: number }> {
+  const { host, port } = agent.dnsAddress!;
+  const sock = createSocket('udp4');
+  try {
+    const t0 = Date.now();
+    const got = new Promise<Buffer>((resolve, reject) => {
+      sock.once('message', resolve);
+      setTimeout(() => reject(new Error(`no DNS answer for ${name} in 5 s`)), 5000).unref();
+    });
+    sock.send(dnsPacket.encode({ type: 'query', id: 7, questions: [{ type, name }] }), port, host);
+    const answer = dnsPacket.decode(await got);
+    return { answer, ms: Date.now() - t0 };
+  } finally {
+    sock.close();
+  }
 }
 
 const ids = (
@@ -133,6 +160,31 @@ describe('service discovery', () => {
       { timeout: 15_000, interval: 500, message: 'rare through the DHT' },
     );
     expect(found[0]).toMatchObject({ id: 'rare-1', node: 'a' });
+  });
+
+  it('a DNS query for a name this agent has never seen is answered through the DHT', async () => {
+    const { a, d } = await cluster3();
+    await a.catalog.register('rare-dns', { name: 'raredns', port: 7003, address: '10.9.8.7' });
+    await waitFor(() => ids(d, 'raredns').length === 1, { timeout: 3000 });
+    await d.catalog.forget(a.peerId);
+    expect(d.catalog.knows('raredns')).toBe(false);
+    // the provider record may still be on its way: ask again until it is there
+    const { answer } = await waitFor(
+      async () => {
+        const r = await dnsQuery(d, 'raredns.service.edgeswarm', 'A');
+        return rcode(r.answer) === RCODE.NOERROR ? r : undefined;
+      },
+      { timeout: 20_000, interval: 500, message: 'raredns through the DHT over DNS' },
+    );
+    expect(answer.answers?.map((x) => (x as { data: unknown }).data)).toEqual(['10.9.8.7']);
+    // a name nobody provides: NXDOMAIN after a bounded lookup, then at once while the miss is
+    // remembered
+    const first = await dnsQuery(d, 'nobody.service.edgeswarm', 'A');
+    expect(rcode(first.answer)).toBe(RCODE.NXDOMAIN);
+    expect(first.ms).toBeLessThan(2500);
+    const again = await dnsQuery(d, 'nobody.service.edgeswarm', 'A');
+    expect(rcode(again.answer)).toBe(RCODE.NXDOMAIN);
+    expect(again.ms).toBeLessThan(500);
   });
 
   it('with catalog.dhtAnnounce off, names are not announced in the DHT; gossip still carries them', async () => {
