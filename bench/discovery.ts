@@ -142,20 +142,23 @@ export default {
       await sleep(3000);
       // per name: when each agent applied it (its own clock, `at` in the change) and when its
       // change reached this process (the watcher, one more process on the same cores)
-      const seen = new Map<string, { applied: number[]; arrived: number[] }>();
+      const seen = new Map<string, { applied: number[]; arrived: number[]; who: number[] }>();
       const watches = await Promise.all(
-        agents.map((a) =>
+        agents.map((a, ai) =>
           watchSse(`${a.api}/v1/catalog/watch`, a.token, (data, arrived) => {
             const change = JSON.parse(data) as { names: string[]; at: number };
             for (const name of change.names) {
               let l = seen.get(name);
-              if (!l) seen.set(name, (l = { applied: [], arrived: [] }));
+              if (!l) seen.set(name, (l = { applied: [], arrived: [], who: [] }));
               l.applied.push(change.at);
               l.arrived.push(arrived);
+              l.who.push(ai);
             }
           }),
         ),
       );
+      /** Per registration: who registered, and the three agents that applied it last (ms). */
+      const slowest: Array<{ total: number; from: number; last: string }> = [];
       const times: number[] = [];
       const watcherTimes: number[] = [];
       for (let r = 0; r < regs; r++) {
@@ -170,7 +173,18 @@ export default {
           interval: 5,
           message: `${name} everywhere`,
         });
-        times.push(Math.max(...seen.get(name)!.applied) - wall0);
+        const got = seen.get(name)!;
+        times.push(Math.max(...got.applied) - wall0);
+        const order = got.applied.map((t, k) => ({ t: t - wall0, who: got.who[k] }));
+        order.sort((x, y) => y.t - x.t);
+        slowest.push({
+          total: order[0].t,
+          from: agents.indexOf(a),
+          last: order
+            .slice(0, 3)
+            .map((o) => `n${o.who} ${o.t}`)
+            .join(', '),
+        });
         watcherTimes.push(Math.max(...seen.get(name)!.arrived) - t0);
         await sleep(100);
       }
@@ -182,6 +196,12 @@ export default {
       figures.b_watcher_saw_everywhere_p50_ms = Math.round(median(watcherTimes) * 10) / 10;
       figures.b_watcher_saw_everywhere_p99_ms = Math.round(percentile(watcherTimes, 99) * 10) / 10;
       figures.b_baseline_consul_anti_entropy_s = 60;
+      // the tail, to tell one straggling agent from a slow spread
+      slowest.sort((x, y) => y.total - x.total);
+      figures.b_slowest_registrations = slowest
+        .slice(0, 3)
+        .map((x) => `from n${x.from}: last ${x.last} ms`)
+        .join('; ');
       targets.push({
         what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
         target: '<= 1000 ms',
