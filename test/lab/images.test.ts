@@ -50,8 +50,15 @@ describe.skipIf(!avail.ok)('lab: image replication to 8 sites over 100 Mbit/s li
         sites[0].agent,
         /^edgeswarm_replication_bytes_total\{direction="out"[^}]*\} (\d+)/,
       );
+      // what the other sites received in all, per site: above 1x is chunks fetched twice
+      let receivedIn = 0;
+      for (const s of sites.slice(1))
+        receivedIn += await metricSum(
+          s.agent,
+          /^edgeswarm_replication_bytes_total\{direction="in"[^}]*\} (\d+)/,
+        );
       console.log(
-        `lab: ${MIB} MiB to 8 sites in ${(last / 1000).toFixed(1)} s (single-link bound ${single.toFixed(1)} s, ratio ${(last / 1000 / single).toFixed(2)}); origin uploaded ${(originOut / (MIB * 1024 * 1024)).toFixed(2)}x the image`,
+        `lab: ${MIB} MiB to 8 sites in ${(last / 1000).toFixed(1)} s (single-link bound ${single.toFixed(1)} s, ratio ${(last / 1000 / single).toFixed(2)}); origin uploaded ${(originOut / (MIB * 1024 * 1024)).toFixed(2)}x the image; each other site received ${(receivedIn / 7 / (MIB * 1024 * 1024)).toFixed(2)}x it`,
       );
       const verified = await verifyAll(sites, 'lab/disk:v1');
       expect(verified.filter((v) => !v.ok)).toEqual([]);
