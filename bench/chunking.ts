@@ -260,7 +260,7 @@ export async function chunkingReport(opts: ChunkingBenchOptions = {}): Promise<B
         met: n('boundary_mb_s') >= 500,
       },
       {
-        what: 'new chunks, 1% of a 256 MiB image rewritten in 100 places',
+        what: `new chunks, 1% of a ${Math.round(n('image_bytes') / MiB)} MiB image rewritten in 100 places`,
         target: '<= 2.5%',
         measured: `${n('update_100_new_chunks_pct')}%`,
         met: n('update_100_new_chunks_pct') <= 2.5,

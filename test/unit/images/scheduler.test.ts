@@ -79,6 +79,35 @@ describe('PieceScheduler', () => {
     expect(s.next('origin', 1024 * KiB).sort()).toEqual([0, 1, 2, 3]);
   });
 
+  it('a peer whose scan found nothing is asked for what it announces later, and again after a failure', () => {
+    const { s } = make(8);
+    s.addPeer('q', bits(8, range(8)));
+    s.addPeer('p', bits(8, []));
+    expect(s.next('q', 2 * 64 * KiB)).toHaveLength(2); // q's window is full
+    expect(s.next('p', 4 * 64 * KiB)).toEqual([]); // p holds nothing: its scan went to the end
+    const asked = new Set(s.peer('q')!.inflight);
+    const free = range(8).filter((i) => !asked.has(i));
+    s.peerHas('p', [free[0], free[1]]);
+    expect(s.next('p', 4 * 64 * KiB).sort()).toEqual([free[0], free[1]].sort());
+    // p gets every chunk; q's requests fail: p is asked for them though its scan had passed them
+    s.peerHas('p', range(8));
+    for (const i of asked) s.failed('q', i);
+    expect(s.next('p', 8 * 64 * KiB).sort()).toEqual(
+      range(8).filter((i) => i !== free[0] && i !== free[1]),
+    );
+  });
+
+  it("counts the unspared peers (a puller splits a spared peer's window with them)", () => {
+    const { s } = make(4);
+    s.addPeer('origin', bits(4, range(4)), { spared: true });
+    expect(s.unspared()).toBe(0);
+    s.addPeer('p', bits(4, []));
+    s.addPeer('q', bits(4, [1]));
+    expect(s.unspared()).toBe(2);
+    s.removePeer('p');
+    expect(s.unspared()).toBe(1);
+  });
+
   it('a peer that answers "miss" stops counting as a holder: the spared peer is asked instead', () => {
     const { s } = make(2);
     s.addPeer('origin', bits(2, [0, 1]), { spared: true });
