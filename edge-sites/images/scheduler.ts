@@ -24,8 +24,8 @@ export interface PeerView {
   /**
    * Entries of the rarity order before this had nothing to ask this peer for when last scanned
    * (reset whenever that can change), so a call does not walk every missing chunk again: with a
-   * call per chunk received and per `have` from each source, those walks were ~15% of a relay's
-   * CPU.
+   * call per chunk received and per `have` from each source, those walks were ~15% of the samples
+   * in the CPU profiles of the 8 lab agents.
    */
   scanned: number;
   /** Chunks the peer announced since (they may lie before `scanned`): tried first. */

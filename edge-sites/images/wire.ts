@@ -104,8 +104,9 @@ const MAX_INDEX = 1 << 22;
 
 /**
  * A chunks-protocol message as the parts of one frame, for FramedStream.write: a chunk is its
- * 5-byte header and its bytes, not copied (at ~70 MB/s a copy per chunk was a measurable part of a
- * sender's CPU and garbage).
+ * 5-byte header and its bytes, not copied into a new buffer (one copy of every byte sent the
+ * less; no change of a transfer's CPU showed through the noise of the loopback pull, see
+ * docs/benchmarks.md).
  */
 export const encodeChunkMsgParts = (m: ChunkMsg): readonly Uint8Array[] => {
   if (m.t !== 'chunk') return [encode(m)];

@@ -81,7 +81,7 @@ export interface PutOptions {
   /**
    * Default false. True: the caller hands `bytes` over and will not modify them afterwards, so the
    * store may keep them in its memory of recent chunks rather than copy them (a puller's received
-   * frames: a copy per chunk was a measurable share of a transfer's CPU and garbage).
+   * frames: one copy of every received byte the less).
    */
   handOver?: boolean;
 }
