@@ -244,7 +244,7 @@ export class Pull {
     const store = async (index: number, data: Uint8Array): Promise<void> => {
       const hash = this.index.hashes[index];
       try {
-        await this.#deps.chunks.put(hash, data, { flush: false, handOver: true });
+        await this.#deps.chunks.put(hash, data, { flush: false });
       } catch (err) {
         if (err instanceof ChunkHashMismatchError) {
           sched.failed(src.peer, index);

@@ -19,7 +19,8 @@ export const COMMIT_DELAY_MS = 10;
 export const COMMIT_MAX_OPS = 4096;
 /**
  * Chunks stored recently, kept in memory to serve them to peers without a disk read and re-hash
- * (see recent.ts). Unit: bytes. Default 32 MiB.
+ * (see recent.ts): one ring buffer of this size, allocated at the first chunk stored. Unit: bytes.
+ * Default 32 MiB.
  */
 export const RECENT_CHUNK_BYTES = 32 << 20;
 /** Read fds kept open (one per pack read recently). Default 64. */
@@ -78,12 +79,6 @@ export interface PutOptions {
    * that depends on the chunk. A crash before that may lose the chunk, never serve half of it.
    */
   flush?: boolean;
-  /**
-   * Default false. True: the caller hands `bytes` over and will not modify them afterwards, so the
-   * store may keep them in its memory of recent chunks rather than copy them (a puller's received
-   * frames: one copy of every received byte the less).
-   */
-  handOver?: boolean;
 }
 
 export interface GetOptions {

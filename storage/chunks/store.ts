@@ -154,7 +154,7 @@ export class ChunkStore {
       throw new ChunkTooLargeError(bytes.length, this.#maxChunkBytes);
     const actual = sha256Hex(bytes);
     if (actual !== hash) throw new ChunkHashMismatchError(hash, actual);
-    return this.#write(hash, bytes, opts.flush ?? true, undefined, opts.handOver ?? false);
+    return this.#write(hash, bytes, opts.flush ?? true);
   }
 
   /**
@@ -168,20 +168,19 @@ export class ChunkStore {
     const hash = sha256Hex(bytes);
     return {
       hash,
-      added: await this.#write(hash, bytes, opts.flush ?? true, undefined, opts.handOver ?? false),
+      added: await this.#write(hash, bytes, opts.flush ?? true),
     };
   }
 
   /**
    * Writes a chunk whose hash has been checked. With `keepMtime` (a migration) a present chunk
-   * is left alone and a new one gets that mtime. `handOver`: see PutOptions.
+   * is left alone and a new one gets that mtime.
    */
   async #write(
     hash: string,
     bytes: Uint8Array,
     flush: boolean,
     keepMtime?: number,
-    handOver = false,
   ): Promise<boolean> {
     const raw = Buffer.from(hash, 'hex');
     const key = raw.toString('latin1');
@@ -209,7 +208,7 @@ export class ChunkStore {
       };
       loc.batch = this.#enqueuePut(key, loc);
       this.#table.set(key, loc);
-      this.#recent.add(key, bytes, handOver);
+      this.#recent.add(key, bytes);
       if (flush) durable = this.#committer.wait(loc.batch);
       return true;
     });
