@@ -93,6 +93,8 @@ export function registerAgentCommands(program: Command): void {
 /** Runs an agent until SIGINT/SIGTERM, then stops it (leaving the cluster) and exits 0. */
 export async function runAgent(agent: Agent): Promise<void> {
   const { STOP_TIMEOUT_MS } = await import('../agent.js');
+  const { tuneHeap } = await import('../heap.js');
+  tuneHeap();
   const log = agent.logger;
   process.on('uncaughtException', (err) => {
     log.error({ err }, 'uncaught exception (the agent keeps running)');
