@@ -9,7 +9,7 @@ import { FramedStream } from '../../membership/index.js';
 import type { Bitfield } from './bitfield.js';
 import type { ImageIndex } from './image-index.js';
 import type { TokenBucket } from './token-bucket.js';
-import { decodeChunkMsg, encodeChunkMsgParts, WireError } from './wire.js';
+import { decodeChunkMsg, encodeChunkMsgParts, MAX_INDEXES, WireError } from './wire.js';
 
 /** A puller idle this long is disconnected (ms). */
 export const SOURCE_IDLE_TIMEOUT_MS = 120_000;
@@ -66,7 +66,10 @@ export async function serveChunks(
     }
     await send(encodeChunkMsgParts({ t: 'bits', b: img.bits.bytes.slice() }));
     unsubscribe = deps.subscribe(open.d, (indexes) => {
-      void send(encodeChunkMsgParts({ t: 'have', i: indexes })).catch(() => {});
+      for (let k = 0; k < indexes.length; k += MAX_INDEXES)
+        void send(encodeChunkMsgParts({ t: 'have', i: indexes.slice(k, k + MAX_INDEXES) })).catch(
+          () => {},
+        );
     });
     for (;;) {
       const frame = await fs.read(idle());

@@ -4,10 +4,13 @@
 // /edgeswarm/chunks/1.0.0 — one stream per (puller, source, image), the puller writes:
 //   {t:'open', d}            d = image digest          source answers {t:'bits', b} or {t:'unknown'}
 //   {t:'req', i:[...]}       chunk indexes wanted      source answers {t:'chunk', i, data} or {t:'miss', i} each
-//   Every message is a CBOR map except {t:'chunk'}, which is binary (it is almost all the
-//   traffic, and CBOR plus schema checks cost more than the transfer): the byte 0x01 (never the
-//   start of a CBOR map), the index as a big-endian u32, then the chunk bytes.
 //   and the source also sends {t:'have', i:[...]} as it gets new chunks of that image itself.
+//   Every message is a CBOR map except the three that make up the traffic of a transfer, which are
+//   binary (CBOR plus schema checks cost more than the transfer), each starting with a byte that
+//   never starts a CBOR map: {t:'chunk'} is 0x01, the index as a big-endian u32, then the chunk
+//   bytes; {t:'have'} is 0x02 and {t:'req'} 0x03, then the indexes as big-endian u32s (at most
+//   MAX_INDEXES). The CBOR forms of 'have' and 'req' (what agents before 2026-12-03 sent) are
+//   still read; those agents cannot read the binary ones.
 // Chunk indexes count the image's distinct chunks in order of first appearance.
 //
 // /edgeswarm/images/1.0.0 — manifest anti-entropy and fetch:
@@ -100,7 +103,19 @@ function dec<S extends z.ZodType>(schema: S, b: Uint8Array, what: string): z.out
 }
 
 const CHUNK_TAG = 0x01;
+const HAVE_TAG = 0x02;
+const REQ_TAG = 0x03;
 const MAX_INDEX = 1 << 22;
+
+const indexList = (tag: number, indexes: readonly number[]): Uint8Array => {
+  if (indexes.length > MAX_INDEXES)
+    throw new RangeError(`${indexes.length} chunk indexes in one message (at most ${MAX_INDEXES})`);
+  const out = new Uint8Array(1 + 4 * indexes.length);
+  out[0] = tag;
+  const view = new DataView(out.buffer);
+  for (let k = 0; k < indexes.length; k++) view.setUint32(1 + 4 * k, indexes[k]);
+  return out;
+};
 
 /**
  * A chunks-protocol message as the parts of one frame, for FramedStream.write: a chunk is its
@@ -109,6 +124,8 @@ const MAX_INDEX = 1 << 22;
  * docs/benchmarks.md).
  */
 export const encodeChunkMsgParts = (m: ChunkMsg): readonly Uint8Array[] => {
+  if (m.t === 'have') return [indexList(HAVE_TAG, m.i)];
+  if (m.t === 'req') return [indexList(REQ_TAG, m.i)];
   if (m.t !== 'chunk') return [encode(m)];
   const head = new Uint8Array(5);
   head[0] = CHUNK_TAG;
@@ -126,10 +143,29 @@ export const encodeChunkMsg = (m: ChunkMsg): Uint8Array => {
   return out;
 };
 
+const decodeIndexList = (b: Uint8Array, view: DataView): number[] => {
+  const n = (b.length - 1) / 4;
+  if (!Number.isInteger(n))
+    throw new WireError('malformed chunks message: index list not a whole number of u32s');
+  if (n > MAX_INDEXES)
+    throw new WireError(`malformed chunks message: ${n} indexes (at most ${MAX_INDEXES})`);
+  const out = new Array<number>(n);
+  for (let k = 0; k < n; k++) {
+    const i = view.getUint32(1 + 4 * k);
+    if (i > MAX_INDEX) throw new WireError(`malformed chunks message: chunk index ${i} too large`);
+    out[k] = i;
+  }
+  return out;
+};
+
 export const decodeChunkMsg = (b: Uint8Array): ChunkMsg => {
-  if (b.length === 0 || b[0] !== CHUNK_TAG) return dec(chunkMsg, b, 'chunks');
+  const tag = b.length === 0 ? -1 : b[0];
+  if (tag !== CHUNK_TAG && tag !== HAVE_TAG && tag !== REQ_TAG) return dec(chunkMsg, b, 'chunks');
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (tag === HAVE_TAG) return { t: 'have', i: decodeIndexList(b, view) };
+  if (tag === REQ_TAG) return { t: 'req', i: decodeIndexList(b, view) };
   if (b.length < 5) throw new WireError('malformed chunks message: truncated chunk header');
-  const i = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(1);
+  const i = view.getUint32(1);
   if (i > MAX_INDEX) throw new WireError(`malformed chunks message: chunk index ${i} too large`);
   return { t: 'chunk', i, data: b.subarray(5) };
 };
