@@ -1,18 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { RecentChunks } from '../../../storage/chunks/recent.js';
-
-/** A seeded generator (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRng } from '../../sim/rng.js';
 
 describe('RecentChunks (a ring buffer)', () => {
   it('returns copies, overwrites the oldest first and wraps', () => {
@@ -54,17 +42,20 @@ describe('RecentChunks (a ring buffer)', () => {
 
   it('never returns wrong bytes and keeps the recent chunks that fit (random operations)', () => {
     for (let seed = 1; seed <= 20; seed++) {
-      const rand = rng(seed);
-      const capacity = 1000 + Math.floor(rand() * 5000);
-      const maxLen = 1 + Math.floor(rand() * (capacity / 3));
+      // seeded throughout, bytes included, so a failure replays exactly
+      const rand = createRng(seed);
+      const capacity = 1000 + rand.int(5000);
+      const maxLen = 1 + rand.int(Math.floor(capacity / 3));
       const r = new RecentChunks(capacity);
       const truth = new Map<string, Buffer>();
       const adds: Array<{ key: string; bytes: Buffer }> = []; // every add, in order
       for (let op = 0; op < 3000; op++) {
-        const key = `k${Math.floor(rand() * 200)}`;
+        const key = `k${rand.int(200)}`;
         const x = rand();
         if (x < 0.7) {
-          const bytes = randomBytes(1 + Math.floor(rand() * maxLen));
+          const bytes = Buffer.from(
+            Array.from({ length: 1 + rand.int(maxLen) }, () => rand.int(256)),
+          );
           r.add(key, bytes);
           truth.set(key, bytes);
           adds.push({ key, bytes });
