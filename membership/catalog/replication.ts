@@ -7,9 +7,11 @@ import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { KadDHT } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { FramedStream } from '../net/framed-stream.js';
+import { closestByXor, directProvider, kadId, type DirectProvider } from './provide.js';
 import type { CatalogLogger, CatalogMembership } from './service.js';
 import type { CatalogState } from './state.js';
 import {
@@ -39,6 +41,8 @@ export const CATALOG_DHT_LOOKUP_TIMEOUT_MS = 2_000;
 export const CATALOG_ANNOUNCE_DELAY_MS = 0;
 /** Time allowed for one DHT provider announcement (ms). */
 export const CATALOG_ANNOUNCE_TIMEOUT_MS = 30_000;
+/** Most members whose kad id is kept; the cache is cleared when it is full. */
+const MAX_KAD_IDS = 4096;
 
 export interface ReplicationComponents {
   node: {
@@ -51,6 +55,7 @@ export interface ReplicationComponents {
     ): Promise<void>;
     unhandle(protocol: string): Promise<void>;
     dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
+    getMultiaddrs(): Multiaddr[];
   };
   membership: CatalogMembership;
   logger: CatalogLogger;
@@ -61,10 +66,11 @@ export interface ReplicationComponents {
 export interface ReplicationOptions {
   syncIntervalMs?: number;
   /**
-   * Announce local service names as DHT provider records. Default true. Each announcement is a
-   * DHT query plus ADD_PROVIDER messages to the k = 4 closest members (`DHT_K` in agent/node.ts);
-   * they are made one at a time (see `announce`). Without them, a name not yet in the local
-   * catalog is found only by gossip and anti-entropy.
+   * Announce local service names as DHT provider records. Default true. Each announcement is
+   * ADD_PROVIDER messages to the k = 4 alive members closest to the name's key (`DHT_K` in
+   * agent/node.ts), chosen from the membership list (provide.ts; a DHT walk finds them when that
+   * cannot be done); they are made one at a time (see `announce`). Without them, a name not yet
+   * in the local catalog is found only by gossip and anti-entropy.
    */
   dhtAnnounce?: boolean;
 }
@@ -96,6 +102,10 @@ export class CatalogReplication {
   /** Names waiting for their DHT announcement, announced one at a time. */
   readonly #toAnnounce = new Set<string>();
   #announcing = false;
+  readonly #announced = { direct: 0, walk: 0 };
+  readonly #direct: DirectProvider | undefined;
+  /** Kad ids of members, by peer id (see #kadIdOf). */
+  readonly #kadIds = new Map<string, Uint8Array>();
   readonly #onMessage = (
     evt: CustomEvent<{ topic: string; data: Uint8Array; type: string; from?: PeerId }>,
   ) => {
@@ -111,6 +121,7 @@ export class CatalogReplication {
       dhtAnnounce: options.dhtAnnounce ?? true,
     };
     this.#h = hooks;
+    this.#direct = directProvider(components.node.services.dht);
   }
 
   async start(): Promise<void> {
@@ -185,8 +196,12 @@ export class CatalogReplication {
         try {
           const key = await serviceKey(name);
           const signal = AbortSignal.any([stop, AbortSignal.timeout(CATALOG_ANNOUNCE_TIMEOUT_MS)]);
-          for await (const _ of this.#c.node.services.dht.provide(key, { signal })) void _;
-          this.#c.logger.debug({ name }, 'dht provide done');
+          const direct = await this.#provideDirect(key, signal);
+          if (!direct) {
+            this.#announced.walk++;
+            for await (const _ of this.#c.node.services.dht.provide(key, { signal })) void _;
+          } else this.#announced.direct++;
+          this.#c.logger.debug({ name, direct }, 'dht provide done');
         } catch (err) {
           this.#c.logger.debug({ name, err: (err as Error).message }, 'dht provide failed');
         }
@@ -194,6 +209,49 @@ export class CatalogReplication {
     } finally {
       this.#announcing = false;
     }
+  }
+
+  /** How many announcements went straight to the closest members, and how many walked the DHT. */
+  get announced(): Readonly<{ direct: number; walk: number }> {
+    return { ...this.#announced };
+  }
+
+  /**
+   * Stores the provider record on the DHT's k alive members closest to `key` by the membership
+   * list, with no DHT walk (provide.ts). False when that cannot be done (kad-dht without the
+   * internals used, no other member known) or not every chosen member took the record: the
+   * caller then walks the DHT as kad-dht's own provide does.
+   */
+  async #provideDirect(key: CID, signal: AbortSignal): Promise<boolean> {
+    const provider = this.#direct;
+    if (!provider) return false;
+    const self = this.#c.membership.selfId;
+    const alive = this.#c.membership
+      .members()
+      .filter((m) => m.state === 'alive' && m.id !== self)
+      .map((m) => ({ id: m.id, kad: this.#kadIdOf(m.id) }));
+    if (alive.length === 0) return false;
+    const to = closestByXor(kadId(key.multihash.bytes), alive, provider.k);
+    const node = this.#c.node;
+    const stored = await provider.provide(
+      key,
+      node.peerId,
+      node.getMultiaddrs(),
+      to.map((m) => peerIdFromString(m.id)),
+      signal,
+    );
+    return stored === to.length;
+  }
+
+  #kadIdOf(id: string): Uint8Array {
+    let k = this.#kadIds.get(id);
+    if (!k) {
+      // members come and go: forget them all now and then rather than track each one
+      if (this.#kadIds.size >= MAX_KAD_IDS) this.#kadIds.clear();
+      k = kadId(peerIdFromString(id).toMultihash().bytes);
+      this.#kadIds.set(id, k);
+    }
+    return k;
   }
 
   /** Finds providers of `name` in the DHT and fetches their catalogs. */

@@ -27,6 +27,8 @@ import type {
 export interface CatalogMembership extends MemberLookup {
   /** A random alive member other than us (in another site when `otherSite`), for anti-entropy. */
   randomPeer(opts?: { otherSite?: boolean }): string | undefined;
+  /** Every member known, with its state (for the DHT announcements' choice of members). */
+  members(): ReadonlyArray<{ id: string; state: string }>;
 }
 
 export interface CatalogLogger {
@@ -387,6 +389,11 @@ export class CatalogService extends EventTarget {
   async discover(q: DiscoverQuery, signal?: AbortSignal): Promise<DiscoveredInstance[]> {
     await this.find(q.name, signal);
     return this.discoverLocal(q);
+  }
+
+  /** DHT announcements made so far: straight to the closest members, or by a DHT walk. */
+  get announced(): Readonly<{ direct: number; walk: number }> {
+    return this.#replication.announced;
   }
 
   /** Runs one anti-entropy round now (tests, and after a join). */

@@ -7,6 +7,7 @@ import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { RCODE } from '../../agent/dns/answer.js';
+import { serviceKey } from '../../membership/catalog/replication.js';
 import { useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -160,6 +161,54 @@ describe('service discovery', () => {
       { timeout: 15_000, interval: 500, message: 'rare through the DHT' },
     );
     expect(found[0]).toMatchObject({ id: 'rare-1', node: 'a' });
+  });
+
+  it("announces a name on the DHT's closest members without a walk, the same members a walk finds", async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 'paris' });
+    const others: Agent[] = [];
+    for (const name of ['b', 'd', 'e', 'f', 'g'])
+      others.push(await c.startAgent({ name, site: 'berlin', join: [a.addrs()[0]] }));
+    const all = [a, ...others];
+    await waitFor(() => all.every((x) => x.membership.counts().alive === 6), {
+      timeout: 10_000,
+      message: 'six alive everywhere',
+    });
+    // three names: with 5 candidates for 4 places, a wrong metric picks the right set 1 time in 5
+    const names = ['spread', 'wide', 'far'];
+    for (const [i, name] of names.entries())
+      await a.catalog.register(`${name}-1`, { name, port: 7004 + i });
+    await waitFor(() => a.catalog.announced.direct === 3, { timeout: 5000, message: 'announced' });
+    expect(a.catalog.announced.walk).toBe(0);
+    // who holds a record: kad-dht's provider store (a member of its KadDHT class, not of the
+    // interface), read on each agent; a record is stored when the message has been read there
+    type Key = Awaited<ReturnType<typeof serviceKey>>;
+    type Providers = { getProviders(k: Key): Promise<Array<{ toString(): string }>> };
+    for (const name of names) {
+      const key = await serviceKey(name);
+      const holders = await waitFor(
+        async () => {
+          const h: string[] = [];
+          for (const x of others) {
+            const store = (x.node.services.dht as unknown as { providers: Providers }).providers;
+            if ((await store.getProviders(key)).some((p) => p.toString() === a.peerId))
+              h.push(x.peerId);
+          }
+          return h.length === 4 ? h : undefined;
+        },
+        { timeout: 5000, message: `the record of ${name} on 4 members` },
+      );
+      // the members a DHT walk from a ends at
+      const walked: string[] = [];
+      for await (const ev of a.node.services.dht.getClosestPeers(key.multihash.bytes))
+        if (ev.name === 'FINAL_PEER') walked.push(ev.peer.id.toString());
+      expect(holders.sort(), name).toEqual(walked.sort());
+    }
+    // and a member that forgot a's catalog finds it through them
+    const g = others[others.length - 1];
+    await g.catalog.forget(a.peerId);
+    const found = await g.catalog.discover({ name: 'spread', strategy: 'nearest' });
+    expect(found.map((x) => x.id)).toEqual(['spread-1']);
   });
 
   it('a DNS query for a name this agent has never seen is answered through the DHT', async () => {
