@@ -3,13 +3,12 @@
 // member from the membership list, so the k closest can be worked out locally, with the same XOR
 // metric over the same ids (sha256 of the peer id's multihash) that kad-dht uses, and the walk
 // skipped: only the k ADD_PROVIDER messages go out. A lookup's walk, from any member, still ends
-// at those k members. Measured with 30 agents sharing 2 cores, registrations one after another
-// (`npm run bench -- discovery --n 30`): see docs/benchmarks.md.
+// at those k members. What it saves is measured in docs/benchmarks.md (Discovery, ninth session).
 //
 // Sending ADD_PROVIDER needs two members of kad-dht's KadDHT class that are public on the class
 // but not on its exported interface (`providers`, `network`); `directProvider()` checks they are
-// there and the caller falls back to `dht.provide()` (the walk) when they are not, or when fewer
-// than k of the chosen members took the record.
+// there and the caller falls back to `dht.provide()` (the walk) when they are not, or when a
+// chosen member could not be sent the record.
 import { createHash } from 'node:crypto';
 import type { AbortOptions, PeerId } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
@@ -62,8 +61,9 @@ export interface DirectProvider {
   /** Most members a record is stored on (kad-dht's k). */
   readonly k: number;
   /**
-   * Stores `self` as a provider of `key` locally and on each of `to`; returns on how many of them
-   * it was stored (a member that did not answer is not counted).
+   * Stores `self` as a provider of `key` locally and sends the record to each of `to`; returns to
+   * how many it was sent (ADD_PROVIDER has no reply: a member whose stream could not be opened or
+   * written is not counted).
    */
   provide(
     key: CID,
@@ -96,7 +96,7 @@ export function directProvider(dht: unknown): DirectProvider | undefined {
       const stored = await Promise.all(
         to.map(async (peer) => {
           try {
-            // kad-dht reports a failed send as an event, not by throwing
+            // kad-dht reports a failed send as an event, not by throwing; PEER_RESPONSE = written
             for await (const ev of network.sendMessage(peer, msg, { signal }))
               if (ev.name === 'PEER_RESPONSE') return true;
           } catch {

@@ -219,8 +219,8 @@ export class CatalogReplication {
   /**
    * Stores the provider record on the DHT's k alive members closest to `key` by the membership
    * list, with no DHT walk (provide.ts). False when that cannot be done (kad-dht without the
-   * internals used, no other member known) or not every chosen member took the record: the
-   * caller then walks the DHT as kad-dht's own provide does.
+   * internals used, no other member known) or the record could not be sent to every chosen
+   * member: the caller then walks the DHT as kad-dht's own provide does.
    */
   async #provideDirect(key: CID, signal: AbortSignal): Promise<boolean> {
     const provider = this.#direct;
