@@ -7,10 +7,10 @@
 // Buffers that outlived two scavenges (chunks queued behind a shaped link, in a write group, in a
 // read-ahead) started another full collection, 8-40 per agent per 256 MiB image in the lab, with
 // its marking threads competing for the cores that move the bytes. A fixed factor of 3 cut that
-// to 3-4 and the lab test's time by 9% and 15% in two pairs run alternately (docs/benchmarks.md). An idle agent's resident size
-// did not change (98 and 100 MB after two minutes, 12 agents) and a loopback pull's peak grew by
-// ~6 MB (208-213 MB without, 216-219 MB with): the limit is a ceiling V8 reaches only under
-// allocation.
+// to 3-4 and the lab test's time by 9% and 15% in two pairs run alternately (docs/benchmarks.md).
+// An idle agent's resident size did not change (98 and 100 MB after two minutes, 12 agents) and a
+// loopback pull's peak grew by ~6 MB (208-213 MB without, 216-219 MB with): the limit is a
+// ceiling V8 reaches only under allocation.
 
 import { setFlagsFromString } from 'node:v8';
 

@@ -122,13 +122,22 @@ async function peers(n: number) {
   );
 }
 
-/** A replication over a fake kad-dht with the internals the direct path uses. */
-async function fakeDht(opts: { failFirst?: boolean; alone?: boolean } = {}) {
-  const [self, ...others] = await peers(9);
+/**
+ * A replication over a fake kad-dht with the internals the direct path uses, announcing `name`.
+ * Of 9 fresh peers, ranked by distance to the name's key, the nearest is us, the next suspect and
+ * the next dead, so letting any of them through changes the members chosen; the 6 after are alive.
+ */
+async function fakeDht(name: string, opts: { failFirst?: boolean; alone?: boolean } = {}) {
+  const target = kadId((await serviceKey(name)).multihash.bytes);
+  const ranked = (await peers(9))
+    .map((p) => ({ p, d: distance(kadId(p.toMultihash().bytes), target) }))
+    .sort((x, y) => (x.d < y.d ? -1 : x.d > y.d ? 1 : 0))
+    .map((x) => x.p);
+  const [self, ...others] = ranked;
   const sent: Array<{ to: string; type: string; key: Uint8Array }> = [];
   const stored: string[] = [];
   let walks = 0;
-  const states = ['alive', 'alive', 'alive', 'alive', 'alive', 'alive', 'suspect', 'dead'];
+  const states = ['suspect', 'dead', 'alive', 'alive', 'alive', 'alive', 'alive', 'alive'];
   const dht = {
     k: 4,
     providers: {
@@ -156,31 +165,18 @@ async function fakeDht(opts: { failFirst?: boolean; alone?: boolean } = {}) {
     membership: { selfId: self.toString(), members: () => members },
     logger: { debug: () => {} },
   });
-  return { rep, self, others, members, sent, stored, walks: () => walks };
+  /** The members the record should go to: the 4 nearest alive ones other than us. */
+  const expected = others.slice(2, 6).map((p) => p.toString());
+  return { rep, self, expected, sent, stored, walks: () => walks };
 }
 
 describe('catalog DHT announcements, direct', () => {
   it('go to the k alive members closest to the key, not to suspect, dead or self, with no walk', async () => {
-    const f = await fakeDht();
+    const f = await fakeDht('web');
     f.rep.announce('web');
     await waitFor(() => f.rep.announced.direct === 1, { timeout: 2000 });
     const key = await serviceKey('web');
-    const alive = f.members
-      .filter((m) => m.state === 'alive' && m.id !== f.self.toString())
-      .map((m) => ({
-        id: m.id,
-        d: distance(
-          kadId(f.others.find((p) => p.toString() === m.id)!.toMultihash().bytes),
-          kadId(key.multihash.bytes),
-        ),
-      }))
-      .sort((x, y) => (x.d < y.d ? -1 : 1));
-    expect(f.sent.map((s) => s.to).sort()).toEqual(
-      alive
-        .slice(0, 4)
-        .map((m) => m.id)
-        .sort(),
-    );
+    expect(f.sent.map((s) => s.to).sort()).toEqual([...f.expected].sort());
     expect(f.sent.every((s) => s.type === 'ADD_PROVIDER')).toBe(true);
     expect(f.sent[0].key).toEqual(key.multihash.bytes);
     expect(f.stored).toEqual([f.self.toString()]); // our own record too, so we answer for it
@@ -189,7 +185,7 @@ describe('catalog DHT announcements, direct', () => {
   });
 
   it('walk the DHT when the record could not be sent to a chosen member', async () => {
-    const f = await fakeDht({ failFirst: true });
+    const f = await fakeDht('db', { failFirst: true });
     f.rep.announce('db');
     await waitFor(() => f.rep.announced.walk === 1, { timeout: 2000 });
     expect(f.sent).toHaveLength(4);
@@ -198,7 +194,7 @@ describe('catalog DHT announcements, direct', () => {
   });
 
   it('walk the DHT when no other member is alive', async () => {
-    const f = await fakeDht({ alone: true });
+    const f = await fakeDht('db', { alone: true });
     f.rep.announce('db');
     await waitFor(() => f.rep.announced.walk === 1, { timeout: 2000 });
     expect(f.sent).toEqual([]);
