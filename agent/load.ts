@@ -6,7 +6,8 @@
 //   disk    = bytes/s read+written on block devices / LOAD_DISK_CAPACITY      (capped at 1)
 //   clients = established TCP connections to this agent's registered service ports
 //             / LOAD_CLIENT_CAPACITY                                          (capped at 1)
-// Rates are measured over the refresh interval from /proc (Linux); elsewhere only cpu counts.
+// Rates are measured over the refresh interval from /proc (Linux); elsewhere only cpu counts. The
+// client count is refreshed less often (LOAD_CLIENTS_REFRESH_MS): see there.
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 
@@ -21,6 +22,14 @@ export const LOAD_NET_CAPACITY = 125_000_000;
 export const LOAD_DISK_CAPACITY = 200_000_000;
 /** Connected clients that count as fully loaded. */
 export const LOAD_CLIENT_CAPACITY = 1000;
+/**
+ * How often the client count is re-read (ms), and at once when the registered ports change.
+ * Reading /proc/net/tcp walks the kernel's whole established-socket hash table, however few
+ * sockets there are: 5 ms of CPU for one socket on the test machine, 12 ms with tcp6 and 1,356
+ * sockets. At the 10 s refresh that was 0.5-1.2 ms/s for every agent with a service, and 3-6%
+ * of a core for 50 agents sharing a host (the discovery bench).
+ */
+export const LOAD_CLIENTS_REFRESH_MS = 60_000;
 
 function readProc(path: string): string | undefined {
   try {
@@ -99,32 +108,66 @@ export function computeScore(parts: {
   return Math.round((0.4 * cpu + 0.2 * net + 0.2 * disk + 0.2 * clients) * 1000) / 1000;
 }
 
+/** Where a LoadMonitor reads its figures (the /proc readers above unless a test gives others). */
+export interface LoadSources {
+  cpu(): number;
+  net(): number | undefined;
+  disk(): number | undefined;
+  clients(ports: ReadonlySet<number>): number;
+}
+
+const procSources: LoadSources = {
+  cpu: () => loadavg()[0] / Math.max(1, cpus().length),
+  net: () => netBytes(),
+  disk: () => diskBytes(),
+  clients: (ports) => establishedOnPorts(ports),
+};
+
 export class LoadMonitor {
   #prev: LoadSample | undefined;
   #timer: NodeJS.Timeout | undefined;
   #published: { score: number; at: number } | undefined;
+  /** The last client count, the ports it was taken for and when. */
+  #clients: { n: number; ports: string; at: number } | undefined;
   readonly #ports: () => number[];
   readonly #publish: (score: number) => void;
+  readonly #src: LoadSources;
   score = 0;
 
-  constructor(opts: { servicePorts: () => number[]; publish: (score: number) => void }) {
+  constructor(opts: {
+    servicePorts: () => number[];
+    publish: (score: number) => void;
+    sources?: Partial<LoadSources>;
+  }) {
     this.#ports = opts.servicePorts;
     this.#publish = opts.publish;
+    this.#src = { ...procSources, ...opts.sources };
+  }
+
+  /** Connected clients: re-read when the ports changed or the last count is too old. */
+  #clientCount(now: number): number {
+    const ports = [...new Set(this.#ports())].sort((a, b) => a - b);
+    const key = ports.join(',');
+    const last = this.#clients;
+    if (last && last.ports === key && now - last.at < LOAD_CLIENTS_REFRESH_MS) return last.n;
+    const n = this.#src.clients(new Set(ports));
+    this.#clients = { n, ports: key, at: now };
+    return n;
   }
 
   /** Measures now; returns the score. */
   sample(now = Date.now()): number {
-    const cur: LoadSample = { at: now, net: netBytes(), disk: diskBytes() };
+    const cur: LoadSample = { at: now, net: this.#src.net(), disk: this.#src.disk() };
     const prev = this.#prev;
     this.#prev = cur;
     const dt = prev ? Math.max(0.001, (now - prev.at) / 1000) : 0;
     const rate = (a?: number, b?: number) =>
       dt > 0 && a !== undefined && b !== undefined ? Math.max(0, (a - b) / dt) : 0;
     const score = computeScore({
-      cpu: loadavg()[0] / Math.max(1, cpus().length),
+      cpu: this.#src.cpu(),
       net: rate(cur.net, prev?.net) / LOAD_NET_CAPACITY,
       disk: rate(cur.disk, prev?.disk) / LOAD_DISK_CAPACITY,
-      clients: establishedOnPorts(new Set(this.#ports())) / LOAD_CLIENT_CAPACITY,
+      clients: this.#clientCount(now) / LOAD_CLIENT_CAPACITY,
     });
     this.score = score;
     return score;
