@@ -93,6 +93,10 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
         // members send catalog and state broadcasts; gossipsub's scoring is tuned for the public
         // internet and would prune quiet cluster members, so keep its defaults but flood-publish
         floodPublish: true,
+        // Every message is signed by its publisher and checked on receipt (gossipsub's default,
+        // stated because the catalog and images gossip trust a message's `from`: see
+        // decodeNodeCatalog in membership/catalog/codec.ts).
+        globalSignaturePolicy: 'StrictSign',
         // Mesh degree 3, kept between 2 and 6 (defaults 6, 4 and 12): with flood publishing every
         // member gets a message straight from its publisher, the mesh is the second path and
         // anti-entropy the third. Each mesh neighbour forwards one more copy of every message to

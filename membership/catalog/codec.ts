@@ -73,8 +73,19 @@ export async function encodeNodeCatalog(c: NodeCatalog, key: PrivateKey): Promis
   return encode({ c: body, s: sig });
 }
 
-/** Decodes a signed catalog and checks it was signed by the node it describes. */
-export async function decodeNodeCatalog(bytes: Uint8Array): Promise<NodeCatalog> {
+/**
+ * Decodes a signed catalog and checks it was signed by the node it describes. `publisher` is the
+ * member a gossip message came from when the gossip layer has already verified that member's
+ * signature over these exact bytes (gossipsub's StrictSign): a catalog of that same member needs
+ * no second check, which skipped one ed25519 verification (~0.2 ms) per agent per registration.
+ * Relayed copies (anti-entropy, another member's gossip) are always checked, so a member that
+ * gossips its own catalog with a bad inner signature reaches only its direct receivers: every
+ * relay of it, and every reload from disk, is rejected.
+ */
+export async function decodeNodeCatalog(
+  bytes: Uint8Array,
+  publisher?: string,
+): Promise<NodeCatalog> {
   if (bytes.length > MAX_NODE_CATALOG_BYTES)
     throw new CatalogDecodeError(`catalog of ${bytes.length} bytes is over the limit`);
   let env: z.output<typeof envelopeSchema>;
@@ -85,6 +96,7 @@ export async function decodeNodeCatalog(bytes: Uint8Array): Promise<NodeCatalog>
   } catch (err) {
     throw new CatalogDecodeError(`malformed catalog: ${(err as Error).message.slice(0, 200)}`);
   }
+  if (publisher !== undefined && publisher === cat.node) return cat;
   let ok = false;
   try {
     const pub = peerIdFromString(cat.node).publicKey;

@@ -77,7 +77,11 @@ export interface ReplicationOptions {
 
 interface Hooks {
   state: CatalogState;
-  accept(bytes: Uint8Array): Promise<boolean>;
+  /**
+   * A signed catalog from a peer; `publisher` is the member whose gossipsub-verified message
+   * carried it (its own catalog then skips a second signature check: see decodeNodeCatalog).
+   */
+  accept(bytes: Uint8Array, publisher?: string): Promise<boolean>;
   /** The signed bytes of a node's catalog (ours included), for relaying. */
   signed(node: string): Uint8Array | undefined;
   localNames(): string[];
@@ -111,7 +115,9 @@ export class CatalogReplication {
   ) => {
     const m = evt.detail;
     if (m.topic !== CATALOG_TOPIC) return;
-    void this.#h.accept(m.data).catch((err: Error) => this.#c.onBadInput?.('gossip', err.name));
+    void this.#h
+      .accept(m.data, m.type === 'signed' ? m.from?.toString() : undefined)
+      .catch((err: Error) => this.#c.onBadInput?.('gossip', err.name));
   };
 
   constructor(components: ReplicationComponents, options: ReplicationOptions, hooks: Hooks) {

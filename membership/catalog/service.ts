@@ -95,7 +95,7 @@ export class CatalogService extends EventTarget {
     this.#o = options;
     this.#replication = new CatalogReplication(components, options, {
       state: this.state,
-      accept: (bytes) => this.#acceptRemote(bytes),
+      accept: (bytes, publisher) => this.#acceptRemote(bytes, publisher),
       signed: (node) => this.#signed.get(node),
       localNames: () => [...new Set([...this.#local.values()].map((r) => r.name))],
     });
@@ -279,8 +279,8 @@ export class CatalogService extends EventTarget {
   }
 
   /** A signed catalog from a peer: verify, apply if newer, persist. Returns whether it was new. */
-  async #acceptRemote(bytes: Uint8Array): Promise<boolean> {
-    const cat = await decodeNodeCatalog(bytes);
+  async #acceptRemote(bytes: Uint8Array, publisher?: string): Promise<boolean> {
+    const cat = await decodeNodeCatalog(bytes, publisher);
     if (cat.node === this.selfId) {
       // someone holds a newer catalog of ours than we do (we lost our version): jump past it
       if (cat.version >= this.#version) {

@@ -2,10 +2,12 @@
 // the store always ends with the newest version memory holds, even when versions arrive while a
 // slow write is under way. A service started again from that store answers at once. A local
 // registration is broadcast while it is written, and register() returns once it is durable.
+// A catalog gossiped by its own node is taken on gossipsub's signature alone; relayed, it is checked.
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import type { PrivateKey } from '@libp2p/interface';
+import type { PeerId, PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { afterEach, describe, expect, it } from 'vitest';
+import { decode, encode } from 'cborg';
 import { decodeNodeCatalog, encodeNodeCatalog } from '../../../membership/catalog/codec.js';
 import { CATALOG_TOPIC } from '../../../membership/catalog/replication.js';
 import {
@@ -91,8 +93,13 @@ async function service(store: KvStore) {
   const svc = new CatalogService(components, { dhtAnnounce: false, syncIntervalMs: 3_600_000 });
   await svc.start();
   stopped.push(svc);
-  const gossip = (data: Uint8Array) =>
-    pubsub.dispatchEvent(new CustomEvent('message', { detail: { topic: CATALOG_TOPIC, data } }));
+  /** A gossip message; `from` makes it a signed one gossipsub has verified as that member's. */
+  const gossip = (data: Uint8Array, from?: PeerId) =>
+    pubsub.dispatchEvent(
+      new CustomEvent('message', {
+        detail: { topic: CATALOG_TOPIC, data, ...(from ? { type: 'signed', from } : {}) },
+      }),
+    );
   return { svc, members, gossip, published };
 }
 
@@ -271,5 +278,28 @@ describe('catalog persistence', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect((await decodeNodeCatalog((await store.get(`node/${x.peerId}`))!)).version).toBe(1);
     expect(await store.get(`node/${y.peerId}`)).toBeDefined();
+  });
+
+  it("takes a node's own gossiped catalog on gossipsub's signature, and checks a relayed one", async () => {
+    const { svc, members, gossip } = await service(new MemoryStore());
+    const { peer, peerId } = await newMember(members);
+    const relay = await newMember(members);
+    // the inner signature no longer matches the body (port 8001 signed, 9999 sent)
+    const env = decode(await catalogOf(peer, 1, 8001)) as { c: Uint8Array; s: Uint8Array };
+    const body = decode(env.c) as NodeCatalog;
+    body.services[0].port = 9999;
+    const bad = encode({ c: encode(body), s: env.s });
+    const ports = () => svc.discoverLocal({ name: 'web', strategy: 'nearest' }).map((i) => i.port);
+    // relayed by another member: checked, dropped
+    gossip(bad, peerIdFromPrivateKey(relay.peer));
+    // unsigned (no verified publisher): checked, dropped
+    gossip(bad);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ports()).toEqual([]);
+    // published by the node itself (gossipsub checked its signature): taken as its own word
+    gossip(bad, peerIdFromPrivateKey(peer));
+    await until(() => ports().length === 1);
+    expect(ports()).toEqual([9999]);
+    expect(peerId).toBe(body.node);
   });
 });
