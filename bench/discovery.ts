@@ -46,6 +46,191 @@ h.listen(0, '127.0.0.1', () => {
   u.bind(0, '127.0.0.1', () => console.log(JSON.stringify({ http: h.address().port, dns: u.address().port })));
 });`;
 
+type Figures = BenchReport['figures'];
+type Targets = NonNullable<BenchReport['targets']>;
+
+/** (a) Query latency, on one agent holding a catalog with instances in 3 sites. */
+async function queryLatency(queries: number, figures: Figures, targets: Targets): Promise<void> {
+  const small = new LocalCluster();
+  try {
+    const agents = await small.start({ n: 3, site: (i) => `s${i}`, logLevel: 'info' });
+    await small.converged(3);
+    for (const [i, a] of agents.entries()) {
+      for (let k = 0; k < 3; k++)
+        await a.http('PUT', `/v1/services/web-${i}-${k}`, {
+          name: 'web',
+          port: 8000 + k,
+          address: `10.0.${i}.${k + 1}`,
+        });
+    }
+    await waitFor(
+      async () =>
+        ((await agents[0].http('GET', '/v1/discover/web')).json as unknown[]).length === 9,
+      { timeout: 10_000 },
+    );
+    const body = (await agents[0].http('GET', '/v1/discover/web')).text;
+    const [host, port] = agents[0].dns.split(':');
+    const h = loadgen([
+      'http',
+      `${agents[0].api}/v1/discover/web`,
+      agents[0].token,
+      String(queries),
+    ]);
+    const d = loadgen(['dns', host, port, 'web.service.edgeswarm', 'A', String(queries)]);
+    const floor = spawn(process.execPath, ['--input-type=module', '-e', FLOOR], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, FLOOR_BODY: body },
+    });
+    const ports = await new Promise<{ http: number; dns: number }>((r) =>
+      floor.stdout!.once('data', (b: Buffer) => r(JSON.parse(b.toString()))),
+    );
+    const fh = loadgen(['http', `http://127.0.0.1:${ports.http}/`, '', String(queries)]);
+    const fd = loadgen([
+      'dns',
+      '127.0.0.1',
+      String(ports.dns),
+      'web.service.edgeswarm',
+      'A',
+      String(queries),
+    ]);
+    floor.kill();
+    for (const [k, v] of Object.entries(h)) figures[`a_http_${k}`] = v;
+    for (const [k, v] of Object.entries(d)) figures[`a_dns_${k}`] = v;
+    figures.a_floor_http_p50_us = fh.p50_us;
+    figures.a_floor_http_p99_us = fh.p99_us;
+    figures.a_floor_dns_p50_us = fd.p50_us;
+    figures.a_floor_dns_p99_us = fd.p99_us;
+    targets.push({
+      what: 'discovery over HTTP, p99, loopback',
+      target: '<= 1 ms',
+      measured: `${(h.p99_us / 1000).toFixed(3)} ms`,
+      met: h.p99_us <= 1000,
+    });
+    targets.push({
+      what: 'discovery over DNS, p99, loopback',
+      target: '<= 1 ms',
+      measured: `${(d.p99_us / 1000).toFixed(3)} ms`,
+      met: d.p99_us <= 1000,
+    });
+  } finally {
+    await small.stop();
+  }
+}
+
+/**
+ * (b) Registration → visible on every agent of N, with the CPU all agents use idle and per
+ * registration.
+ */
+async function spread(
+  n: number,
+  regs: number,
+  announce: boolean,
+  figures: Figures,
+  targets: Targets,
+): Promise<void> {
+  const big = new LocalCluster();
+  try {
+    console.log(`starting ${n} agents`);
+    const extra: string[] = [];
+    if (!announce) {
+      const file = join(big.root, 'agent.yaml');
+      writeFileSync(file, 'catalog:\n  dhtAnnounce: false\n');
+      extra.push('--config', file);
+    }
+    figures.b_dht_announce = announce ? 'on' : 'off';
+    const agents = await big.start({
+      n,
+      site: (i) => `s${i % 5}`,
+      logLevel: 'info',
+      args: extra,
+    });
+    await big.converged(n, 300_000);
+    await sleep(3000);
+    // per name: when each agent applied it (its own clock, `at` in the change) and when its
+    // change reached this process (the watcher, one more process on the same cores)
+    const seen = new Map<string, { applied: number[]; arrived: number[]; who: number[] }>();
+    const watches = await Promise.all(
+      agents.map((a, ai) =>
+        watchSse(`${a.api}/v1/catalog/watch`, a.token, (data, arrived) => {
+          const change = JSON.parse(data) as { names: string[]; at: number };
+          for (const name of change.names) {
+            let l = seen.get(name);
+            if (!l) seen.set(name, (l = { applied: [], arrived: [], who: [] }));
+            l.applied.push(change.at);
+            l.arrived.push(arrived);
+            l.who.push(ai);
+          }
+        }),
+      ),
+    );
+    // the agents' CPU with nothing to spread (watchers connected), then per registration
+    const pids = agents.map((a) => a.child.pid!);
+    const idleCores = await coresUsed(pids, 10_000);
+    figures.b_idle_cores = idleCores;
+    const cpu0 = cpuSeconds(pids);
+    const wallStart = performance.now();
+    /** Per registration: who registered, and the three agents that applied it last (ms). */
+    const slowest: Array<{ total: number; from: number; last: string }> = [];
+    const times: number[] = [];
+    const watcherTimes: number[] = [];
+    for (let r = 0; r < regs; r++) {
+      const name = `svc-${r}`;
+      const a = agents[Math.floor(Math.random() * agents.length)];
+      const wall0 = Date.now();
+      const t0 = performance.now();
+      const res = await a.http('PUT', `/v1/services/${name}`, { name, port: 9000 });
+      if (res.status !== 200) throw new Error(`register: ${res.text}`);
+      await waitFor(() => (seen.get(name)?.arrived.length ?? 0) >= n, {
+        timeout: 30_000,
+        interval: 5,
+        message: `${name} everywhere`,
+      });
+      const got = seen.get(name)!;
+      times.push(Math.max(...got.applied) - wall0);
+      const order = got.applied.map((t, k) => ({ t: t - wall0, who: got.who[k] }));
+      order.sort((x, y) => y.t - x.t);
+      slowest.push({
+        total: order[0].t,
+        from: agents.indexOf(a),
+        last: order
+          .slice(0, 3)
+          .map((o) => `n${o.who} ${o.t}`)
+          .join(', '),
+      });
+      watcherTimes.push(Math.max(...seen.get(name)!.arrived) - t0);
+      await sleep(100);
+    }
+    const wallS = (performance.now() - wallStart) / 1000;
+    const busyS = cpuSeconds(pids) - cpu0;
+    for (const w of watches) w.close();
+    figures.b_cores_during_registrations = Math.round((busyS / wallS) * 1000) / 1000;
+    figures.b_cpu_ms_per_registration_all_agents = Math.round(
+      ((busyS - idleCores * wallS) / regs) * 1000,
+    );
+    figures.b_agents = n;
+    figures.b_registrations = regs;
+    figures.b_visible_everywhere_p50_ms = Math.round(median(times) * 10) / 10;
+    figures.b_visible_everywhere_p99_ms = Math.round(percentile(times, 99) * 10) / 10;
+    figures.b_watcher_saw_everywhere_p50_ms = Math.round(median(watcherTimes) * 10) / 10;
+    figures.b_watcher_saw_everywhere_p99_ms = Math.round(percentile(watcherTimes, 99) * 10) / 10;
+    figures.b_baseline_consul_anti_entropy_s = 60;
+    // the tail, to tell one straggling agent from a slow spread
+    slowest.sort((x, y) => y.total - x.total);
+    figures.b_slowest_registrations = slowest
+      .slice(0, 3)
+      .map((x) => `from n${x.from}: last ${x.last} ms`)
+      .join('; ');
+    targets.push({
+      what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
+      target: '<= 1000 ms',
+      measured: `${figures.b_visible_everywhere_p99_ms} ms`,
+      met: percentile(times, 99) <= 1000,
+    });
+  } finally {
+    await big.stop();
+  }
+}
+
 export default {
   description:
     'discovery query latency over HTTP and DNS (p50/p99); registration → visible on every agent at N=50',
@@ -58,183 +243,11 @@ export default {
     if (only !== undefined && only !== 'a' && only !== 'b')
       throw new Error(`--only takes a or b, not ${JSON.stringify(only)}`);
     const startedAt = new Date().toISOString();
-    const figures: BenchReport['figures'] = {};
-    const targets: NonNullable<BenchReport['targets']> = [];
+    const figures: Figures = {};
+    const targets: Targets = [];
 
-    // (a) query latency, on one agent holding a catalog with instances in 3 sites
-    if (only !== 'b') {
-      const small = new LocalCluster();
-      try {
-        const agents = await small.start({ n: 3, site: (i) => `s${i}`, logLevel: 'info' });
-        await small.converged(3);
-        for (const [i, a] of agents.entries()) {
-          for (let k = 0; k < 3; k++)
-            await a.http('PUT', `/v1/services/web-${i}-${k}`, {
-              name: 'web',
-              port: 8000 + k,
-              address: `10.0.${i}.${k + 1}`,
-            });
-        }
-        await waitFor(
-          async () =>
-            ((await agents[0].http('GET', '/v1/discover/web')).json as unknown[]).length === 9,
-          { timeout: 10_000 },
-        );
-        const body = (await agents[0].http('GET', '/v1/discover/web')).text;
-        const [host, port] = agents[0].dns.split(':');
-        const h = loadgen([
-          'http',
-          `${agents[0].api}/v1/discover/web`,
-          agents[0].token,
-          String(queries),
-        ]);
-        const d = loadgen(['dns', host, port, 'web.service.edgeswarm', 'A', String(queries)]);
-        const floor = spawn(process.execPath, ['--input-type=module', '-e', FLOOR], {
-          stdio: ['ignore', 'pipe', 'inherit'],
-          env: { ...process.env, FLOOR_BODY: body },
-        });
-        const ports = await new Promise<{ http: number; dns: number }>((r) =>
-          floor.stdout!.once('data', (b: Buffer) => r(JSON.parse(b.toString()))),
-        );
-        const fh = loadgen(['http', `http://127.0.0.1:${ports.http}/`, '', String(queries)]);
-        const fd = loadgen([
-          'dns',
-          '127.0.0.1',
-          String(ports.dns),
-          'web.service.edgeswarm',
-          'A',
-          String(queries),
-        ]);
-        floor.kill();
-        for (const [k, v] of Object.entries(h)) figures[`a_http_${k}`] = v;
-        for (const [k, v] of Object.entries(d)) figures[`a_dns_${k}`] = v;
-        figures.a_floor_http_p50_us = fh.p50_us;
-        figures.a_floor_http_p99_us = fh.p99_us;
-        figures.a_floor_dns_p50_us = fd.p50_us;
-        figures.a_floor_dns_p99_us = fd.p99_us;
-        targets.push({
-          what: 'discovery over HTTP, p99, loopback',
-          target: '<= 1 ms',
-          measured: `${(h.p99_us / 1000).toFixed(3)} ms`,
-          met: h.p99_us <= 1000,
-        });
-        targets.push({
-          what: 'discovery over DNS, p99, loopback',
-          target: '<= 1 ms',
-          measured: `${(d.p99_us / 1000).toFixed(3)} ms`,
-          met: d.p99_us <= 1000,
-        });
-      } finally {
-        await small.stop();
-      }
-    }
-
-    // (b) registration → visible on every agent
-    if (only !== 'a') {
-      const big = new LocalCluster();
-      try {
-        console.log(`starting ${n} agents`);
-        const announce = !args.includes('--no-dht-announce');
-        const extra: string[] = [];
-        if (!announce) {
-          const file = join(big.root, 'agent.yaml');
-          writeFileSync(file, 'catalog:\n  dhtAnnounce: false\n');
-          extra.push('--config', file);
-        }
-        figures.b_dht_announce = announce ? 'on' : 'off';
-        const agents = await big.start({
-          n,
-          site: (i) => `s${i % 5}`,
-          logLevel: 'info',
-          args: extra,
-        });
-        await big.converged(n, 300_000);
-        await sleep(3000);
-        // per name: when each agent applied it (its own clock, `at` in the change) and when its
-        // change reached this process (the watcher, one more process on the same cores)
-        const seen = new Map<string, { applied: number[]; arrived: number[]; who: number[] }>();
-        const watches = await Promise.all(
-          agents.map((a, ai) =>
-            watchSse(`${a.api}/v1/catalog/watch`, a.token, (data, arrived) => {
-              const change = JSON.parse(data) as { names: string[]; at: number };
-              for (const name of change.names) {
-                let l = seen.get(name);
-                if (!l) seen.set(name, (l = { applied: [], arrived: [], who: [] }));
-                l.applied.push(change.at);
-                l.arrived.push(arrived);
-                l.who.push(ai);
-              }
-            }),
-          ),
-        );
-        // the agents' CPU with nothing to spread (watchers connected), then per registration
-        const pids = agents.map((a) => a.child.pid!);
-        const idleCores = await coresUsed(pids, 10_000);
-        figures.b_idle_cores = idleCores;
-        const cpu0 = cpuSeconds(pids);
-        const wallStart = performance.now();
-        /** Per registration: who registered, and the three agents that applied it last (ms). */
-        const slowest: Array<{ total: number; from: number; last: string }> = [];
-        const times: number[] = [];
-        const watcherTimes: number[] = [];
-        for (let r = 0; r < regs; r++) {
-          const name = `svc-${r}`;
-          const a = agents[Math.floor(Math.random() * agents.length)];
-          const wall0 = Date.now();
-          const t0 = performance.now();
-          const res = await a.http('PUT', `/v1/services/${name}`, { name, port: 9000 });
-          if (res.status !== 200) throw new Error(`register: ${res.text}`);
-          await waitFor(() => (seen.get(name)?.arrived.length ?? 0) >= n, {
-            timeout: 30_000,
-            interval: 5,
-            message: `${name} everywhere`,
-          });
-          const got = seen.get(name)!;
-          times.push(Math.max(...got.applied) - wall0);
-          const order = got.applied.map((t, k) => ({ t: t - wall0, who: got.who[k] }));
-          order.sort((x, y) => y.t - x.t);
-          slowest.push({
-            total: order[0].t,
-            from: agents.indexOf(a),
-            last: order
-              .slice(0, 3)
-              .map((o) => `n${o.who} ${o.t}`)
-              .join(', '),
-          });
-          watcherTimes.push(Math.max(...seen.get(name)!.arrived) - t0);
-          await sleep(100);
-        }
-        const wallS = (performance.now() - wallStart) / 1000;
-        const busyS = cpuSeconds(pids) - cpu0;
-        for (const w of watches) w.close();
-        figures.b_cores_during_registrations = Math.round((busyS / wallS) * 1000) / 1000;
-        figures.b_cpu_ms_per_registration_all_agents = Math.round(
-          ((busyS - idleCores * wallS) / regs) * 1000,
-        );
-        figures.b_agents = n;
-        figures.b_registrations = regs;
-        figures.b_visible_everywhere_p50_ms = Math.round(median(times) * 10) / 10;
-        figures.b_visible_everywhere_p99_ms = Math.round(percentile(times, 99) * 10) / 10;
-        figures.b_watcher_saw_everywhere_p50_ms = Math.round(median(watcherTimes) * 10) / 10;
-        figures.b_watcher_saw_everywhere_p99_ms =
-          Math.round(percentile(watcherTimes, 99) * 10) / 10;
-        figures.b_baseline_consul_anti_entropy_s = 60;
-        // the tail, to tell one straggling agent from a slow spread
-        slowest.sort((x, y) => y.total - x.total);
-        figures.b_slowest_registrations = slowest
-          .slice(0, 3)
-          .map((x) => `from n${x.from}: last ${x.last} ms`)
-          .join('; ');
-        targets.push({
-          what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
-          target: '<= 1000 ms',
-          measured: `${figures.b_visible_everywhere_p99_ms} ms`,
-          met: percentile(times, 99) <= 1000,
-        });
-      } finally {
-        await big.stop();
-      }
-    }
+    if (only !== 'b') await queryLatency(queries, figures, targets);
+    if (only !== 'a') await spread(n, regs, !args.includes('--no-dht-announce'), figures, targets);
     writeReport({
       name: 'discovery',
       startedAt,
