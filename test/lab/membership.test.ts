@@ -75,19 +75,23 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
     const t0 = Date.now();
     victim.kill('SIGKILL');
     const others = agents.filter((a) => a !== victim);
-    await waitFor(
-      async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'dead'),
-      {
-        timeout: 15_000,
-        interval: 100,
-        message: 'the killed agent dead everywhere',
-      },
-    );
-    console.log(
-      `lab: SIGKILL → dead on all ${others.length} others after ~${Date.now() - t0} ms (polled)`,
-    );
-    await victim.exited;
-    await restart(3);
+    try {
+      await waitFor(
+        async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'dead'),
+        {
+          timeout: 15_000,
+          interval: 100,
+          message: 'the killed agent dead everywhere',
+        },
+      );
+      console.log(
+        `lab: SIGKILL → dead on all ${others.length} others after ~${Date.now() - t0} ms (polled)`,
+      );
+    } finally {
+      // back in the cluster even when this test failed: the tests after it use all 10 agents
+      await victim.exited;
+      await restart(3);
+    }
   });
 
   it('SIGTERM: every other member marks the agent left within 1 s', async () => {
@@ -95,18 +99,22 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
     const others = agents.filter((a) => a !== victim);
     victim.kill('SIGTERM');
     const t0 = Date.now();
-    await waitFor(
-      async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'left'),
-      {
-        timeout: 1000,
-        interval: 50,
-        message: 'left everywhere within 1 s',
-      },
-    );
-    console.log(`lab: SIGTERM → left on all others after ~${Date.now() - t0} ms (polled)`);
-    await victim.exited;
-    expect(victim.exitCode).toBe(0);
-    await restart(5);
+    try {
+      await waitFor(
+        async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'left'),
+        {
+          timeout: 1000,
+          interval: 50,
+          message: 'left everywhere within 1 s',
+        },
+      );
+      console.log(`lab: SIGTERM → left on all others after ~${Date.now() - t0} ms (polled)`);
+      await victim.exited;
+      expect(victim.exitCode).toBe(0);
+    } finally {
+      await victim.exited;
+      await restart(5);
+    }
   });
 
   it('2 of 10 isolated for 30 s: afterwards all 10 are alive everywhere with no operator action', async () => {
