@@ -80,3 +80,29 @@ describe('DatagramChannel', () => {
     await recv.stop();
   });
 });
+
+describe('libp2p connection (patches/libp2p+3.3.11.patch)', () => {
+  it("records a stream's protocol in the peer store once per connection, not per stream", async () => {
+    nodes = await startNodes(2);
+    const protocol = '/edgeswarm/test-merge/1.0.0';
+    await nodes[1].handle(protocol, (stream) => void stream.close());
+    // count the merges that carry the protocol, on both sides
+    const merges = [0, 0];
+    nodes.forEach((n, i) => {
+      const merge = n.peerStore.merge.bind(n.peerStore);
+      n.peerStore.merge = (peer, data, opts) => {
+        if (data.protocols?.includes(protocol)) merges[i]++;
+        return merge(peer, data, opts);
+      };
+    });
+    for (let i = 0; i < 5; i++) {
+      const stream = await nodes[0].dialProtocol(nodes[1].peerId, protocol);
+      await stream.close();
+    }
+    await waitFor(() => merges[1] > 0, { message: 'the served side to record the protocol' });
+    expect(merges).toEqual([1, 1]);
+    expect(nodes[0].getConnections(nodes[1].peerId)).toHaveLength(1);
+    // the record is still there for whoever reads the peer store
+    expect((await nodes[0].peerStore.get(nodes[1].peerId)).protocols).toContain(protocol);
+  });
+});
