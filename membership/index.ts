@@ -20,6 +20,7 @@ export {
 } from './catalog/service.js';
 export { FramedStream } from './net/framed-stream.js';
 export { DatagramChannel } from './net/datagram.js';
+export { DigestExchange, type DigestExchangeOptions } from './net/digest.js';
 export {
   frame,
   FrameDecoder,

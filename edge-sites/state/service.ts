@@ -1,8 +1,10 @@
 // The replicated key/value state of an agent: writes are durable locally before they are
 // acknowledged, broadcast on the gossip mesh at once, and repaired by anti-entropy sessions with a
-// random member (every third one in another site), which exchange only the differences. A member
-// that comes back (restart, healed partition) gets a session at once. Tombstones are collected once
-// every member has them (or after the horizon).
+// random member (every third one in another site), which exchange only the differences. A round
+// starts with a digest of our summary sent over a long-lived stream (DigestExchange): the member
+// starts a session back only when its digest differs, so a round with nothing to repair costs one
+// small message instead of a new stream. A member that comes back (restart, healed partition) gets
+// a session at once. Tombstones are collected once every member has them (or after the horizon).
 //
 // An agent runs one session at a time, in either direction: a peer that asks while one runs is
 // turned away and tries again later. So when an agent comes back after missing many writes and
@@ -10,7 +12,7 @@
 import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { FramedStream } from '../../membership/index.js';
+import { DigestExchange, FramedStream } from '../../membership/index.js';
 import type { KvStore } from '../../storage/index.js';
 import {
   decodeBatch,
@@ -18,6 +20,7 @@ import {
   hlcToString,
   StateDecodeError,
   StateStore,
+  summaryDigest,
   VersionVector,
   DEFAULT_MAX_MESSAGE_BYTES,
   type StateChange,
@@ -27,6 +30,8 @@ import { runSession } from './session.js';
 
 export const KV_TOPIC = 'edgeswarm/kv/1';
 export const KV_PROTOCOL = '/edgeswarm/kv/1.0.0';
+/** The first step of a round: our summary's digest (DigestExchange). */
+export const KV_DIGEST_PROTOCOL = '/edgeswarm/kv-digest/1.0.0';
 /** Default time between anti-entropy sessions (ms). */
 export const KV_SYNC_INTERVAL_MS = 2_000;
 /** One session in this many is with a member of another site, when there is one. */
@@ -56,7 +61,11 @@ export interface KvComponents {
     handle(
       protocol: string,
       handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-      opts?: { maxInboundStreams?: number; maxOutboundStreams?: number },
+      opts?: {
+        maxInboundStreams?: number;
+        maxOutboundStreams?: number;
+        runOnLimitedConnection?: boolean;
+      },
     ): Promise<void>;
     unhandle(protocol: string): Promise<void>;
     dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
@@ -95,6 +104,7 @@ export class KvService extends EventTarget {
   readonly #c: KvComponents;
   readonly #o: KvOptions;
   #state: StateStore | undefined;
+  #digests: DigestExchange | undefined;
   #timer: NodeJS.Timeout | undefined;
   #gcTimer: NodeJS.Timeout | undefined;
   #round = 0;
@@ -104,6 +114,8 @@ export class KvService extends EventTarget {
   /** The peer of the session running now, if any (one at a time, either direction). */
   #busyWith: string | undefined;
   #lastUpSync = 0;
+  /** Digests received from members: the same as ours, or not (a session followed). */
+  readonly digests = { same: 0, differ: 0 };
   readonly #onGossip = (evt: Event) => {
     const m = (evt as CustomEvent<{ topic: string; data: Uint8Array }>).detail;
     if (m.topic !== KV_TOPIC) return;
@@ -155,6 +167,23 @@ export class KvService extends EventTarget {
         maxOutboundStreams: 16,
       },
     );
+    this.#digests = new DigestExchange(this.#c.node, {
+      protocol: KV_DIGEST_PROTOCOL,
+      digest: () => summaryDigest(this.state.summary()),
+      // the same versions: what a session would have recorded for tombstone collection
+      onSame: (peer) => {
+        this.digests.same++;
+        this.#summaries.set(peer, this.state.summary());
+      },
+      onDiffer: (peer) => {
+        this.digests.differ++;
+        void this.syncWith(peer);
+      },
+      onUnsent: (peer) => void this.syncWith(peer),
+      onBadInput: () => this.#c.metrics?.dropped('decode'),
+      onBytes: (direction, peer, n) => this.#c.metrics?.bytes(direction, this.#scope(peer), n),
+    });
+    await this.#digests.start();
     this.#c.membership.addEventListener('member:up', this.#onMemberUp);
     const interval = this.#o.syncIntervalMs ?? KV_SYNC_INTERVAL_MS;
     const tick = () => {
@@ -187,6 +216,7 @@ export class KvService extends EventTarget {
       // stopped already
     }
     await this.#c.node.unhandle(KV_PROTOCOL).catch(() => {});
+    await this.#digests?.stop();
     await this.#state?.close();
   }
 
@@ -263,10 +293,11 @@ export class KvService extends EventTarget {
 
   // ---- anti-entropy ----
 
+  /** Offers our digest to a random member; it starts a session back if it differs. */
   async #syncRound(): Promise<void> {
     const otherSite = ++this.#round % KV_SYNC_OTHER_SITE_EVERY === 0;
     const peer = this.#c.membership.randomPeer({ otherSite }) ?? this.#c.membership.randomPeer();
-    if (peer) await this.syncWith(peer);
+    if (peer && this.#started) this.#digests?.offer(peer);
   }
 
   #scope(peer: string): 'site' | 'wan' {

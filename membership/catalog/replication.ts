@@ -1,7 +1,9 @@
 // How catalogs travel between agents: every change is published on a gossipsub topic at once;
 // every `syncInterval` an anti-entropy round with a random member (sometimes in another site)
 // repairs whatever a lost message missed; service names are announced as DHT provider records so a
-// large cluster can find a name it has not seen.
+// large cluster can find a name it has not seen. A round starts with the hash of our digest sent
+// over a long-lived stream (DigestExchange); the member opens an exchange back only when its own
+// differs.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
@@ -10,6 +12,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
+import { DigestExchange } from '../net/digest.js';
 import { FramedStream } from '../net/framed-stream.js';
 import { closestByXor, directProvider, kadId, type DirectProvider } from './provide.js';
 import type { CatalogLogger, CatalogMembership } from './service.js';
@@ -24,6 +27,8 @@ import {
 } from './sync.js';
 
 export const CATALOG_TOPIC = 'edgeswarm/catalog/1';
+/** The first step of a round: the hash of our digest (DigestExchange). */
+export const CATALOG_DIGEST_PROTOCOL = '/edgeswarm/catalog-digest/1.0.0';
 /** Default time between anti-entropy rounds (ms). */
 export const CATALOG_SYNC_INTERVAL_MS = 5_000;
 /** One round in this many is with a member of another site, when there is one. */
@@ -51,7 +56,11 @@ export interface ReplicationComponents {
     handle(
       protocol: string,
       handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-      opts?: { maxInboundStreams?: number; maxOutboundStreams?: number },
+      opts?: {
+        maxInboundStreams?: number;
+        maxOutboundStreams?: number;
+        runOnLimitedConnection?: boolean;
+      },
     ): Promise<void>;
     unhandle(protocol: string): Promise<void>;
     dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
@@ -108,6 +117,9 @@ export class CatalogReplication {
   #announcing = false;
   readonly #announced = { direct: 0, walk: 0 };
   readonly #direct: DirectProvider | undefined;
+  readonly #digests: DigestExchange;
+  /** Members with an exchange a digest started, running now. */
+  readonly #exchanging = new Set<string>();
   /** Kad ids of members, by peer id (see #kadIdOf). */
   readonly #kadIds = new Map<string, Uint8Array>();
   readonly #onMessage = (
@@ -128,6 +140,19 @@ export class CatalogReplication {
     };
     this.#h = hooks;
     this.#direct = directProvider(components.node.services.dht);
+    // one exchange at a time per member: a member sending digest after digest gets one
+    const exchange = (peer: string) => {
+      if (this.#exchanging.has(peer)) return;
+      this.#exchanging.add(peer);
+      void this.syncOnce(peer).finally(() => this.#exchanging.delete(peer));
+    };
+    this.#digests = new DigestExchange(components.node, {
+      protocol: CATALOG_DIGEST_PROTOCOL,
+      digest: () => Buffer.from(this.#h.state.digestHash(), 'hex'),
+      onDiffer: exchange,
+      onUnsent: exchange,
+      onBadInput: (_peer, reason) => this.#c.onBadInput?.(CATALOG_DIGEST_PROTOCOL, reason),
+    });
   }
 
   async start(): Promise<void> {
@@ -140,10 +165,12 @@ export class CatalogReplication {
       maxInboundStreams: 16,
       maxOutboundStreams: 16,
     });
+    await this.#digests.start();
     const tick = () => {
       this.#timer = setTimeout(
         () => {
-          void this.syncOnce().finally(() => this.#started && tick());
+          this.#offer();
+          if (this.#started) tick();
         },
         this.#o.syncIntervalMs * (0.5 + Math.random()),
       );
@@ -167,6 +194,7 @@ export class CatalogReplication {
       // already stopped
     }
     await this.#c.node.unhandle(CATALOG_PROTOCOL).catch(() => {});
+    await this.#digests.stop();
   }
 
   async broadcast(signed: Uint8Array): Promise<void> {
@@ -300,11 +328,21 @@ export class CatalogReplication {
     }
   }
 
+  /** The member of the next round: random, in another site every CATALOG_SYNC_OTHER_SITE_EVERY. */
+  #nextTarget(): string | undefined {
+    const otherSite = ++this.#round % CATALOG_SYNC_OTHER_SITE_EVERY === 0;
+    return this.#c.membership.randomPeer({ otherSite }) ?? this.#c.membership.randomPeer();
+  }
+
+  /** A round: our digest's hash to a random member, which opens an exchange back if it differs. */
+  #offer(): void {
+    const target = this.#nextTarget();
+    if (target && this.#started) this.#digests.offer(target);
+  }
+
   /** One anti-entropy exchange with `peer` (default: a random member). */
   async syncOnce(peer?: string): Promise<boolean> {
-    const otherSite = ++this.#round % CATALOG_SYNC_OTHER_SITE_EVERY === 0;
-    const target =
-      peer ?? this.#c.membership.randomPeer({ otherSite }) ?? this.#c.membership.randomPeer();
+    const target = peer ?? this.#nextTarget();
     if (!target || !this.#started) return false;
     const signal = AbortSignal.any([
       this.#controller.signal,

@@ -19,6 +19,7 @@
 // A record costs ~5 bytes beyond its key and value when versions are consecutive and written within
 // ~30 s of each other. Decoders take limits, check every field and throw StateDecodeError on
 // anything else: a peer's garbage never gets further than that.
+import { createHash } from 'node:crypto';
 import { StateDecodeError } from '../errors.js';
 import {
   DEFAULT_MAX_KEY_BYTES,
@@ -131,6 +132,27 @@ export function encodeSummary(summary: VersionVector): Uint8Array {
   w.byte(MSG_SUMMARY);
   writeVector(w, summary);
   return w.finish();
+}
+
+/** Bytes in a summary digest. */
+export const SUMMARY_DIGEST_BYTES = 16;
+
+/**
+ * A fixed-size digest of a summary, the same on every node that holds the same versions: origins
+ * sorted, origins with no versions left out, then SHA-256 cut to SUMMARY_DIGEST_BYTES. Two nodes
+ * with equal digests have nothing to send each other (see changesSince).
+ */
+export function summaryDigest(summary: VersionVector): Uint8Array {
+  const origins = [...summary.entries()]
+    .filter(([, set]) => !set.isEmpty)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const w = new ByteWriter(64 + summary.rangeCount * 4);
+  w.uint(origins.length);
+  for (const [origin, set] of origins) {
+    w.string(origin);
+    set.write(w);
+  }
+  return createHash('sha256').update(w.finish()).digest().subarray(0, SUMMARY_DIGEST_BYTES);
 }
 
 export function decodeSummary(bytes: Uint8Array, limits?: DecodeLimits): VersionVector {

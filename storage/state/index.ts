@@ -38,6 +38,8 @@ export {
   MSG_BATCH,
   MSG_CLEARED,
   MSG_SUMMARY,
+  SUMMARY_DIGEST_BYTES,
+  summaryDigest,
   type ChangeBatch,
   type DecodeLimits,
 } from './codec.js';

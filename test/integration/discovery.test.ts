@@ -7,7 +7,8 @@ import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { RCODE } from '../../agent/dns/answer.js';
-import { serviceKey } from '../../membership/catalog/replication.js';
+import { CATALOG_TOPIC, serviceKey } from '../../membership/catalog/replication.js';
+import { CATALOG_PROTOCOL } from '../../membership/catalog/sync.js';
 import { useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -248,6 +249,41 @@ describe('service discovery', () => {
     await d.catalog.forget(a.peerId);
     // the lookup asks the DHT (2 s at most) and finds no provider
     expect(await d.catalog.discover({ name: 'quiet', strategy: 'nearest' })).toEqual([]);
+  });
+
+  it('anti-entropy rounds send a digest and open an exchange only when catalogs differ', async () => {
+    const c = cluster.current;
+    const catalog = { dhtAnnounce: false, syncInterval: '200ms' };
+    const a = await c.startAgent({ name: 'a', site: 'paris', catalog });
+    const d = await c.startAgent({ name: 'd', site: 'berlin', join: [a.addrs()[0]], catalog });
+    await waitFor(() => d.membership.counts().alive === 2, { timeout: 5000 });
+    // each agent's own (empty) catalog may miss the gossip while the mesh forms: wait for the rounds
+    // to even that out
+    await waitFor(() => a.catalog.state.digestHash() === d.catalog.state.digestHash(), {
+      timeout: 5000,
+      message: 'the same catalogs on both',
+    });
+    // the exchanges (streams of the catalog protocol) each agent opens from here on
+    const exchanges = [0, 0];
+    [a, d].forEach((x, i) => {
+      const dial = x.node.dialProtocol.bind(x.node);
+      x.node.dialProtocol = (peer, protocols, opts) => {
+        if (protocols === CATALOG_PROTOCOL) exchanges[i]++;
+        return dial(peer, protocols, opts);
+      };
+    });
+    // ~10 rounds each with the same catalogs: digests only
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(exchanges).toEqual([0, 0]);
+    // d stops listening to the gossip: a's registration reaches it only by anti-entropy
+    d.node.services.pubsub.unsubscribe(CATALOG_TOPIC);
+    await new Promise((r) => setTimeout(r, 200));
+    await a.catalog.register('missed-1', { name: 'missed', port: 7003 });
+    await waitFor(() => ids(d, 'missed').length === 1, {
+      timeout: 5000,
+      message: 'the registration that missed the gossip to reach d by anti-entropy',
+    });
+    expect(exchanges[0] + exchanges[1]).toBeGreaterThan(0);
   });
 
   it('catalog watches stream changes as server-sent events', async () => {

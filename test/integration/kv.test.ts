@@ -2,6 +2,7 @@
 // catch-up, watches, limits and the CLI.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { KV_PROTOCOL } from '../../edge-sites/state/service.js';
 import { CLI, useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -87,6 +88,38 @@ describe('replicated key/value store', () => {
       message: 'b to catch up 500 keys',
     });
     expect(td.decode((await b2.kv.get('k/499'))!.value)).toBe('v499');
+  });
+
+  it('a round with nothing to repair sends a digest, no session; one that finds a difference repairs it', async () => {
+    const c = cluster.current;
+    const kv = { syncInterval: '200ms' };
+    const a = await c.startAgent({ name: 'a', extra: { kv } });
+    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]], extra: { kv } });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    // count the sessions each agent opens from here on
+    const sessions = [0, 0];
+    [a, b].forEach((x, i) => {
+      const dial = x.node.dialProtocol.bind(x.node);
+      x.node.dialProtocol = (peer, protocols, opts) => {
+        if (protocols === KV_PROTOCOL) sessions[i]++;
+        return dial(peer, protocols, opts);
+      };
+    });
+    const same0 = a.kv.digests.same + b.kv.digests.same;
+    // ~10 rounds each with the same state: digests only
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(a.kv.digests.same + b.kv.digests.same - same0).toBeGreaterThanOrEqual(10);
+    expect(sessions).toEqual([0, 0]);
+    // a write that was never broadcast (straight into a's store): the next digest differs
+    await a.kv.state.write('missed/1', te.encode('v'));
+    await waitFor(async () => (await b.kv.get('missed/1')) !== undefined, {
+      timeout: 5000,
+      message: 'the write that missed the gossip to reach b by anti-entropy',
+    });
+    expect(a.kv.digests.differ + b.kv.digests.differ).toBeGreaterThan(0);
+    expect(sessions[0] + sessions[1]).toBeGreaterThan(0);
   });
 
   it('an acknowledged write survives SIGKILL and reaches the others after restart', async () => {

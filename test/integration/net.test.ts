@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EdgeNode } from '../../agent/node.js';
 import { DatagramChannel } from '../../membership/net/datagram.js';
+import { DigestExchange } from '../../membership/net/digest.js';
 import { startNodes, stopNodes } from '../helpers/nodes.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -78,6 +79,56 @@ describe('DatagramChannel', () => {
     );
     await send.stop();
     await recv.stop();
+  });
+});
+
+describe('DigestExchange', () => {
+  const protocol = '/edgeswarm/test-digest/1.0.0';
+
+  it('tells the receiver whether the digests match; garbage is reported; a peer without the protocol is unsent', async () => {
+    nodes = await startNodes(3);
+    const [a, b, c] = nodes.map((n) => n.peerId.toString());
+    const events: string[] = [];
+    let bDigest = Uint8Array.of(1, 2, 3);
+    const ex = nodes.slice(0, 2).map(
+      (n, i) =>
+        new DigestExchange(n, {
+          protocol,
+          digest: () => (i === 0 ? Uint8Array.of(1, 2, 3) : bDigest),
+          onSame: (peer) => events.push(`${i} same ${peer}`),
+          onDiffer: (peer) => events.push(`${i} differ ${peer}`),
+          onUnsent: (peer) => events.push(`${i} unsent ${peer}`),
+          onBadInput: (peer, reason) => events.push(`${i} bad ${peer} ${reason}`),
+        }),
+    );
+    for (const e of ex) await e.start();
+    ex[0].offer(b);
+    await waitFor(() => events.length === 1);
+    expect(events).toEqual([`1 same ${a}`]);
+    bDigest = Uint8Array.of(1, 2, 4);
+    ex[0].offer(b);
+    await waitFor(() => events.length === 2);
+    expect(events[1]).toBe(`1 differ ${a}`);
+    // c runs no DigestExchange: the caller hears that the digest did not go out
+    ex[0].offer(c);
+    await waitFor(() => events.length === 3, { message: 'the offer to c reported unsent' });
+    expect(events[2]).toBe(`0 unsent ${c}`);
+    // a frame that is not a digest message (wrong version byte) is reported, and b carries on
+    const raw = new DatagramChannel(nodes[2], {
+      protocol,
+      maxMessageBytes: 100,
+      openTimeoutMs: 2000,
+      onMessage: () => {},
+    });
+    await raw.start();
+    raw.send(b, Uint8Array.of(9, 1, 2, 3));
+    await waitFor(() => events.length === 4);
+    expect(events[3]).toBe(`1 bad ${c} bad_digest`);
+    ex[0].offer(b);
+    await waitFor(() => events.length === 5);
+    expect(events[4]).toBe(`1 differ ${a}`);
+    await raw.stop();
+    for (const e of ex) await e.stop();
   });
 });
 

@@ -11,6 +11,8 @@ import {
   HLC_MAX_COUNTER,
   HLC_MAX_WALL,
   StateDecodeError,
+  SUMMARY_DIGEST_BYTES,
+  summaryDigest,
   VersionVector,
   type ChangeBatch,
   type StateRecord,
@@ -78,6 +80,23 @@ describe('codec: summary and cleared ranges', () => {
       fc.property(arbVector, (v) => {
         expect(decodeSummary(encodeSummary(v)).equals(v)).toBe(true);
         expect(decodeCleared(encodeCleared(v)).equals(v)).toBe(true);
+      }),
+    );
+  });
+
+  it('digest: the same for the same versions whatever the order of origins; empty origins do not count', () => {
+    fc.assert(
+      fc.property(arbVector, (v) => {
+        // the same origins and ranges, inserted in reverse order, plus an origin with no versions
+        const w = new VersionVector();
+        for (const [o, set] of [...v.entries()].reverse()) w.set(o, set.clone());
+        w.ensure('empty-origin');
+        const d = summaryDigest(v);
+        expect(d).toHaveLength(SUMMARY_DIGEST_BYTES);
+        expect(Buffer.from(summaryDigest(w)).equals(d)).toBe(true);
+        // one more version changes it (this origin is longer than arbOrigin's 20 characters)
+        w.add('an origin longer than any arbitrary one', 7);
+        expect(Buffer.from(summaryDigest(w)).equals(d)).toBe(false);
       }),
     );
   });
