@@ -250,13 +250,18 @@ export class Agent {
     const cfg = this.config;
     const logger = this.logger;
     const metrics = this.metrics;
+    // one counter child per direction, looked up once: every SWIM message counts
+    const gossipCount = {
+      in: metrics.gossipMessages.labels('in'),
+      out: metrics.gossipMessages.labels('out'),
+    };
     const membership = new Membership(
       {
         node,
         store: store.namespace('membership'),
         logger: logger.child({ mod: 'membership' }),
         metrics: {
-          gossip: (direction) => metrics.gossipMessages.inc({ direction }),
+          gossip: (direction) => gossipCount[direction].inc(),
           failureDetected: () => metrics.memberFailuresDetected.inc(),
           counts: (c) => {
             for (const [state, n] of Object.entries(c)) metrics.members.set({ state }, n);
