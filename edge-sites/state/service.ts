@@ -115,7 +115,7 @@ export class KvService extends EventTarget {
   #busyWith: string | undefined;
   #lastUpSync = 0;
   /** Digests received from members: the same as ours, or not (a session followed). */
-  readonly digests = { same: 0, differ: 0 };
+  readonly digestsReceived = { same: 0, differ: 0 };
   readonly #onGossip = (evt: Event) => {
     const m = (evt as CustomEvent<{ topic: string; data: Uint8Array }>).detail;
     if (m.topic !== KV_TOPIC) return;
@@ -172,11 +172,11 @@ export class KvService extends EventTarget {
       digest: () => summaryDigest(this.state.summary()),
       // the same versions: what a session would have recorded for tombstone collection
       onSame: (peer) => {
-        this.digests.same++;
+        this.digestsReceived.same++;
         this.#summaries.set(peer, this.state.summary());
       },
       onDiffer: (peer) => {
-        this.digests.differ++;
+        this.digestsReceived.differ++;
         void this.syncWith(peer);
       },
       onUnsent: (peer) => void this.syncWith(peer),

@@ -78,11 +78,6 @@ export class DigestExchange {
     if (this.#channel.send(peer, msg)) this.#o.onBytes?.('out', peer, msg.length);
   }
 
-  /** Closes the stream to a peer that is gone (it is reopened by the next offer). */
-  forget(peer: string): void {
-    this.#channel.forget(peer);
-  }
-
   #receive(from: string, bytes: Uint8Array): void {
     this.#o.onBytes?.('in', from, bytes.length);
     if (bytes.length < 2 || bytes[0] !== DIGEST_MESSAGE_VERSION) {

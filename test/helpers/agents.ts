@@ -1,6 +1,7 @@
 // Test helpers for real agents: useCluster() gives each test a TestCluster that is cleaned up
 // after it, even when it fails.
 import { afterEach } from 'vitest';
+import type { EdgeNode } from '../../agent/node.js';
 import { TestCluster } from '../../bench/harness/test-cluster.js';
 
 export {
@@ -28,4 +29,20 @@ export function useCluster(): { readonly current: TestCluster } {
       return cluster;
     },
   };
+}
+
+/**
+ * Counts, from now on, the streams of `protocol` each agent opens (one entry per agent, in order):
+ * e.g. the anti-entropy sessions that a digest did not make unnecessary.
+ */
+export function countDials(agents: Array<{ node: EdgeNode }>, protocol: string): number[] {
+  const counts = agents.map(() => 0);
+  agents.forEach(({ node }, i) => {
+    const dial = node.dialProtocol.bind(node);
+    node.dialProtocol = (peer, protocols, opts) => {
+      if (protocols === protocol) counts[i]++;
+      return dial(peer, protocols, opts);
+    };
+  });
+  return counts;
 }

@@ -9,7 +9,7 @@ import type { Agent } from '../../agent/agent.js';
 import { RCODE } from '../../agent/dns/answer.js';
 import { CATALOG_TOPIC, serviceKey } from '../../membership/catalog/replication.js';
 import { CATALOG_PROTOCOL } from '../../membership/catalog/sync.js';
-import { useCluster } from '../helpers/agents.js';
+import { countDials, useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
 const cluster = useCluster();
@@ -264,14 +264,7 @@ describe('service discovery', () => {
       message: 'the same catalogs on both',
     });
     // the exchanges (streams of the catalog protocol) each agent opens from here on
-    const exchanges = [0, 0];
-    [a, d].forEach((x, i) => {
-      const dial = x.node.dialProtocol.bind(x.node);
-      x.node.dialProtocol = (peer, protocols, opts) => {
-        if (protocols === CATALOG_PROTOCOL) exchanges[i]++;
-        return dial(peer, protocols, opts);
-      };
-    });
+    const exchanges = countDials([a, d], CATALOG_PROTOCOL);
     // ~10 rounds each with the same catalogs: digests only
     await new Promise((r) => setTimeout(r, 2000));
     expect(exchanges).toEqual([0, 0]);
