@@ -27,6 +27,15 @@ async function cluster3() {
   return { a, b, d, all };
 }
 
+/** Agent a in paris and d in berlin, both with `catalog` settings, alive to each other. */
+async function twoSites(catalog: { dhtAnnounce: boolean; syncInterval: string }) {
+  const c = cluster.current;
+  const a = await c.startAgent({ name: 'a', site: 'paris', catalog });
+  const d = await c.startAgent({ name: 'd', site: 'berlin', join: [a.addrs()[0]], catalog });
+  await waitFor(() => d.membership.counts().alive === 2, { timeout: 5000 });
+  return { a, d };
+}
+
 const rcode = (p: DecodedPacket) => (p.flags ?? 0) & 0xf;
 
 /** One DNS query over UDP to `agent`'s DNS interface, and how long the answer took (ms). */
@@ -238,12 +247,8 @@ describe('service discovery', () => {
   });
 
   it('with catalog.dhtAnnounce off, names are not announced in the DHT; gossip still carries them', async () => {
-    const c = cluster.current;
     // anti-entropy off the test's timescale, so that only the DHT could bring the name back
-    const catalog = { dhtAnnounce: false, syncInterval: '10m' };
-    const a = await c.startAgent({ name: 'a', site: 'paris', catalog });
-    const d = await c.startAgent({ name: 'd', site: 'berlin', join: [a.addrs()[0]], catalog });
-    await waitFor(() => d.membership.counts().alive === 2, { timeout: 5000 });
+    const { a, d } = await twoSites({ dhtAnnounce: false, syncInterval: '10m' });
     await a.catalog.register('quiet-1', { name: 'quiet', port: 7002 });
     await waitFor(() => ids(d, 'quiet').length === 1, { timeout: 3000, message: 'by gossip' });
     await d.catalog.forget(a.peerId);
@@ -252,11 +257,7 @@ describe('service discovery', () => {
   });
 
   it('anti-entropy rounds send a digest and open an exchange only when catalogs differ', async () => {
-    const c = cluster.current;
-    const catalog = { dhtAnnounce: false, syncInterval: '200ms' };
-    const a = await c.startAgent({ name: 'a', site: 'paris', catalog });
-    const d = await c.startAgent({ name: 'd', site: 'berlin', join: [a.addrs()[0]], catalog });
-    await waitFor(() => d.membership.counts().alive === 2, { timeout: 5000 });
+    const { a, d } = await twoSites({ dhtAnnounce: false, syncInterval: '200ms' });
     // each agent's own (empty) catalog may miss the gossip while the mesh forms: wait for the rounds
     // to even that out
     await waitFor(() => a.catalog.state.digestHash() === d.catalog.state.digestHash(), {
