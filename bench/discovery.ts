@@ -169,8 +169,11 @@ async function spread(
     figures.b_idle_cores = idleCores;
     const cpu0 = cpuSeconds(pids);
     const wallStart = performance.now();
-    /** Per registration: who registered, and the three agents that applied it last (ms). */
-    const slowest: Array<{ total: number; from: number; last: string }> = [];
+    /**
+     * Per registration: who registered, the first other agent to apply it and the three that
+     * applied it last (ms): a late first one means the registration itself was slow to go out.
+     */
+    const slowest: Array<{ total: number; from: number; first: string; last: string }> = [];
     const times: number[] = [];
     const watcherTimes: number[] = [];
     for (let r = 0; r < regs; r++) {
@@ -189,9 +192,12 @@ async function spread(
       times.push(Math.max(...got.applied) - wall0);
       const order = got.applied.map((t, k) => ({ t: t - wall0, who: got.who[k] }));
       order.sort((x, y) => y.t - x.t);
+      const from = agents.indexOf(a);
+      const firstOther = order.filter((x) => x.who !== from).at(-1)!;
       slowest.push({
         total: order[0].t,
-        from: agents.indexOf(a),
+        from,
+        first: `n${firstOther.who} ${firstOther.t}`,
         last: order
           .slice(0, 3)
           .map((o) => `n${o.who} ${o.t}`)
@@ -218,7 +224,7 @@ async function spread(
     slowest.sort((x, y) => y.total - x.total);
     figures.b_slowest_registrations = slowest
       .slice(0, 3)
-      .map((x) => `from n${x.from}: last ${x.last} ms`)
+      .map((x) => `from n${x.from}: first ${x.first}, last ${x.last} ms`)
       .join('; ');
     targets.push({
       what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
