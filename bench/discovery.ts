@@ -170,10 +170,17 @@ async function spread(
     const cpu0 = cpuSeconds(pids);
     const wallStart = performance.now();
     /**
-     * Per registration: who registered, the first other agent to apply it and the three that
-     * applied it last (ms): a late first one means the registration itself was slow to go out.
+     * Per registration: who registered and when it applied its own registration, the first other
+     * agent to apply it and the three that applied it last (ms). A late `own` means the request
+     * was slow to be handled; a late first other, that the broadcast was slow to go out.
      */
-    const slowest: Array<{ total: number; from: number; first: string; last: string }> = [];
+    const slowest: Array<{
+      total: number;
+      from: number;
+      own: number;
+      first: string;
+      last: string;
+    }> = [];
     const times: number[] = [];
     const watcherTimes: number[] = [];
     for (let r = 0; r < regs; r++) {
@@ -197,6 +204,7 @@ async function spread(
       slowest.push({
         total: order[0].t,
         from,
+        own: order.find((x) => x.who === from)?.t ?? NaN,
         first: `n${firstOther.who} ${firstOther.t}`,
         last: order
           .slice(0, 3)
@@ -224,7 +232,7 @@ async function spread(
     slowest.sort((x, y) => y.total - x.total);
     figures.b_slowest_registrations = slowest
       .slice(0, 3)
-      .map((x) => `from n${x.from}: first ${x.first}, last ${x.last} ms`)
+      .map((x) => `from n${x.from} (own ${x.own}): first ${x.first}, last ${x.last} ms`)
       .join('; ');
     targets.push({
       what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
