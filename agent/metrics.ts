@@ -13,9 +13,14 @@ const LINT_DROPPED = [
  * How often the event-loop lag behind `nodejs_eventloop_lag_*` is sampled (ms). prom-client's
  * default, 10 ms, woke every agent 100 times a second for nothing else: of an idle agent's 258
  * event-loop wakeups a second (30 agents on loopback, `perf stat -e
- * syscalls:sys_enter_epoll_pwait`), 20 were I/O. Every 100 ms still catches every stall that long.
+ * syscalls:sys_enter_epoll_pwait`), 20 were I/O. Node records each sample as the time since the
+ * previous one, interval included, so text() takes the interval back out of the gauges made from
+ * them (LAG_FROM_SAMPLES): an idle agent reads ~0 s, not 0.1 s (prom-client's own: 0.01 s).
  */
 export const EVENT_LOOP_LAG_RESOLUTION_MS = 100;
+/** prom-client's gauges from monitorEventLoopDelay's samples (stddev needs no correction). */
+const LAG_FROM_SAMPLES =
+  /^(nodejs_eventloop_lag_(?:min|max|mean|p50|p90|p99)_seconds(?:\{[^}]*\})?) (\S+)$/;
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -103,7 +108,8 @@ export class AgentMetrics {
   /**
    * The exposition. prom-client's default Node.js metrics include three gauges named *_total
    * (nodejs_active_{handles,requests,resources}_total), which promtool's linter rejects; they are
-   * left out so that the page passes `promtool check metrics`.
+   * left out so that the page passes `promtool check metrics`. The event-loop lag gauges made
+   * from samples are the lag itself: the sampling interval is taken out of them.
    */
   async text(): Promise<string> {
     const text = await this.registry.metrics();
@@ -118,6 +124,12 @@ export class AgentMetrics {
               l.startsWith(`# TYPE ${name} `),
           ),
       )
+      .map((l) => {
+        const m = LAG_FROM_SAMPLES.exec(l);
+        if (!m) return l;
+        const lag = Number(m[2]) - EVENT_LOOP_LAG_RESOLUTION_MS / 1000;
+        return Number.isFinite(lag) ? `${m[1]} ${Math.max(0, lag)}` : l;
+      })
       .join('\n');
   }
 
