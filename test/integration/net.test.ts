@@ -157,3 +157,36 @@ describe('libp2p connection (patches/libp2p+3.3.11.patch)', () => {
     expect((await nodes[0].peerStore.get(nodes[1].peerId)).protocols).toContain(protocol);
   });
 });
+
+describe('gossipsub as agents configure it (agent/node.ts)', () => {
+  it('delivers a message to every subscriber and sends no IHAVE gossip about it', async () => {
+    nodes = await startNodes(9);
+    const topic = 'edgeswarm/test-gossip/1';
+    // count the IHAVEs each node queues for its peers (gossipsub's private pushGossip)
+    let ihaves = 0;
+    const got = nodes.map(() => 0);
+    nodes.forEach((n, i) => {
+      const ps = n.services.pubsub as unknown as { pushGossip(id: string, g: unknown): void };
+      const push = ps.pushGossip.bind(ps);
+      ps.pushGossip = (id, g) => {
+        ihaves++;
+        push(id, g);
+      };
+      n.services.pubsub.addEventListener('message', () => got[i]++);
+      n.services.pubsub.subscribe(topic);
+    });
+    for (let i = 0; i < nodes.length; i++)
+      for (let j = i + 1; j < nodes.length; j++) await nodes[i].dial(nodes[j].peerId);
+    // 8 peers each, a mesh of 2-6: every node has peers outside its mesh to gossip to
+    await waitFor(() => nodes.every((n) => n.services.pubsub.getSubscribers(topic).length === 8), {
+      message: 'every node to see every other subscribed',
+    });
+    await new Promise((r) => setTimeout(r, 1500)); // a heartbeat builds the meshes
+    await nodes[0].services.pubsub.publish(topic, new TextEncoder().encode('hello'));
+    await waitFor(() => got.slice(1).every((c) => c === 1), { message: 'every node to get it' });
+    // IHAVEs would go out at the next heartbeats (every second) while the message is in the window
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(got).toEqual([0, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(ihaves).toBe(0);
+  });
+});
