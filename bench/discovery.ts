@@ -15,14 +15,18 @@ import { projectRoot } from '../agent/version.js';
 import { LocalCluster } from './harness/local-cluster.js';
 import { watchSse } from './harness/sse.js';
 import { sleep, waitFor } from './harness/wait.js';
-import { coresUsed, cpuSeconds, median, percentile, writeReport, type BenchReport } from './lib.js';
+import {
+  benchOptions,
+  BenchUsageError,
+  coresUsed,
+  cpuSeconds,
+  median,
+  percentile,
+  writeReport,
+  type BenchReport,
+} from './lib.js';
 
 const LOADGEN = join(projectRoot(), 'dist', 'bench', 'harness', 'loadgen.js');
-
-function opt(args: string[], name: string, d: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-}
 
 function loadgen(args: string[]): Record<string, number> {
   const r = spawnSync(process.execPath, [LOADGEN, ...args], {
@@ -249,19 +253,22 @@ export default {
   description:
     'discovery query latency over HTTP and DNS (p50/p99); registration → visible on every agent at N=50',
   async run(args: string[]): Promise<void> {
-    const n = opt(args, 'n', 50);
-    const regs = opt(args, 'registrations', 50);
-    const queries = opt(args, 'queries', 20_000);
-    const oi = args.indexOf('--only');
-    const only = oi >= 0 ? args[oi + 1] : undefined;
+    const o = benchOptions(args, {
+      values: ['n', 'registrations', 'queries', 'only'],
+      switches: ['no-dht-announce'],
+    });
+    const n = o.num('n', 50);
+    const regs = o.num('registrations', 50);
+    const queries = o.num('queries', 20_000);
+    const only = o.str('only');
     if (only !== undefined && only !== 'a' && only !== 'b')
-      throw new Error(`--only takes a or b, not ${JSON.stringify(only)}`);
+      throw new BenchUsageError(`--only takes a or b, not ${JSON.stringify(only)}`);
     const startedAt = new Date().toISOString();
     const figures: Figures = {};
     const targets: Targets = [];
 
     if (only !== 'b') await queryLatency(queries, figures, targets);
-    if (only !== 'a') await spread(n, regs, !args.includes('--no-dht-announce'), figures, targets);
+    if (only !== 'a') await spread(n, regs, !o.has('no-dht-announce'), figures, targets);
     writeReport({
       name: 'discovery',
       startedAt,

@@ -26,7 +26,7 @@ import {
 import { Lab, labAvailability } from './harness/lab.js';
 import { LocalCluster } from './harness/local-cluster.js';
 import { LoopbackSshd } from './harness/sshd.js';
-import { writeReport, type BenchReport } from './lib.js';
+import { benchOptions, BenchUsageError, writeReport, type BenchReport } from './lib.js';
 
 const MiB = 1024 * 1024;
 
@@ -39,14 +39,9 @@ function wanBytesIn(sites: SiteAgent[]): Promise<number[]> {
   );
 }
 
-function opt(args: string[], name: string): string | undefined {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
 function rateBits(rate: string): number {
   const m = /^(\d+(?:\.\d+)?)(k|m|g)bit$/i.exec(rate);
-  if (!m) throw new Error(`--rate: expected e.g. 100mbit, got ${rate}`);
+  if (!m) throw new BenchUsageError(`--rate: expected e.g. 100mbit, got ${JSON.stringify(rate)}`);
   return Number(m[1]) * { k: 1e3, m: 1e6, g: 1e9 }[m[2].toLowerCase() as 'k' | 'm' | 'g'];
 }
 
@@ -278,9 +273,14 @@ export default {
   description:
     'images to 8 sites vs central master and single link; 1% update WAN bytes vs rsync; pull vs raw TCP and rsync/ssh; chunking MB/s',
   async run(args: string[]): Promise<void> {
-    const mib = Number(opt(args, 'mib') ?? 256);
-    const nSites = Number(opt(args, 'sites') ?? 8);
-    const rate = opt(args, 'rate') ?? '100mbit';
+    const o = benchOptions(args, {
+      values: ['mib', 'sites', 'rate'],
+      switches: ['skip-lab', 'skip-central', 'skip-loopback'],
+    });
+    const mib = o.num('mib', 256);
+    const nSites = o.num('sites', 8);
+    const rate = o.str('rate') ?? '100mbit';
+    rateBits(rate); // a bad rate is refused before anything starts
     const startedAt = new Date().toISOString();
     const figures: BenchReport['figures'] = {};
     const targets: NonNullable<BenchReport['targets']> = [];
@@ -291,11 +291,10 @@ export default {
     const dir = mkdtempSync(join(tmpdir(), 'edgeswarm-bench-img-'));
     try {
       const avail = labAvailability();
-      if (args.includes('--skip-lab')) notes.push('lab part skipped (--skip-lab)');
+      if (o.has('skip-lab')) notes.push('lab part skipped (--skip-lab)');
       else if (!avail.ok) notes.push(`lab part not run: ${avail.reason}`);
-      else
-        await labPart(mib, nSites, rate, !args.includes('--skip-central'), dir, figures, targets);
-      if (!args.includes('--skip-loopback')) await loopbackPart(mib, dir, figures);
+      else await labPart(mib, nSites, rate, !o.has('skip-central'), dir, figures, targets);
+      if (!o.has('skip-loopback')) await loopbackPart(mib, dir, figures);
       const chunking = await chunkingReport({ sizeMiB: mib });
       for (const [k, v] of Object.entries(chunking.figures)) figures[`d_${k}`] = v;
       targets.push(...(chunking.targets ?? []));

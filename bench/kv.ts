@@ -10,12 +10,7 @@ import type { AgentProcess } from './harness/agent-process.js';
 import { LocalCluster } from './harness/local-cluster.js';
 import { watchSse } from './harness/sse.js';
 import { sleep, waitFor } from './harness/wait.js';
-import { median, percentile, writeReport, type BenchReport } from './lib.js';
-
-function arg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
+import { benchOptions, median, percentile, writeReport, type BenchReport } from './lib.js';
 
 async function put(a: AgentProcess, key: string, value: Uint8Array): Promise<void> {
   const res = await fetch(`${a.api}/v1/kv/${encodeURIComponent(key)}`, {
@@ -191,10 +186,11 @@ function round(v: number, d = 1): number {
 export default {
   description: 'write→visible on every agent at N=50; catch-up of 10,000 missed keys (time, bytes)',
   async run(args: string[]): Promise<void> {
-    const n = arg(args, 'n', 50);
-    const writes = arg(args, 'writes', 100);
-    const keys = arg(args, 'keys', 10_000);
-    const valueSize = arg(args, 'value-size', 256);
+    const o = benchOptions(args, { values: ['n', 'writes', 'keys', 'value-size'] });
+    const n = o.num('n', 50);
+    const writes = o.num('writes', 100);
+    const keys = o.num('keys', 10_000);
+    const valueSize = o.num('value-size', 256);
     const startedAt = new Date().toISOString();
     const prop = await propagation(n, writes);
     const cu = await catchUp(keys, valueSize);

@@ -1,6 +1,7 @@
 // Shared pieces of the benchmarks: figures are printed and written as JSON to bench/results/.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 export interface BenchReport {
   /** The benchmark's name, as given to `npm run bench -- NAME`. */
@@ -13,6 +14,56 @@ export interface BenchReport {
   /** Targets from the issue and whether they were met. */
   targets?: Array<{ what: string; target: string; measured: string; met: boolean }>;
   notes?: string[];
+}
+
+/** A bad benchmark option: bench/run.ts prints its message, without a stack, and exits 2. */
+export class BenchUsageError extends Error {
+  readonly code = 'bench_usage';
+}
+
+/** A benchmark's options: `--name VALUE` for each value option, `--name` for each switch. */
+export interface BenchOptions {
+  /** A value option as given, or undefined when absent. */
+  str(name: string): string | undefined;
+  /** A value option as a positive number (`dflt` when absent); anything else throws. */
+  num(name: string, dflt: number): number;
+  /** Whether a switch was given. */
+  has(name: string): boolean;
+}
+
+/**
+ * Parses a benchmark's arguments: an unknown option, a value option without its value or a
+ * switch with one throws BenchUsageError naming it (so does anything that is not an option).
+ */
+export function benchOptions(
+  args: string[],
+  spec: { values?: readonly string[]; switches?: readonly string[] },
+): BenchOptions {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const v of spec.values ?? []) options[v] = { type: 'string' };
+  for (const s of spec.switches ?? []) options[s] = { type: 'boolean' };
+  let parsed: Record<string, string | boolean | undefined>;
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    const known = Object.keys(options).map((o) => `--${o}`);
+    throw new BenchUsageError(
+      `${(err as Error).message.split(/\. To specify|\n/)[0]} (options: ${known.join(', ') || 'none'})`,
+    );
+  }
+  const str = (name: string) => parsed[name] as string | undefined;
+  return {
+    str,
+    num(name, dflt) {
+      const raw = str(name);
+      if (raw === undefined) return dflt;
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n <= 0)
+        throw new BenchUsageError(`--${name} takes a positive number, not ${JSON.stringify(raw)}`);
+      return n;
+    },
+    has: (name) => parsed[name] === true,
+  };
 }
 
 export function percentile(values: readonly number[], p: number): number {

@@ -12,12 +12,14 @@ import { createInterface } from 'node:readline';
 import { projectRoot } from '../agent/version.js';
 import { LocalCluster } from './harness/local-cluster.js';
 import { sleep, waitFor } from './harness/wait.js';
-import { coresUsed, median, percentile, writeReport, type BenchReport } from './lib.js';
-
-function opt(args: string[], name: string): string | undefined {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+import {
+  benchOptions,
+  coresUsed,
+  median,
+  percentile,
+  writeReport,
+  type BenchReport,
+} from './lib.js';
 
 /** CPU of a converged cluster doing nothing but membership, measured over this long (ms). */
 const IDLE_WINDOW_MS = 10_000;
@@ -248,19 +250,23 @@ export default {
   description:
     'SIGKILL→dead everywhere at N=10/50 processes beside memberlist; simulator dissemination at 10,000 nodes',
   async run(args: string[]): Promise<void> {
-    const sizes = (opt(args, 'sizes') ?? '10,50')
+    const o = benchOptions(args, {
+      values: ['sizes', 'kills', 'sim'],
+      switches: ['no-memberlist'],
+    });
+    const sizes = (o.str('sizes') ?? '10,50')
       .split(',')
       .map(Number)
       .filter((x) => x > 1);
-    const kills = Number(opt(args, 'kills') ?? 10);
-    const simSizes = (opt(args, 'sim') ?? '1000,10000')
+    const kills = o.num('kills', 10);
+    const simSizes = (o.str('sim') ?? '1000,10000')
       .split(',')
       .map(Number)
       .filter((x) => x > 0);
     const startedAt = new Date().toISOString();
     const figures: Record<string, number | string> = {};
     const targets: NonNullable<BenchReport['targets']> = [];
-    const bin = args.includes('--no-memberlist') ? undefined : buildMemberlist();
+    const bin = o.has('no-memberlist') ? undefined : buildMemberlist();
     for (const n of sizes) {
       const esRun = await edgeswarmDetection(n, kills);
       const es = esRun.times;
@@ -285,7 +291,7 @@ export default {
         });
     }
     if (!bin)
-      figures.memberlist = args.includes('--no-memberlist')
+      figures.memberlist = o.has('no-memberlist')
         ? 'not measured (--no-memberlist)'
         : 'not measured: Go or golang-github-hashicorp-memberlist-dev not installed';
     if (simSizes.length > 0) {

@@ -1,6 +1,7 @@
 // `npm run bench -- NAME [options]`: runs one benchmark, prints its figures and writes them to
 // bench/results/NAME.json. Each benchmark runs its baseline in the same run and reports ratios.
 import '../agent/polyfill.js';
+import { BenchUsageError } from './lib.js';
 
 interface BenchModule {
   description: string;
@@ -39,6 +40,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof BenchUsageError) {
+    process.stderr.write(`${process.argv[2]}: ${err.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
   process.exit(1);
 });

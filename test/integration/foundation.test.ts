@@ -124,6 +124,17 @@ describe('bad input', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('a bad benchmark option is named, exit 2, no stack', () => {
+    requireBuild();
+    const run = join(CLI, '..', '..', '..', 'bench', 'run.js');
+    const r = spawnSync(process.execPath, [run, 'discovery', '--registrations', 'many'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('discovery: --registrations takes a positive number, not "many"\n');
+  });
+
   it('a bad flag value is one line naming the key, exit 2', () => {
     const r = runCli(['agent', '--api', 'nonsense', '--data', cluster.current.dataDir('bad')]);
     expect(r.code).toBe(2);

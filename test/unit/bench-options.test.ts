@@ -1,0 +1,33 @@
+// The benchmarks' option parser (bench/lib.ts): bad options are named, never a stack.
+import { describe, expect, it } from 'vitest';
+import { benchOptions, BenchUsageError } from '../../bench/lib.js';
+
+const spec = { values: ['n', 'rate'], switches: ['skip-lab'] };
+
+describe('benchOptions', () => {
+  it('reads values, numbers with defaults and switches', () => {
+    const o = benchOptions(['--n', '25', '--skip-lab', '--rate', '25mbit'], spec);
+    expect(o.num('n', 50)).toBe(25);
+    expect(o.str('rate')).toBe('25mbit');
+    expect(o.has('skip-lab')).toBe(true);
+    const none = benchOptions([], spec);
+    expect(none.num('n', 50)).toBe(50);
+    expect(none.str('rate')).toBeUndefined();
+    expect(none.has('skip-lab')).toBe(false);
+  });
+
+  it.each([
+    [['--bogus'], /Unknown option '--bogus'.*options: --n, --rate, --skip-lab/],
+    [['--n'], /--n <value>' argument missing/],
+    [['--skip-lab=yes'], /--skip-lab' does not take an argument/],
+    [['stray'], /Unexpected argument 'stray'/],
+  ])('refuses %j, naming it', (args, message) => {
+    expect(() => benchOptions(args, spec)).toThrow(BenchUsageError);
+    expect(() => benchOptions(args, spec)).toThrow(message);
+  });
+
+  it.each(['abc', '0', '-1', 'Infinity'])('refuses --n %s: not a positive number', (v) => {
+    const o = benchOptions([`--n=${v}`], spec);
+    expect(() => o.num('n', 50)).toThrow(`--n takes a positive number, not "${v}"`);
+  });
+});
