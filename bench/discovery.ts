@@ -20,6 +20,7 @@ import {
   BenchUsageError,
   coresUsed,
   cpuSeconds,
+  tcpSegmentsSent,
   median,
   percentile,
   writeReport,
@@ -169,9 +170,13 @@ async function spread(
     );
     // the agents' CPU with nothing to spread (watchers connected), then per registration
     const pids = agents.map((a) => a.child.pid!);
+    const seg0 = tcpSegmentsSent();
+    const idleStart = performance.now();
     const idleCores = await coresUsed(pids, 10_000);
+    const idleSegsPerS = (tcpSegmentsSent() - seg0) / ((performance.now() - idleStart) / 1000);
     figures.b_idle_cores = idleCores;
     const cpu0 = cpuSeconds(pids);
+    const seg1 = tcpSegmentsSent();
     const wallStart = performance.now();
     /**
      * Per registration: who registered and when it applied its own registration, the first other
@@ -187,6 +192,8 @@ async function spread(
     }> = [];
     const times: number[] = [];
     const watcherTimes: number[] = [];
+    /** How many registrations each agent applied last: one agent often last is not the host. */
+    const lastCounts = new Map<number, number>();
     for (let r = 0; r < regs; r++) {
       const name = `svc-${r}`;
       const a = agents[Math.floor(Math.random() * agents.length)];
@@ -205,6 +212,7 @@ async function spread(
       order.sort((x, y) => y.t - x.t);
       const from = agents.indexOf(a);
       const firstOther = order.filter((x) => x.who !== from).at(-1)!;
+      lastCounts.set(order[0].who, (lastCounts.get(order[0].who) ?? 0) + 1);
       slowest.push({
         total: order[0].t,
         from,
@@ -220,11 +228,13 @@ async function spread(
     }
     const wallS = (performance.now() - wallStart) / 1000;
     const busyS = cpuSeconds(pids) - cpu0;
+    const segs = tcpSegmentsSent() - seg1;
     for (const w of watches) w.close();
     figures.b_cores_during_registrations = Math.round((busyS / wallS) * 1000) / 1000;
     figures.b_cpu_ms_per_registration_all_agents = Math.round(
       ((busyS - idleCores * wallS) / regs) * 1000,
     );
+    figures.b_tcp_segments_per_registration = Math.round((segs - idleSegsPerS * wallS) / regs);
     figures.b_agents = n;
     figures.b_registrations = regs;
     figures.b_visible_everywhere_p50_ms = Math.round(median(times) * 10) / 10;
@@ -238,6 +248,11 @@ async function spread(
       .slice(0, 3)
       .map((x) => `from n${x.from} (own ${x.own}): first ${x.first}, last ${x.last} ms`)
       .join('; ');
+    figures.b_last_to_apply_most_often = [...lastCounts]
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, 3)
+      .map(([who, count]) => `n${who} ${count}x`)
+      .join(', ');
     targets.push({
       what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
       target: '<= 1000 ms',
@@ -279,7 +294,7 @@ export default {
         'latency: one request at a time from a load generator process, keep-alive HTTP / UDP DNS, after 2,000 warm-up queries; floor = the same generator against a process that returns a fixed answer',
         "visible everywhere: from just before the registration request to the last agent applying the change (the `at` of the change on its /v1/catalog/watch stream, the agent's own clock; all agents share this host's clock); watcher saw everywhere: until the last of those changes reached the bench process, one more process on the same cores",
         'Consul repairs a missed catalog update by anti-entropy once a minute (the figure in the issue); edgeswarm publishes at once and repairs every 5 s',
-        'CPU (b): all agent processes from /proc; idle = 10 s with the watchers connected and nothing registered; per registration = (CPU during the registrations - idle cores x their wall time) / registrations',
+        "CPU (b): all agent processes from /proc; idle = 10 s with the watchers connected and nothing registered; per registration = (CPU during the registrations - idle cores x their wall time) / registrations; TCP segments per registration: the same, from the whole host's OutSegs (/proc/net/snmp), so the bench's own requests and watch streams are in it",
       ],
     });
   },
