@@ -272,9 +272,9 @@ export default {
       values: ['n', 'registrations', 'queries', 'only'],
       switches: ['no-dht-announce'],
     });
-    const n = o.num('n', 50);
-    const regs = o.num('registrations', 50);
-    const queries = o.num('queries', 20_000);
+    const n = o.int('n', 50);
+    const regs = o.int('registrations', 50);
+    const queries = o.int('queries', 20_000);
     const only = o.str('only');
     if (only !== undefined && only !== 'a' && only !== 'b')
       throw new BenchUsageError(`--only takes a or b, not ${JSON.stringify(only)}`);

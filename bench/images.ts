@@ -277,8 +277,8 @@ export default {
       values: ['mib', 'sites', 'rate'],
       switches: ['skip-lab', 'skip-central', 'skip-loopback'],
     });
-    const mib = o.num('mib', 256);
-    const nSites = o.num('sites', 8);
+    const mib = o.int('mib', 256);
+    const nSites = o.int('sites', 8);
     const rate = o.str('rate') ?? '100mbit';
     rateBits(rate); // a bad rate is refused before anything starts
     const startedAt = new Date().toISOString();

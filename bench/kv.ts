@@ -187,10 +187,10 @@ export default {
   description: 'write→visible on every agent at N=50; catch-up of 10,000 missed keys (time, bytes)',
   async run(args: string[]): Promise<void> {
     const o = benchOptions(args, { values: ['n', 'writes', 'keys', 'value-size'] });
-    const n = o.num('n', 50);
-    const writes = o.num('writes', 100);
-    const keys = o.num('keys', 10_000);
-    const valueSize = o.num('value-size', 256);
+    const n = o.int('n', 50);
+    const writes = o.int('writes', 100);
+    const keys = o.int('keys', 10_000);
+    const valueSize = o.int('value-size', 256);
     const startedAt = new Date().toISOString();
     const prop = await propagation(n, writes);
     const cu = await catchUp(keys, valueSize);

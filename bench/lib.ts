@@ -25,8 +25,10 @@ export class BenchUsageError extends Error {
 export interface BenchOptions {
   /** A value option as given, or undefined when absent. */
   str(name: string): string | undefined;
-  /** A value option as a positive number (`dflt` when absent); anything else throws. */
-  num(name: string, dflt: number): number;
+  /** A value option as a positive integer (`dflt` when absent); anything else throws. */
+  int(name: string, dflt: number): number;
+  /** A value option as comma-separated whole numbers, e.g. `10,50` (`dflt` when absent). */
+  ints(name: string, dflt: readonly number[]): number[];
   /** Whether a switch was given. */
   has(name: string): boolean;
 }
@@ -54,13 +56,21 @@ export function benchOptions(
   const str = (name: string) => parsed[name] as string | undefined;
   return {
     str,
-    num(name, dflt) {
+    int(name, dflt) {
       const raw = str(name);
       if (raw === undefined) return dflt;
-      const n = Number(raw);
-      if (!Number.isFinite(n) || n <= 0)
-        throw new BenchUsageError(`--${name} takes a positive number, not ${JSON.stringify(raw)}`);
-      return n;
+      if (!/^[1-9]\d*$/.test(raw))
+        throw new BenchUsageError(`--${name} takes a positive integer, not ${JSON.stringify(raw)}`);
+      return Number(raw);
+    },
+    ints(name, dflt) {
+      const raw = str(name);
+      if (raw === undefined) return [...dflt];
+      if (!/^\d+(,\d+)*$/.test(raw))
+        throw new BenchUsageError(
+          `--${name} takes whole numbers separated by commas (e.g. 10,50), not ${JSON.stringify(raw)}`,
+        );
+      return raw.split(',').map(Number);
     },
     has: (name) => parsed[name] === true,
   };
@@ -114,7 +124,6 @@ export function cpuSeconds(pids: readonly number[]): number {
   return ticks / 100;
 }
 
-/** Cores used by these processes over the next `ms` (CPU seconds / wall seconds). */
 /**
  * TCP segments this host has sent so far, all processes and interfaces (`OutSegs` of
  * /proc/net/snmp; NaN where there is none). Every message between agents on one host is at least
@@ -132,6 +141,7 @@ export function tcpSegmentsSent(): number {
   }
 }
 
+/** Cores used by these processes over the next `ms` (CPU seconds / wall seconds). */
 export async function coresUsed(pids: readonly number[], ms: number): Promise<number> {
   const c0 = cpuSeconds(pids);
   const t0 = performance.now();

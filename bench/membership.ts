@@ -254,15 +254,9 @@ export default {
       values: ['sizes', 'kills', 'sim'],
       switches: ['no-memberlist'],
     });
-    const sizes = (o.str('sizes') ?? '10,50')
-      .split(',')
-      .map(Number)
-      .filter((x) => x > 1);
-    const kills = o.num('kills', 10);
-    const simSizes = (o.str('sim') ?? '1000,10000')
-      .split(',')
-      .map(Number)
-      .filter((x) => x > 0);
+    const sizes = o.ints('sizes', [10, 50]).filter((x) => x > 1);
+    const kills = o.int('kills', 10);
+    const simSizes = o.ints('sim', [1000, 10000]).filter((x) => x > 0);
     const startedAt = new Date().toISOString();
     const figures: Record<string, number | string> = {};
     const targets: NonNullable<BenchReport['targets']> = [];

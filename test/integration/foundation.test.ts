@@ -132,7 +132,7 @@ describe('bad input', () => {
       timeout: 20_000,
     });
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe('discovery: --registrations takes a positive number, not "many"\n');
+    expect(r.stderr).toBe('discovery: --registrations takes a positive integer, not "many"\n');
   });
 
   it('a bad flag value is one line naming the key, exit 2', () => {

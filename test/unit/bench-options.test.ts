@@ -2,22 +2,27 @@
 import { describe, expect, it } from 'vitest';
 import { benchOptions, BenchUsageError } from '../../bench/lib.js';
 
-const spec = { values: ['n', 'rate'], switches: ['skip-lab'] };
+const spec = { values: ['n', 'rate', 'sizes'], switches: ['skip-lab'] };
 
 describe('benchOptions', () => {
   it('reads values, numbers with defaults and switches', () => {
-    const o = benchOptions(['--n', '25', '--skip-lab', '--rate', '25mbit'], spec);
-    expect(o.num('n', 50)).toBe(25);
+    const o = benchOptions(
+      ['--n', '25', '--skip-lab', '--rate', '25mbit', '--sizes', '0,50'],
+      spec,
+    );
+    expect(o.int('n', 50)).toBe(25);
+    expect(o.ints('sizes', [10])).toEqual([0, 50]);
     expect(o.str('rate')).toBe('25mbit');
     expect(o.has('skip-lab')).toBe(true);
     const none = benchOptions([], spec);
-    expect(none.num('n', 50)).toBe(50);
+    expect(none.int('n', 50)).toBe(50);
+    expect(none.ints('sizes', [10, 50])).toEqual([10, 50]);
     expect(none.str('rate')).toBeUndefined();
     expect(none.has('skip-lab')).toBe(false);
   });
 
   it.each([
-    [['--bogus'], /Unknown option '--bogus'.*options: --n, --rate, --skip-lab/],
+    [['--bogus'], /Unknown option '--bogus'.*options: --n, --rate, --sizes, --skip-lab/],
     [['--n'], /--n <value>' argument missing/],
     [['--skip-lab=yes'], /--skip-lab' does not take an argument/],
     [['stray'], /Unexpected argument 'stray'/],
@@ -26,8 +31,13 @@ describe('benchOptions', () => {
     expect(() => benchOptions(args, spec)).toThrow(message);
   });
 
-  it.each(['abc', '0', '-1', 'Infinity'])('refuses --n %s: not a positive number', (v) => {
+  it.each(['abc', '0', '-1', '2.5', 'Infinity'])('refuses --n %s: not a positive integer', (v) => {
     const o = benchOptions([`--n=${v}`], spec);
-    expect(() => o.num('n', 50)).toThrow(`--n takes a positive number, not "${v}"`);
+    expect(() => o.int('n', 50)).toThrow(`--n takes a positive integer, not "${v}"`);
+  });
+
+  it.each(['', '10,', 'a,b', '10;50'])('refuses --sizes %j: not a list of whole numbers', (v) => {
+    const o = benchOptions([`--sizes=${v}`], spec);
+    expect(() => o.ints('sizes', [10])).toThrow(/--sizes takes whole numbers separated by commas/);
   });
 });
