@@ -12,6 +12,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { applyForwardingPolicy } from '../membership/index.js';
 import { clusterKeyProtector } from './private-network.js';
 
 /** Protocol prefix of everything edgeswarm speaks, so we never mix with the public IPFS DHT. */
@@ -97,6 +98,15 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
         // stated because the catalog and images gossip trust a message's `from`: see
         // decodeNodeCatalog in membership/catalog/codec.ts).
         globalSignaturePolicy: 'StrictSign',
+        // Each received message is forwarded to the mesh only once reported, which
+        // applyForwardingPolicy (membership/net/broadcast.ts) does at once: never for a direct
+        // topic, whose publisher reached every member itself.
+        asyncValidation: true,
+        // IDONTWANT (gossipsub 1.2) goes to every mesh neighbour for each message of at least this
+        // size (default 512 bytes), asking it not to forward a copy. On a direct topic nobody
+        // forwards; on a forwarded one, with flood publishing, it mostly arrives after the copy it
+        // was meant to stop. Kept for large messages only, where a copy costs more than a message.
+        idontwantMinDataSize: 16 * 1024,
         // Mesh degree 3, kept between 2 and 6 (defaults 6, 4 and 12): with flood publishing every
         // member gets a message straight from its publisher, the mesh is the second path and
         // anti-entropy the third. Each mesh neighbour forwards one more copy of every message to
@@ -148,5 +158,6 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
       }),
     },
   });
+  applyForwardingPolicy(node.services.pubsub);
   return node as unknown as EdgeNode;
 }

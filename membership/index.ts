@@ -22,6 +22,14 @@ export { FramedStream } from './net/framed-stream.js';
 export { DatagramChannel } from './net/datagram.js';
 export { DigestExchange, type DigestExchangeOptions } from './net/digest.js';
 export {
+  applyForwardingPolicy,
+  Broadcast,
+  DIRECT_TOPIC_SUFFIX,
+  forwardingPolicy,
+  type BroadcastComponents,
+  type BroadcastMessage,
+} from './net/broadcast.js';
+export {
   frame,
   FrameDecoder,
   FrameTooLargeError,

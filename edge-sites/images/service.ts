@@ -9,6 +9,7 @@ import type { KadDHT } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
+import { Broadcast } from '../../membership/index.js';
 import { ChunkStore } from '../../storage/chunks/index.js';
 import { ChunkCorruptError } from '../../storage/errors.js';
 import type { KvStore } from '../../storage/index.js';
@@ -175,12 +176,6 @@ export class ImageService extends EventTarget {
   #evaluating: Promise<void> = Promise.resolve();
   #evalTimer: NodeJS.Timeout | undefined;
   #haveTimer: NodeJS.Timeout | undefined;
-  readonly #onGossip = (evt: Event) => {
-    const m = (evt as CustomEvent<{ topic: string; data: Uint8Array; type: string; from?: PeerId }>)
-      .detail;
-    if (m.topic !== IMAGES_TOPIC || m.type !== 'signed' || !m.from) return;
-    void this.#gossip(m.from.toString(), m.data).catch(() => {});
-  };
   readonly #onMembers = (evt: Event) => {
     const ev = (evt as CustomEvent<{ type: string; member: { id: string } }>).detail;
     if (ev.type === 'member:down' || ev.type === 'member:left' || ev.type === 'member:reap')
@@ -188,10 +183,26 @@ export class ImageService extends EventTarget {
     if (ev.type !== 'member:update' && ev.type !== 'member:alive') this.#scheduleEvaluate();
   };
 
+  readonly #broadcast: Broadcast;
+
   constructor(components: ImageComponents, options: ImageOptions = {}) {
     super();
     this.#c = components;
     this.#o = options;
+    const { membership } = components;
+    this.#broadcast = new Broadcast(
+      {
+        pubsub: components.node.services.pubsub,
+        peers: () =>
+          membership
+            .members()
+            .filter((m) => m.state === 'alive' && m.id !== membership.selfId)
+            .map((m) => m.id),
+      },
+      IMAGES_TOPIC,
+      // only signed messages: a message's publisher is who it speaks for
+      (m) => void (m.from ? this.#gossip(m.from, m.data).catch(() => {}) : undefined),
+    );
   }
 
   get selfId(): string {
@@ -221,8 +232,7 @@ export class ImageService extends EventTarget {
         maxOutboundStreams: 32,
       },
     );
-    node.services.pubsub.subscribe(IMAGES_TOPIC);
-    node.services.pubsub.addEventListener('message', this.#onGossip);
+    this.#broadcast.start();
     this.#c.membership.addEventListener('change', this.#onMembers);
     const every = (ms: number, fn: () => Promise<unknown> | void) => {
       const t = setInterval(
@@ -251,12 +261,7 @@ export class ImageService extends EventTarget {
     clearTimeout(this.#haveTimer);
     const node = this.#c.node;
     this.#c.membership.removeEventListener('change', this.#onMembers);
-    node.services.pubsub.removeEventListener('message', this.#onGossip);
-    try {
-      node.services.pubsub.unsubscribe(IMAGES_TOPIC);
-    } catch {
-      // already stopped
-    }
+    this.#broadcast.stop();
     for (const p of this.#pulls.values()) p.controller.abort();
     await Promise.allSettled([...this.#pulls.values()].map((p) => p.done));
     await node.unhandle(CHUNKS_PROTOCOL).catch(() => {});
@@ -693,7 +698,7 @@ export class ImageService extends EventTarget {
 
   async #publish(msg: ImagesGossip): Promise<void> {
     try {
-      await this.#c.node.services.pubsub.publish(IMAGES_TOPIC, encodeGossip(msg));
+      await this.#broadcast.publish(encodeGossip(msg));
     } catch {
       // no peers yet
     }

@@ -12,7 +12,7 @@
 import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { DigestExchange, FramedStream } from '../../membership/index.js';
+import { Broadcast, DigestExchange, FramedStream } from '../../membership/index.js';
 import type { KvStore } from '../../storage/index.js';
 import {
   decodeBatch,
@@ -50,6 +50,8 @@ export interface KvMembership {
   site(id: string): string | undefined;
   /** Ids of members that have not left (alive, suspect or dead): their summaries gate tombstone GC. */
   memberIds(): string[];
+  /** Ids of members believed alive, other than us: whom a broadcast must reach. */
+  alivePeers(): string[];
   addEventListener(type: 'member:up', l: (e: Event) => void): void;
   removeEventListener(type: 'member:up', l: (e: Event) => void): void;
 }
@@ -116,11 +118,6 @@ export class KvService extends EventTarget {
   #lastUpSync = 0;
   /** Digests received from members: the same as ours, or not (a session followed). */
   readonly digestsReceived = { same: 0, differ: 0 };
-  readonly #onGossip = (evt: Event) => {
-    const m = (evt as CustomEvent<{ topic: string; data: Uint8Array }>).detail;
-    if (m.topic !== KV_TOPIC) return;
-    void this.#applyGossip(m.data);
-  };
   readonly #onMemberUp = (evt: Event) => {
     // a member came back (restart, healed partition): catch up with it soon, at most once per
     // KV_UP_SYNC_GAP_MS however many come back together
@@ -131,10 +128,17 @@ export class KvService extends EventTarget {
     void this.syncWith(id);
   };
 
+  readonly #gossip: Broadcast;
+
   constructor(components: KvComponents, options: KvOptions = {}) {
     super();
     this.#c = components;
     this.#o = options;
+    this.#gossip = new Broadcast(
+      { pubsub: components.node.services.pubsub, peers: () => components.membership.alivePeers() },
+      KV_TOPIC,
+      (m) => void this.#applyGossip(m.data),
+    );
   }
 
   get state(): StateStore {
@@ -156,9 +160,7 @@ export class KvService extends EventTarget {
       tombstoneHorizonMs: this.#o.tombstoneHorizonMs,
     });
     this.#c.metrics?.keys(this.#state.stats().liveKeys);
-    const pubsub = this.#c.node.services.pubsub;
-    pubsub.subscribe(KV_TOPIC);
-    pubsub.addEventListener('message', this.#onGossip);
+    this.#gossip.start();
     await this.#c.node.handle(
       KV_PROTOCOL,
       (stream, conn) => void this.#serve(stream, conn.remotePeer.toString()),
@@ -208,13 +210,7 @@ export class KvService extends EventTarget {
     clearInterval(this.#gcTimer);
     this.#controller.abort();
     this.#c.membership.removeEventListener('member:up', this.#onMemberUp);
-    const pubsub = this.#c.node.services.pubsub;
-    pubsub.removeEventListener('message', this.#onGossip);
-    try {
-      pubsub.unsubscribe(KV_TOPIC);
-    } catch {
-      // stopped already
-    }
+    this.#gossip.stop();
     await this.#c.node.unhandle(KV_PROTOCOL).catch(() => {});
     await this.#digests?.stop();
     await this.#state?.close();
@@ -249,10 +245,7 @@ export class KvService extends EventTarget {
 
   async #broadcast(rec: StateRecord): Promise<void> {
     try {
-      await this.#c.node.services.pubsub.publish(
-        KV_TOPIC,
-        encodeBatch({ records: [rec], cleared: new VersionVector() }),
-      );
+      await this.#gossip.publish(encodeBatch({ records: [rec], cleared: new VersionVector() }));
     } catch (err) {
       this.#c.logger.debug(
         { err: (err as Error).message },

@@ -12,6 +12,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
+import { Broadcast } from '../net/broadcast.js';
 import { DigestExchange } from '../net/digest.js';
 import { FramedStream } from '../net/framed-stream.js';
 import { closestByXor, directProvider, kadId, type DirectProvider } from './provide.js';
@@ -26,6 +27,7 @@ import {
   type SyncMessage,
 } from './sync.js';
 
+/** The catalog broadcast channel (and its direct twin: membership/net/broadcast.ts). */
 export const CATALOG_TOPIC = 'edgeswarm/catalog/1';
 /** The first step of a round: the hash of our digest (DigestExchange). */
 export const CATALOG_DIGEST_PROTOCOL = '/edgeswarm/catalog-digest/1.0.0';
@@ -118,20 +120,11 @@ export class CatalogReplication {
   readonly #announced = { direct: 0, walk: 0 };
   readonly #direct: DirectProvider | undefined;
   readonly #digests: DigestExchange;
+  readonly #gossip: Broadcast;
   /** Members with an exchange a digest started, running now. */
   readonly #exchanging = new Set<string>();
   /** Kad ids of members, by peer id (see #kadIdOf). */
   readonly #kadIds = new Map<string, Uint8Array>();
-  readonly #onMessage = (
-    evt: CustomEvent<{ topic: string; data: Uint8Array; type: string; from?: PeerId }>,
-  ) => {
-    const m = evt.detail;
-    if (m.topic !== CATALOG_TOPIC) return;
-    void this.#h
-      .accept(m.data, m.type === 'signed' ? m.from?.toString() : undefined)
-      .catch((err: Error) => this.#c.onBadInput?.('gossip', err.name));
-  };
-
   constructor(components: ReplicationComponents, options: ReplicationOptions, hooks: Hooks) {
     this.#c = components;
     this.#o = {
@@ -139,6 +132,17 @@ export class CatalogReplication {
       dhtAnnounce: options.dhtAnnounce ?? true,
     };
     this.#h = hooks;
+    this.#gossip = new Broadcast(
+      {
+        pubsub: components.node.services.pubsub,
+        peers: () => this.#alivePeers().map((m) => m.id),
+      },
+      CATALOG_TOPIC,
+      (m) =>
+        void this.#h
+          .accept(m.data, m.from)
+          .catch((err: Error) => this.#c.onBadInput?.('gossip', err.name)),
+    );
     this.#direct = directProvider(components.node.services.dht);
     // one exchange at a time per member: a member sending digest after digest gets one
     const exchange = (peer: string) => {
@@ -158,9 +162,7 @@ export class CatalogReplication {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    const pubsub = this.#c.node.services.pubsub;
-    pubsub.subscribe(CATALOG_TOPIC);
-    pubsub.addEventListener('message', this.#onMessage as unknown as EventListener);
+    this.#gossip.start();
     await this.#c.node.handle(CATALOG_PROTOCOL, (stream) => void this.#serve(stream), {
       maxInboundStreams: 16,
       maxOutboundStreams: 16,
@@ -186,20 +188,14 @@ export class CatalogReplication {
     if (!this.#started) return;
     this.#started = false;
     clearTimeout(this.#timer);
-    const pubsub = this.#c.node.services.pubsub;
-    pubsub.removeEventListener('message', this.#onMessage as unknown as EventListener);
-    try {
-      pubsub.unsubscribe(CATALOG_TOPIC);
-    } catch {
-      // already stopped
-    }
+    this.#gossip.stop();
     await this.#c.node.unhandle(CATALOG_PROTOCOL).catch(() => {});
     await this.#digests.stop();
   }
 
   async broadcast(signed: Uint8Array): Promise<void> {
     try {
-      await this.#c.node.services.pubsub.publish(CATALOG_TOPIC, signed);
+      await this.#gossip.publish(signed);
     } catch (err) {
       // no peers yet: anti-entropy will carry it
       this.#c.logger.debug({ err: (err as Error).message }, 'catalog publish');
@@ -259,11 +255,7 @@ export class CatalogReplication {
   async #provideDirect(key: CID, signal: AbortSignal): Promise<boolean> {
     const provider = this.#direct;
     if (!provider) return false;
-    const self = this.#c.membership.selfId;
-    const alive = this.#c.membership
-      .members()
-      .filter((m) => m.state === 'alive' && m.id !== self)
-      .map((m) => ({ id: m.id, kad: this.#kadIdOf(m.id) }));
+    const alive = this.#alivePeers().map((m) => ({ id: m.id, kad: this.#kadIdOf(m.id) }));
     if (alive.length === 0) return false;
     const to = closestByXor(kadId(key.multihash.bytes), alive, provider.k);
     const node = this.#c.node;
@@ -275,6 +267,12 @@ export class CatalogReplication {
       signal,
     );
     return stored === to.length;
+  }
+
+  /** Members believed alive, other than us. */
+  #alivePeers(): Array<{ id: string }> {
+    const self = this.#c.membership.selfId;
+    return this.#c.membership.members().filter((m) => m.state === 'alive' && m.id !== self);
   }
 
   #kadIdOf(id: string): Uint8Array {

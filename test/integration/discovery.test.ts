@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { RCODE } from '../../agent/dns/answer.js';
 import { CATALOG_TOPIC, serviceKey } from '../../membership/catalog/replication.js';
+import { DIRECT_TOPIC_SUFFIX } from '../../membership/index.js';
 import { CATALOG_PROTOCOL } from '../../membership/catalog/sync.js';
 import { countDials, useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
@@ -269,8 +270,10 @@ describe('service discovery', () => {
     // ~10 rounds each with the same catalogs: digests only
     await new Promise((r) => setTimeout(r, 2000));
     expect(exchanges).toEqual([0, 0]);
-    // d stops listening to the gossip: a's registration reaches it only by anti-entropy
+    // d stops listening to the gossip (both topics of the channel): a's registration reaches it
+    // only by anti-entropy
     d.node.services.pubsub.unsubscribe(CATALOG_TOPIC);
+    d.node.services.pubsub.unsubscribe(CATALOG_TOPIC + DIRECT_TOPIC_SUFFIX);
     await new Promise((r) => setTimeout(r, 200));
     await a.catalog.register('missed-1', { name: 'missed', port: 7003 });
     await waitFor(() => ids(d, 'missed').length === 1, {

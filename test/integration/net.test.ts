@@ -1,6 +1,7 @@
 // The network layer over real libp2p nodes: datagram channel and frames.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EdgeNode } from '../../agent/node.js';
+import { Broadcast, type BroadcastMessage } from '../../membership/net/broadcast.js';
 import { DatagramChannel } from '../../membership/net/datagram.js';
 import { DigestExchange } from '../../membership/net/digest.js';
 import { startNodes, stopNodes } from '../helpers/nodes.js';
@@ -188,5 +189,71 @@ describe('gossipsub as agents configure it (agent/node.ts)', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect(got).toEqual([0, 1, 1, 1, 1, 1, 1, 1, 1]);
     expect(ihaves).toBe(0);
+  });
+});
+
+describe('Broadcast (membership/net/broadcast.ts)', () => {
+  /** Counts the messages (not control) each node's gossipsub sends, through its sendRpc. */
+  function countSends(ns: EdgeNode[]): { n: number } {
+    const sent = { n: 0 };
+    for (const n of ns) {
+      const ps = n.services.pubsub as unknown as {
+        sendRpc(id: string, rpc: { messages?: unknown[] }): boolean;
+      };
+      const send = ps.sendRpc.bind(ps);
+      ps.sendRpc = (id, rpc) => {
+        sent.n += rpc.messages?.length ?? 0;
+        return send(id, rpc);
+      };
+    }
+    return sent;
+  }
+
+  it('goes straight to every member with no forwarding when all are on the direct topic, through the mesh when one is not', async () => {
+    nodes = await startNodes(9);
+    const ids = nodes.map((n) => n.peerId.toString());
+    const got: BroadcastMessage[][] = nodes.map(() => []);
+    const channels = nodes.map(
+      (n, i) =>
+        new Broadcast(
+          { pubsub: n.services.pubsub, peers: () => ids.filter((id) => id !== ids[i]) },
+          'edgeswarm/test-broadcast/1',
+          (m) => got[i].push(m),
+        ),
+    );
+    for (const c of channels) c.start();
+    const sent = countSends(nodes);
+    for (let i = 0; i < nodes.length; i++)
+      for (let j = i + 1; j < nodes.length; j++) await nodes[i].dial(nodes[j].peerId);
+    const subscribed = (i: number, topic: string) =>
+      nodes[i].services.pubsub.getSubscribers(topic).length;
+    await waitFor(() => nodes.every((_, i) => subscribed(i, channels[0].directTopic) === 8), {
+      message: 'every node to see every other on the direct topic',
+    });
+    await new Promise((r) => setTimeout(r, 1500)); // a heartbeat builds the meshes
+    const settle = () => new Promise((r) => setTimeout(r, 1000));
+
+    await channels[0].publish(new TextEncoder().encode('one'));
+    await waitFor(() => got.slice(1).every((g) => g.length === 1), { message: 'all to get one' });
+    await settle(); // forwards, if any, would follow within milliseconds
+    expect(channels[0].published).toEqual({ direct: 1, mesh: 0 });
+    expect(got.map((g) => g.length)).toEqual([0, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(got[5][0].from).toBe(ids[0]); // signed: the publisher
+    expect(sent.n).toBe(8); // the publisher's 8 copies and no forward
+
+    // node 8 leaves the direct topic, as an agent without it would never join it: the next
+    // message goes on the forwarded topic, and the mesh forwards it
+    nodes[8].services.pubsub.unsubscribe(channels[8].directTopic);
+    await waitFor(() => subscribed(0, channels[0].directTopic) === 7, {
+      message: 'node 0 to see node 8 gone from the direct topic',
+    });
+    sent.n = 0;
+    await channels[0].publish(new TextEncoder().encode('two'));
+    await waitFor(() => got.slice(1).every((g) => g.length === 2), { message: 'all to get two' });
+    await settle();
+    expect(channels[0].published).toEqual({ direct: 1, mesh: 1 });
+    expect(got.map((g) => g.length)).toEqual([0, 2, 2, 2, 2, 2, 2, 2, 2]);
+    expect(sent.n).toBeGreaterThan(8);
+    for (const c of channels) c.stop();
   });
 });

@@ -60,6 +60,7 @@ async function service(store: KvStore) {
   Object.assign(pubsub, {
     subscribe() {},
     unsubscribe() {},
+    getSubscribers: () => [],
     publish: async (_topic: string, data: Uint8Array) => void published.push(data),
   });
   const members = new Set<string>();
@@ -81,6 +82,7 @@ async function service(store: KvStore) {
       selfId: peerIdFromPrivateKey(self).toString(),
       selfSite: 'a',
       state: (id: string) => (members.has(id) ? 'alive' : undefined),
+      members: () => [...members].map((id) => ({ id, state: 'alive' })),
       name: (id: string) => id.slice(-6),
       site: (id: string) => (members.has(id) ? 'b' : undefined),
       stateChangedAt: () => 0,
