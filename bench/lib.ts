@@ -25,8 +25,11 @@ export class BenchUsageError extends Error {
 export interface BenchOptions {
   /** A value option as given, or undefined when absent. */
   str(name: string): string | undefined;
-  /** A value option as a positive integer (`dflt` when absent); anything else throws. */
-  int(name: string, dflt: number): number;
+  /**
+   * A value option as a positive integer (`dflt` when absent), or a whole number with `min: 0`;
+   * anything else throws.
+   */
+  int(name: string, dflt: number, opts?: { min?: 0 | 1 }): number;
   /** A value option as comma-separated whole numbers, e.g. `10,50` (`dflt` when absent). */
   ints(name: string, dflt: readonly number[]): number[];
   /** Whether a switch was given. */
@@ -56,11 +59,13 @@ export function benchOptions(
   const str = (name: string) => parsed[name] as string | undefined;
   return {
     str,
-    int(name, dflt) {
+    int(name, dflt, { min = 1 } = {}) {
       const raw = str(name);
       if (raw === undefined) return dflt;
-      if (!/^[1-9]\d*$/.test(raw))
-        throw new BenchUsageError(`--${name} takes a positive integer, not ${JSON.stringify(raw)}`);
+      if (!(min === 0 ? /^(0|[1-9]\d*)$/ : /^[1-9]\d*$/).test(raw))
+        throw new BenchUsageError(
+          `--${name} takes a ${min === 0 ? 'whole number' : 'positive integer'}, not ${JSON.stringify(raw)}`,
+        );
       return Number(raw);
     },
     ints(name, dflt) {

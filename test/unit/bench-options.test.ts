@@ -36,6 +36,15 @@ describe('benchOptions', () => {
     expect(() => o.int('n', 50)).toThrow(`--n takes a positive integer, not "${v}"`);
   });
 
+  it('takes 0 where a whole number is asked for, and names the kind of number', () => {
+    expect(benchOptions(['--n=0'], spec).int('n', 60, { min: 0 })).toBe(0);
+    expect(benchOptions([], spec).int('n', 60, { min: 0 })).toBe(60);
+    for (const v of ['-1', '1.5', '01', 'x'])
+      expect(() => benchOptions([`--n=${v}`], spec).int('n', 60, { min: 0 })).toThrow(
+        `--n takes a whole number, not "${v}"`,
+      );
+  });
+
   it.each(['', '10,', 'a,b', '10;50'])('refuses --sizes %j: not a list of whole numbers', (v) => {
     const o = benchOptions([`--sizes=${v}`], spec);
     expect(() => o.ints('sizes', [10])).toThrow(/--sizes takes whole numbers separated by commas/);
