@@ -316,11 +316,7 @@ export class Agent {
               .members()
               .filter((m) => m.state !== 'left')
               .map((m) => m.id),
-          alivePeers: () =>
-            membership
-              .members()
-              .filter((m) => m.state === 'alive' && m.id !== membership.selfId)
-              .map((m) => m.id),
+          members: () => membership.members(),
           addEventListener: (t, l) => membership.addEventListener(t, l),
           removeEventListener: (t, l) => membership.removeEventListener(t, l),
         },

@@ -1,5 +1,5 @@
 // `npm run bench -- discovery [--n 50] [--registrations 50] [--queries 20000] [--no-dht-announce]
-//  [--settle 60] [--only a|b]`
+//  [--settle 3] [--only a|b]`
 //   (a) local query latency over HTTP and DNS, from a load generator in another process, beside the
 //       same load generator against a minimal server in yet another process that answers a fixed
 //       response (the floor the transport itself costs);
@@ -124,14 +124,13 @@ async function queryLatency(queries: number, figures: Figures, targets: Targets)
 }
 
 /**
- * Seconds (b) waits after the cluster converged before it measures, by default. Agents run for
- * days; their first minute is not what a registration meets. Right after 50 agents start on 2
- * cores, each is still compiling its hot code (V8's TurboFan was 18.7% of an agent's CPU ~45 s
- * after start, 10% after 5 minutes) and catching up with the others (DHT routing tables, first
- * anti-entropy rounds). Until the fourteenth session (b) started 3 s after convergence; docs/
- * benchmarks.md has runs of both.
+ * Seconds (b) waits after the cluster converged before it measures, by default. 60 s was tried as
+ * the default in the fourteenth session, on the idea that agents past their first minute (JIT
+ * warm-up, first anti-entropy rounds) cost less idle; at N=50 they did not (idle 1.38-1.63 cores
+ * after 60 s against 1.13-1.32 after 3 s, docs/benchmarks.md), and the p99 did not move
+ * measurably. `--settle` stays for such experiments.
  */
-const SETTLE_S = 60;
+const SETTLE_S = 3;
 
 /**
  * (b) Registration → visible on every agent of N, with the CPU all agents use idle and per
@@ -309,6 +308,7 @@ export default {
         'latency: one request at a time from a load generator process, keep-alive HTTP / UDP DNS, after 2,000 warm-up queries; floor = the same generator against a process that returns a fixed answer',
         "visible everywhere: from just before the registration request to the last agent applying the change (the `at` of the change on its /v1/catalog/watch stream, the agent's own clock; all agents share this host's clock); watcher saw everywhere: until the last of those changes reached the bench process, one more process on the same cores",
         'Consul repairs a missed catalog update by anti-entropy once a minute (the figure in the issue); edgeswarm publishes at once and repairs every 5 s',
+        '(b) starts b_settle_s seconds after the cluster converged (--settle)',
         "CPU (b): all agent processes from /proc; idle = 10 s with the watchers connected and nothing registered; per registration = (CPU during the registrations - idle cores x their wall time) / registrations; TCP segments per registration: the same, from the whole host's OutSegs (/proc/net/snmp), so the bench's own requests and watch streams are in it",
       ],
     });

@@ -25,7 +25,6 @@ export {
   applyForwardingPolicy,
   Broadcast,
   DIRECT_TOPIC_SUFFIX,
-  forwardingPolicy,
   type BroadcastComponents,
   type BroadcastMessage,
 } from './net/broadcast.js';

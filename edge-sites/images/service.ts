@@ -189,16 +189,8 @@ export class ImageService extends EventTarget {
     super();
     this.#c = components;
     this.#o = options;
-    const { membership } = components;
     this.#broadcast = new Broadcast(
-      {
-        pubsub: components.node.services.pubsub,
-        peers: () =>
-          membership
-            .members()
-            .filter((m) => m.state === 'alive' && m.id !== membership.selfId)
-            .map((m) => m.id),
-      },
+      { pubsub: components.node.services.pubsub, membership: components.membership },
       IMAGES_TOPIC,
       // only signed messages: a message's publisher is who it speaks for
       (m) => void (m.from ? this.#gossip(m.from, m.data).catch(() => {}) : undefined),

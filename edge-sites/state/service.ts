@@ -50,8 +50,8 @@ export interface KvMembership {
   site(id: string): string | undefined;
   /** Ids of members that have not left (alive, suspect or dead): their summaries gate tombstone GC. */
   memberIds(): string[];
-  /** Ids of members believed alive, other than us: whom a broadcast must reach. */
-  alivePeers(): string[];
+  /** Every member known, with its state: a broadcast must reach those alive. */
+  members(): ReadonlyArray<{ id: string; state: string }>;
   addEventListener(type: 'member:up', l: (e: Event) => void): void;
   removeEventListener(type: 'member:up', l: (e: Event) => void): void;
 }
@@ -135,7 +135,7 @@ export class KvService extends EventTarget {
     this.#c = components;
     this.#o = options;
     this.#gossip = new Broadcast(
-      { pubsub: components.node.services.pubsub, peers: () => components.membership.alivePeers() },
+      { pubsub: components.node.services.pubsub, membership: components.membership },
       KV_TOPIC,
       (m) => void this.#applyGossip(m.data),
     );

@@ -133,10 +133,7 @@ export class CatalogReplication {
     };
     this.#h = hooks;
     this.#gossip = new Broadcast(
-      {
-        pubsub: components.node.services.pubsub,
-        peers: () => this.#alivePeers().map((m) => m.id),
-      },
+      { pubsub: components.node.services.pubsub, membership: components.membership },
       CATALOG_TOPIC,
       (m) =>
         void this.#h
@@ -255,7 +252,11 @@ export class CatalogReplication {
   async #provideDirect(key: CID, signal: AbortSignal): Promise<boolean> {
     const provider = this.#direct;
     if (!provider) return false;
-    const alive = this.#alivePeers().map((m) => ({ id: m.id, kad: this.#kadIdOf(m.id) }));
+    const self = this.#c.membership.selfId;
+    const alive = this.#c.membership
+      .members()
+      .filter((m) => m.state === 'alive' && m.id !== self)
+      .map((m) => ({ id: m.id, kad: this.#kadIdOf(m.id) }));
     if (alive.length === 0) return false;
     const to = closestByXor(kadId(key.multihash.bytes), alive, provider.k);
     const node = this.#c.node;
@@ -267,12 +268,6 @@ export class CatalogReplication {
       signal,
     );
     return stored === to.length;
-  }
-
-  /** Members believed alive, other than us. */
-  #alivePeers(): Array<{ id: string }> {
-    const self = this.#c.membership.selfId;
-    return this.#c.membership.members().filter((m) => m.state === 'alive' && m.id !== self);
   }
 
   #kadIdOf(id: string): Uint8Array {

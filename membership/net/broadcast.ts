@@ -4,7 +4,8 @@
 // Gossipsub then has every receiver forward it to its mesh neighbours, which already have it
 // whenever the publisher is connected to every member (always, in a cluster within the connection
 // limit). Those forwards were three of every four copies of a catalog change: in the N=50
-// discovery bench, ~150 of ~200 gossip messages per registration, and most of its CPU.
+// discovery bench, ~150 of ~200 gossip messages per registration. Without them a registration
+// cost a third of the TCP segments and about half the CPU (docs/benchmarks.md, fourteenth session).
 //
 // So each channel has two topics. TOPIC is forwarded by the mesh as before; TOPIC/direct is never
 // forwarded (agent/node.ts runs gossipsub with asyncValidation and `forwardingPolicy` reports
@@ -81,8 +82,11 @@ export interface BroadcastComponents {
     | 'addEventListener'
     | 'removeEventListener'
   >;
-  /** The members a broadcast should reach: those believed alive, other than us. */
-  peers(): Iterable<string>;
+  /** Who a broadcast should reach: every member believed alive, other than us. */
+  membership: {
+    readonly selfId: string;
+    members(): ReadonlyArray<{ id: string; state: string }>;
+  };
 }
 
 /** One broadcast channel: a topic and its direct twin, published to and listened on as one. */
@@ -147,10 +151,12 @@ export class Broadcast {
     await this.#c.pubsub.publish(direct ? this.directTopic : this.topic, data);
   }
 
-  /** Whether every peer is subscribed to the direct topic (so flooding it reaches each). */
+  /** Whether every alive member is subscribed to the direct topic (so flooding it reaches each). */
   #reachesAll(): boolean {
     const subscribed = new Set(this.#c.pubsub.getSubscribers(this.directTopic).map(String));
-    for (const id of this.#c.peers()) if (!subscribed.has(id)) return false;
+    const membership = this.#c.membership; // a class instance: members() needs its `this`
+    for (const m of membership.members())
+      if (m.state === 'alive' && m.id !== membership.selfId && !subscribed.has(m.id)) return false;
     return true;
   }
 }

@@ -216,7 +216,13 @@ describe('Broadcast (membership/net/broadcast.ts)', () => {
     const channels = nodes.map(
       (n, i) =>
         new Broadcast(
-          { pubsub: n.services.pubsub, peers: () => ids.filter((id) => id !== ids[i]) },
+          {
+            pubsub: n.services.pubsub,
+            membership: {
+              selfId: ids[i],
+              members: () => ids.map((id) => ({ id, state: 'alive' })),
+            },
+          },
           'edgeswarm/test-broadcast/1',
           (m) => got[i].push(m),
         ),
