@@ -2,10 +2,11 @@
 //
 // Agents flood-publish: a message goes from its publisher straight to every connected subscriber.
 // Gossipsub then has every receiver forward it to its mesh neighbours, which already have it
-// whenever the publisher is connected to every member (always, in a cluster within the connection
-// limit). Those forwards were three of every four copies of a catalog change: in the N=50
-// discovery bench, ~150 of ~200 gossip messages per registration. Without them a registration
-// cost a third of the TCP segments and about half the CPU (docs/benchmarks.md, fourteenth session).
+// whenever the publisher is connected to every member (as it is in a cluster within the
+// connection limit, once SWIM has probed everyone). Those forwards were three of every four
+// copies of a catalog change: in the N=50 discovery bench, ~150 of ~200 gossip messages per
+// registration. Without them a registration sent fewer than half the TCP segments (median 319
+// against 730) and used less CPU (docs/benchmarks.md, fourteenth session).
 //
 // So each channel has two topics. TOPIC is forwarded by the mesh as before; TOPIC/direct is never
 // forwarded (agent/node.ts runs gossipsub with asyncValidation and `forwardingPolicy` reports

@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { RCODE } from '../../agent/dns/answer.js';
 import { CATALOG_TOPIC, serviceKey } from '../../membership/catalog/replication.js';
-import { DIRECT_TOPIC_SUFFIX } from '../../membership/index.js';
 import { CATALOG_PROTOCOL } from '../../membership/catalog/sync.js';
+import { DIRECT_TOPIC_SUFFIX } from '../../membership/index.js';
 import { countDials, useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
