@@ -161,9 +161,12 @@ export class SwimBase {
     return this.awareness.score;
   }
 
-  /** Updates waiting to be gossiped (after leave(), wait for 0 before shutting down). */
+  /**
+   * Updates still to be gossiped, quiet ones (load scores) aside: after leave(), wait for 0 before
+   * shutting down.
+   */
   get pendingBroadcasts(): number {
-    return this.queue.size;
+    return this.queue.loud;
   }
 
   /** The member, self included, or undefined if unknown. */
@@ -258,20 +261,23 @@ export class SwimBase {
     return fx;
   }
 
-  protected broadcast(idx: number, u: Update): void {
+  /**
+   * Queues `u` for dissemination. A quiet update (an alive member's new load score, nothing else)
+   * only rides on messages that go out anyway: see BroadcastQueue.
+   */
+  protected broadcast(idx: number, u: Update, quiet = false): void {
     let size = 8 + utf8Length(u.id);
     if (u.kind === 'alive') size += 16 + metaBytes(u.meta) + 3 * u.meta.addrs.length;
     else if (u.kind !== 'left') size += 2 + utf8Length(u.from);
-    this.queue.enqueue(idx, u, size);
+    this.queue.enqueue(idx, u, size, quiet);
   }
 
-  protected broadcastSelf(): void {
-    this.broadcast(this.selfIdx, {
-      kind: 'alive',
-      id: this.id,
-      incarnation: this.incarnation,
-      meta: this.meta,
-    });
+  protected broadcastSelf(quiet = false): void {
+    this.broadcast(
+      this.selfIdx,
+      { kind: 'alive', id: this.id, incarnation: this.incarnation, meta: this.meta },
+      quiet,
+    );
   }
 
   /** Fills `out` with queued updates for one outgoing message. */

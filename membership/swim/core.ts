@@ -22,7 +22,7 @@
 import type { SwimInit } from './base.js';
 import { type SwimConfig, pushPullIntervalFor } from './config.js';
 import { ST_ALIVE, ST_DEAD, ST_LEFT } from './member-table.js';
-import { assertValidMeta, freezeMeta } from './meta.js';
+import { assertValidMeta, freezeMeta, metaEquals } from './meta.js';
 import { SAMPLE_TRIES, SwimProber } from './probe.js';
 import type { Effect, MemberMeta, SwimMessage, Update } from './types.js';
 
@@ -95,13 +95,17 @@ export class SwimCore extends SwimProber {
     return this.end();
   }
 
-  /** Changes our metadata: new incarnation, spread by gossip. Throws InvalidMetaError. */
+  /**
+   * Changes our metadata: new incarnation, spread by gossip (quietly, riding on pings and acks, when
+   * only the load score changed). Throws InvalidMetaError.
+   */
   updateMeta(meta: MemberMeta, now: number): Effect[] {
     assertValidMeta(meta);
     now = this.begin(now);
     const state = this.hasLeft ? ST_LEFT : ST_ALIVE;
+    const loadOnly = metaEquals(this.meta, meta, true);
     this.table.set(this.selfIdx, state, this.bumpedIncarnation(), freezeMeta(meta), now);
-    if (!this.hasLeft) this.broadcastSelf();
+    if (!this.hasLeft) this.broadcastSelf(loadOnly);
     return this.end();
   }
 
@@ -232,7 +236,7 @@ export class SwimCore extends SwimProber {
 
   /** One gossip round: queued updates to `gossipNodes` live or recently dead members. */
   private gossipRound(now: number): void {
-    if (this.queue.size === 0) return;
+    if (this.queue.loud === 0) return;
     const t = this.table;
     const k = this.config.gossipNodes;
     const targets = this.sampleLive(k, () => true);

@@ -112,9 +112,9 @@ export function freezeMeta(meta: MemberMeta): MemberMeta {
   return Object.freeze(out);
 }
 
-export function metaEquals(a: MemberMeta, b: MemberMeta): boolean {
+export function metaEquals(a: MemberMeta, b: MemberMeta, ignoreLoad = false): boolean {
   if (a === b) return true;
-  if (a.name !== b.name || a.site !== b.site || a.load !== b.load) return false;
+  if (a.name !== b.name || a.site !== b.site || (!ignoreLoad && a.load !== b.load)) return false;
   if (a.addrs.length !== b.addrs.length) return false;
   for (let i = 0; i < a.addrs.length; i++) if (a.addrs[i] !== b.addrs[i]) return false;
   const ka = Object.keys(a.tags);

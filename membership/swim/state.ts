@@ -48,7 +48,10 @@ export class SwimState extends SwimBase {
     const oldMeta = this.table.metaOf(idx)!;
     const same = metaEquals(oldMeta, u.meta);
     this.table.set(idx, ST_ALIVE, u.incarnation, same ? oldMeta : u.meta, now);
-    if (rebroadcast) this.broadcast(idx, u);
+    // A member we hold alive with a new load score and nothing else new: quiet news. The same meta
+    // under a new incarnation is not: it may refute a suspicion we did not hear of.
+    const quiet = code === ST_ALIVE && !same && metaEquals(oldMeta, u.meta, true);
+    if (rebroadcast) this.broadcast(idx, u, quiet);
     if (code === ST_DEAD || code === ST_LEFT) this.revivedAt.set(idx, now);
     if (code === ST_DEAD) this.afterRevival();
     if (code === ST_DEAD || code === ST_LEFT) this.emit('member:up', idx, code);

@@ -165,6 +165,37 @@ describe(`SWIM simulator, small clusters (SIM_SEED=${SEED})`, () => {
     log('join of 50 nodes over 2 s', { everyone_knows_everyone_at_ms: Math.round(s.now) });
   });
 
+  it('load scores refreshed all the time add no messages, and each reaches every member', () => {
+    const n = 50;
+    const s = sim({ nodes: n, network: { loss: 0.05 } });
+    s.run(3000);
+    const quiet0 = s.sent;
+    s.run(8000);
+    const quiet = (s.sent - quiet0) / n / 5;
+    // every member publishes a new score every 2 s (an agent: at most every 10 s)
+    const meta = (i: number, load: number) => ({ ...simMeta(i, s.net.siteOf(i)), load });
+    const busy0 = s.sent;
+    for (let k = 0; k < 250; k++) {
+      s.run(8000 + k * 40);
+      s.updateMeta(k % n, meta(k % n, k));
+    }
+    const busy = (s.sent - busy0) / n / 10;
+    const last = (250 - 1) % n;
+    const w = s.tracker.watchUpdate(last, s.cores[last].incarnation);
+    const took = s.runUntil(
+      () => s.tracker.delays(w).missing === 0,
+      disseminationBound(lan, n),
+      10,
+    );
+    log('load scores every 2 s at N=50', {
+      messages_per_member_s: { quiet: +quiet.toFixed(1), busy: +busy.toFixed(1) },
+      last_score_everywhere_ms: took,
+    });
+    expect(busy, `SIM_SEED=${SEED}`).toBeLessThan(quiet * 1.1);
+    expect(took, `SIM_SEED=${SEED}`).toBeGreaterThanOrEqual(0);
+    expect(s.cores[0].member(s.ids[last])?.meta.load).toBe(249);
+  });
+
   it('an update reaches every member; the codec carries real traffic', () => {
     const s = sim({ nodes: 20, codec: true, network: { loss: 0.05 } });
     s.run(2000);

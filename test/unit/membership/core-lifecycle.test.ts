@@ -287,6 +287,23 @@ describe('metadata, dissemination and reaping', () => {
     expect(a.pendingBroadcasts).toBe(0);
   });
 
+  it('a new load score alone rides on pings and acks: no gossip round, yet everyone learns it', () => {
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const h = new Harness(ids);
+    h.run(1000);
+    const before = h.sentOfType('gossip');
+    h.core('a').updateMeta(metaFor('a', { load: 0.42 }), h.now);
+    expect(h.core('a').pendingBroadcasts).toBe(0); // nothing for leave() to wait for
+    h.run(h.now + 3000);
+    expect(h.sentOfType('gossip')).toBe(before);
+    for (const id of ids.slice(1)) expect(h.core(id).member('a')?.meta.load).toBe(0.42);
+    // a tag is news: it is gossiped
+    h.core('a').updateMeta(metaFor('a', { load: 0.42, tags: { role: 'edge' } }), h.now);
+    expect(h.core('a').pendingBroadcasts).toBe(1);
+    h.run(h.now + 1000);
+    expect(h.sentOfType('gossip')).toBeGreaterThan(before);
+  });
+
   it('a newer update about a member replaces the queued older one', () => {
     const h = new Harness(['a', 'b', 'c']);
     const a = h.core('a');

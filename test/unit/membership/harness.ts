@@ -33,6 +33,8 @@ export class Harness {
   readonly inflight: Envelope[] = [];
   readonly events: Array<{ at: string; event: MembershipEvent }> = [];
   readonly rtts: Array<{ at: string; id: string; rttMs: number }> = [];
+  /** Messages sent so far, by type. */
+  readonly sentByType = new Map<string, number>();
   now = 0;
   readonly config: SwimConfig;
 
@@ -79,10 +81,15 @@ export class Harness {
         const env = { from: at, to: e.to, msg: e.msg };
         this.inflight.push(env);
         sent.push(env);
+        this.sentByType.set(e.msg.type, (this.sentByType.get(e.msg.type) ?? 0) + 1);
       } else if (e.type === 'event') this.events.push({ at, event: e.event });
       else this.rtts.push({ at, id: e.id, rttMs: e.rttMs });
     }
     return sent;
+  }
+
+  sentOfType(type: SwimMessage['type']): number {
+    return this.sentByType.get(type) ?? 0;
   }
 
   /** Ticks one core at `now`. */

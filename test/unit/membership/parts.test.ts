@@ -125,19 +125,40 @@ describe('broadcast queue', () => {
     expect(q.dropped).toBe(1);
   });
 
+  it('counts loud updates apart from quiet ones; a quiet update does not quieten loud news', () => {
+    const q = new BroadcastQueue(100);
+    q.enqueue(1, alive('a', 0), 10, true);
+    expect([q.size, q.loud]).toEqual([1, 0]);
+    q.enqueue(2, alive('b', 0), 10);
+    expect([q.size, q.loud]).toEqual([2, 1]);
+    q.enqueue(2, alive('b', 1), 10, true); // replaces loud news not yet sent: stays loud
+    expect([q.size, q.loud]).toEqual([2, 1]);
+    q.enqueue(1, alive('a', 1), 10); // loud news replaces quiet
+    expect(q.loud).toBe(2);
+    for (let i = 0; i < 2; i++) q.take(2, 10, 1000);
+    expect([q.size, q.loud]).toEqual([0, 0]);
+    q.enqueue(3, alive('c', 0), 10);
+    q.remove(3);
+    expect(q.loud).toBe(0);
+  });
+
   it('stays consistent under many operations', () => {
     const rng = createRng(7);
     const q = new BroadcastQueue(50);
     for (let i = 0; i < 20_000; i++) {
       const idx = rng.int(80);
-      if (rng.chance(0.6)) q.enqueue(idx, alive(`m${idx}`, i), 10 + rng.int(50));
+      if (rng.chance(0.6)) q.enqueue(idx, alive(`m${idx}`, i), 10 + rng.int(50), rng.chance(0.5));
       else if (rng.chance(0.1)) q.remove(idx);
       else {
         const got = q.take(6, 1 + rng.int(8), 200);
         expect(new Set(got.map((u) => u.id)).size).toBe(got.length);
       }
       expect(q.size).toBeLessThanOrEqual(50);
+      expect(q.loud).toBeGreaterThanOrEqual(0);
+      expect(q.loud).toBeLessThanOrEqual(q.size);
     }
+    while (q.size > 0) q.take(6, 64, 1e6);
+    expect(q.loud).toBe(0);
   });
 });
 
