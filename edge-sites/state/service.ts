@@ -9,6 +9,10 @@
 // An agent runs one session at a time, in either direction: a peer that asks while one runs is
 // turned away and tries again later. So when an agent comes back after missing many writes and
 // every other member reaches for it at once, it takes the difference once, not once per member.
+// Those turned away try again a few times, shortly after (KV_UP_SYNC_RETRIES): the one that came
+// back may hold writes nobody else has (acknowledged just before it crashed, never broadcast), and
+// every member that comes for them is one more that has them.
+import { setTimeout as delay } from 'node:timers/promises';
 import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -40,6 +44,16 @@ export const KV_SYNC_OTHER_SITE_EVERY = 3;
 export const KV_SESSION_TIMEOUT_MS = 60_000;
 /** After a member comes back, the next one that comes back is not synced with for this long (ms). */
 export const KV_UP_SYNC_GAP_MS = 1_000;
+/**
+ * A session with a member that came back (from dead or left) which did not run (it was busy with
+ * another member's, or the dial failed) is tried again this many times, each after
+ * KV_UP_SYNC_RETRY_MS x 0.5-1.5. In the lab (6 agents), an acknowledged write on an agent SIGKILLed
+ * and restarted reached the other five in 1.3-6.4 s over 19 restarts, and once in more than 15 s,
+ * without this: the restarted agent turned away all but one of them and the rest waited for
+ * random rounds. With it: 1.4-2.8 s over 12 restarts.
+ */
+export const KV_UP_SYNC_RETRIES = 4;
+export const KV_UP_SYNC_RETRY_MS = 400;
 /** How often tombstones are collected (ms). */
 export const KV_GC_INTERVAL_MS = 60_000;
 
@@ -124,8 +138,10 @@ export class KvService extends EventTarget {
     const now = Date.now();
     if (now - this.#lastUpSync < KV_UP_SYNC_GAP_MS) return;
     this.#lastUpSync = now;
-    const id = (evt as CustomEvent<{ member: { id: string } }>).detail.member.id;
-    void this.syncWith(id);
+    const { member, previous } = (evt as CustomEvent<{ member: { id: string }; previous: string }>)
+      .detail;
+    // one that is new to us has nothing we could lack for long: one try, no retries
+    void this.#catchUp(member.id, previous === 'none' ? 0 : KV_UP_SYNC_RETRIES);
   };
 
   readonly #gossip: Broadcast;
@@ -299,8 +315,28 @@ export class KvService extends EventTarget {
 
   /** One session with `peer`; skipped when a session is already running. Returns records received. */
   async syncWith(peer: string): Promise<number> {
+    return (await this.#trySync(peer)) ?? 0;
+  }
+
+  /** A session with a member that came back, tried again while it does not run (see the header). */
+  async #catchUp(peer: string, retries: number): Promise<void> {
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      if (attempt > 0) {
+        const ms = KV_UP_SYNC_RETRY_MS * (0.5 + Math.random());
+        try {
+          await delay(ms, undefined, { signal: this.#controller.signal, ref: false });
+        } catch {
+          return; // stopped
+        }
+      }
+      if ((await this.#trySync(peer)) !== undefined) return;
+    }
+  }
+
+  /** syncWith, but undefined when no session ran (busy here, stopped, or it failed). */
+  async #trySync(peer: string): Promise<number | undefined> {
     if (!this.#started || peer === this.#c.membership.selfId || this.#busyWith !== undefined)
-      return 0;
+      return undefined;
     this.#busyWith = peer;
     const signal = AbortSignal.any([
       this.#controller.signal,
@@ -313,7 +349,7 @@ export class KvService extends EventTarget {
       return await this.#session(stream, peer, signal);
     } catch (err) {
       this.#c.logger.debug({ peer, err: (err as Error).message }, 'kv session failed');
-      return 0;
+      return undefined;
     } finally {
       this.#busyWith = undefined;
     }

@@ -142,6 +142,39 @@ describe('replicated key/value store', () => {
     });
   });
 
+  it('a member that comes back holding a write nobody has: every other member fetches it, though it serves one at a time', async () => {
+    const c = cluster.current;
+    // rounds far apart: only the sessions a comeback starts can carry the write in time
+    const kv = { syncInterval: '60s' };
+    const a = await c.startAgent({ name: 'a', extra: { kv } });
+    const join = [a.addrs()[0]];
+    const rest = await Promise.all(
+      ['b', 'c', 'd'].map((name) => c.startAgent({ name, join, extra: { kv } })),
+    );
+    const [b, cc, d] = rest;
+    await waitFor(() => [a, ...rest].every((x) => x.membership.counts().alive === 4), {
+      timeout: 10_000,
+    });
+    // a write that was never broadcast, as when the agent crashed right after acknowledging it
+    await d.kv.state.write('comeback/1', te.encode('only-on-d'));
+    const dir = d.dataDir;
+    await d.stop({ leave: false });
+    await waitFor(() => [a, b, cc].every((x) => x.membership.state(d.peerId) === 'dead'), {
+      timeout: 10_000,
+      message: 'd dead everywhere',
+    });
+    // a, b and c all reach for d when it is back; d turns away all but one at a time
+    const d2 = await c.startAgent({ name: 'd', data: dir, join, extra: { kv } });
+    await waitFor(
+      async () =>
+        (await Promise.all([a, b, cc].map((x) => x.kv.get('comeback/1')))).every(
+          (v) => v !== undefined && td.decode(v.value) === 'only-on-d',
+        ),
+      { timeout: 10_000, message: 'the write from d on a, b and c' },
+    );
+    expect(d2.membership.counts().alive).toBe(4);
+  });
+
   it('limits, errors, watches and the CLI', async () => {
     const c = cluster.current;
     const p = await c.spawnAgent({ name: 'k' });
