@@ -16,7 +16,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { Broadcast, DigestExchange, FramedStream } from '../../membership/index.js';
+import {
+  Broadcast,
+  DigestExchange,
+  FramedStream,
+  type MembershipEvent,
+} from '../../membership/index.js';
 import type { KvStore } from '../../storage/index.js';
 import {
   decodeBatch,
@@ -138,8 +143,7 @@ export class KvService extends EventTarget {
     const now = Date.now();
     if (now - this.#lastUpSync < KV_UP_SYNC_GAP_MS) return;
     this.#lastUpSync = now;
-    const { member, previous } = (evt as CustomEvent<{ member: { id: string }; previous: string }>)
-      .detail;
+    const { member, previous } = (evt as CustomEvent<MembershipEvent>).detail;
     // one that is new to us has nothing we could lack for long: one try, no retries
     void this.#catchUp(member.id, previous === 'none' ? 0 : KV_UP_SYNC_RETRIES);
   };
