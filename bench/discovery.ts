@@ -166,17 +166,21 @@ async function spread(
     await sleep(settleS * 1000);
     // per name: when each agent applied it (its own clock, `at` in the change) and when its
     // change reached this process (the watcher, one more process on the same cores)
-    const seen = new Map<string, { applied: number[]; arrived: number[]; who: number[] }>();
+    const seen = new Map<
+      string,
+      { applied: number[]; arrived: number[]; who: number[]; via: string[] }
+    >();
     const watches = await Promise.all(
       agents.map((a, ai) =>
         watchSse(`${a.api}/v1/catalog/watch`, a.token, (data, arrived) => {
-          const change = JSON.parse(data) as { names: string[]; at: number };
+          const change = JSON.parse(data) as { names: string[]; at: number; via?: string };
           for (const name of change.names) {
             let l = seen.get(name);
-            if (!l) seen.set(name, (l = { applied: [], arrived: [], who: [] }));
+            if (!l) seen.set(name, (l = { applied: [], arrived: [], who: [], via: [] }));
             l.applied.push(change.at);
             l.arrived.push(arrived);
             l.who.push(ai);
+            l.via.push(change.via ?? '?');
           }
         }),
       ),
@@ -207,6 +211,8 @@ async function spread(
     const watcherTimes: number[] = [];
     /** How many registrations each agent applied last: one agent often last is not the host. */
     const lastCounts = new Map<number, number>();
+    /** How the agents got the registrations (the watch's `via`): gossip, or repaired by sync. */
+    const viaCounts = new Map<string, number>();
     for (let r = 0; r < regs; r++) {
       const name = `svc-${r}`;
       const a = agents[Math.floor(Math.random() * agents.length)];
@@ -221,7 +227,8 @@ async function spread(
       });
       const got = seen.get(name)!;
       times.push(Math.max(...got.applied) - wall0);
-      const order = got.applied.map((t, k) => ({ t: t - wall0, who: got.who[k] }));
+      const order = got.applied.map((t, k) => ({ t: t - wall0, who: got.who[k], via: got.via[k] }));
+      for (const v of got.via) viaCounts.set(v, (viaCounts.get(v) ?? 0) + 1);
       order.sort((x, y) => y.t - x.t);
       const from = agents.indexOf(a);
       const firstOther = order.filter((x) => x.who !== from).at(-1)!;
@@ -233,7 +240,7 @@ async function spread(
         first: `n${firstOther.who} ${firstOther.t}`,
         last: order
           .slice(0, 3)
-          .map((o) => `n${o.who} ${o.t}`)
+          .map((o) => `n${o.who} ${o.t}${o.via === 'gossip' ? '' : ` (${o.via})`}`)
           .join(', '),
       });
       watcherTimes.push(Math.max(...seen.get(name)!.arrived) - t0);
@@ -261,6 +268,10 @@ async function spread(
       .slice(0, 3)
       .map((x) => `from n${x.from} (own ${x.own}): first ${x.first}, last ${x.last} ms`)
       .join('; ');
+    figures.b_applied_via = [...viaCounts]
+      .sort((x, y) => y[1] - x[1])
+      .map(([via, count]) => `${via} ${count}`)
+      .join(', ');
     figures.b_last_to_apply_most_often = [...lastCounts]
       .sort((x, y) => y[1] - x[1])
       .slice(0, 3)
@@ -309,6 +320,7 @@ export default {
         "visible everywhere: from just before the registration request to the last agent applying the change (the `at` of the change on its /v1/catalog/watch stream, the agent's own clock; all agents share this host's clock); watcher saw everywhere: until the last of those changes reached the bench process, one more process on the same cores",
         'Consul repairs a missed catalog update by anti-entropy once a minute (the figure in the issue); edgeswarm publishes at once and repairs every 5 s',
         '(b) starts b_settle_s seconds after the cluster converged (--settle)',
+        "how the agents got each registration: b_applied_via counts the `via` of every change on the watch streams (gossip: the publisher's broadcast; sync: repaired by an anti-entropy round); b_slowest_registrations marks a late agent's `via` when it was not gossip",
         "CPU (b): all agent processes from /proc; idle = 10 s with the watchers connected and nothing registered; per registration = (CPU during the registrations - idle cores x their wall time) / registrations; TCP segments per registration: the same, from the whole host's OutSegs (/proc/net/snmp), so the bench's own requests and watch streams are in it",
       ],
     });

@@ -16,6 +16,7 @@ export {
   CatalogService,
   type CatalogChange,
   type CatalogMembership,
+  type ChangeSource,
   type LocalService,
 } from './catalog/service.js';
 export { FramedStream } from './net/framed-stream.js';

@@ -86,13 +86,16 @@ export interface ReplicationOptions {
   dhtAnnounce?: boolean;
 }
 
+/** How a catalog from a peer arrived (CatalogChange's `via`). */
+export type RemoteSource = 'gossip' | 'sync' | 'lookup';
+
 interface Hooks {
   state: CatalogState;
   /**
    * A signed catalog from a peer; `publisher` is the member whose gossipsub-verified message
    * carried it (its own catalog then skips a second signature check: see decodeNodeCatalog).
    */
-  accept(bytes: Uint8Array, publisher?: string): Promise<boolean>;
+  accept(bytes: Uint8Array, via: RemoteSource, publisher?: string): Promise<boolean>;
   /** The signed bytes of a node's catalog (ours included), for relaying. */
   signed(node: string): Uint8Array | undefined;
   localNames(): string[];
@@ -137,7 +140,7 @@ export class CatalogReplication {
       CATALOG_TOPIC,
       (m) =>
         void this.#h
-          .accept(m.data, m.from)
+          .accept(m.data, 'gossip', m.from)
           .catch((err: Error) => this.#c.onBadInput?.('gossip', err.name)),
     );
     this.#direct = directProvider(components.node.services.dht);
@@ -315,7 +318,7 @@ export class CatalogReplication {
       await fs.write(encodeSync({ t: 'get', nodes }), signal);
       const reply = decodeSync(await fs.readOne(signal));
       if (reply.t === 'catalogs')
-        for (const c of reply.list) await this.#h.accept(c).catch(() => {});
+        for (const c of reply.list) await this.#h.accept(c, 'lookup').catch(() => {});
     } finally {
       await fs.closeWrite();
     }
@@ -360,7 +363,7 @@ export class CatalogReplication {
       if (reply.t === 'catalogs')
         for (const c of reply.list)
           await this.#h
-            .accept(c)
+            .accept(c, 'sync')
             .catch(() => this.#c.onBadInput?.(CATALOG_PROTOCOL, 'bad_catalog'));
       return true;
     } catch (err) {
@@ -413,7 +416,9 @@ export class CatalogReplication {
         .filter((b): b is Uint8Array => b !== undefined);
       await fs.write(encodeSync({ t: 'catalogs', list: wanted }), signal);
       for (const c of msg.push)
-        await this.#h.accept(c).catch(() => this.#c.onBadInput?.(CATALOG_PROTOCOL, 'bad_catalog'));
+        await this.#h
+          .accept(c, 'sync')
+          .catch(() => this.#c.onBadInput?.(CATALOG_PROTOCOL, 'bad_catalog'));
     } catch (err) {
       this.#c.onBadInput?.(CATALOG_PROTOCOL, (err as Error).name);
       stream.abort(err as Error);

@@ -13,6 +13,7 @@ import {
   CatalogReplication,
   type ReplicationComponents,
   type ReplicationOptions,
+  type RemoteSource,
 } from './replication.js';
 import { CatalogState } from './state.js';
 import type {
@@ -67,7 +68,16 @@ export interface CatalogChange {
   names: string[];
   /** When this agent applied the change (ms since the epoch): it answers queries with it from then. */
   at: number;
+  /** How the change reached this agent (see ChangeSource). */
+  via: ChangeSource;
 }
+
+/**
+ * How a catalog change reached an agent: `local` (a registration, deregistration or check here),
+ * `gossip` (the publisher's broadcast), `sync` (an anti-entropy round repaired a missed one),
+ * `lookup` (fetched for a name this agent had not seen), `reaped` (membership forgot the node).
+ */
+export type ChangeSource = 'local' | RemoteSource | 'reaped';
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -95,7 +105,7 @@ export class CatalogService extends EventTarget {
     this.#o = options;
     this.#replication = new CatalogReplication(components, options, {
       state: this.state,
-      accept: (bytes, publisher) => this.#acceptRemote(bytes, publisher),
+      accept: (bytes, via, publisher) => this.#acceptRemote(bytes, via, publisher),
       signed: (node) => this.#signed.get(node),
       localNames: () => [...new Set([...this.#local.values()].map((r) => r.name))],
     });
@@ -257,7 +267,7 @@ export class CatalogService extends EventTarget {
       const signed = await encodeNodeCatalog(catalog, this.#c.privateKey);
       this.#signed.set(this.selfId, signed);
       const before = this.state.get(this.selfId);
-      if (this.state.apply(catalog)) this.#emit(before, catalog);
+      if (this.state.apply(catalog)) this.#emit(before, catalog, 'local');
       // Broadcast while the version is written, not after: a synced write waits for the disk
       // thread and then for the event loop, which on a loaded host is a wait of its own (the
       // gain was not measurable through the N=50 bench's noise: see docs/benchmarks.md). If we
@@ -279,7 +289,7 @@ export class CatalogService extends EventTarget {
   }
 
   /** A signed catalog from a peer: verify, apply if newer, persist. Returns whether it was new. */
-  async #acceptRemote(bytes: Uint8Array, publisher?: string): Promise<boolean> {
+  async #acceptRemote(bytes: Uint8Array, via: RemoteSource, publisher?: string): Promise<boolean> {
     const cat = await decodeNodeCatalog(bytes, publisher);
     if (cat.node === this.selfId) {
       // someone holds a newer catalog of ours than we do (we lost our version): jump past it
@@ -299,7 +309,7 @@ export class CatalogService extends EventTarget {
     // 2 cores, the write took 30-230 ms; the discovery bench's p99 at N=25 went from 564-716 ms
     // to 512-559 ms without the wait. The disk copy is only for a restart, and a catalog lost
     // with the process comes back by anti-entropy.
-    this.#emit(before, cat);
+    this.#emit(before, cat, via);
     await this.#save(cat.node);
     return true;
   }
@@ -337,7 +347,7 @@ export class CatalogService extends EventTarget {
     return this.#saving;
   }
 
-  #emit(before: NodeCatalog | undefined, after: NodeCatalog): void {
+  #emit(before: NodeCatalog | undefined, after: NodeCatalog, via: ChangeSource): void {
     const names = new Set<string>();
     const key = (s: ServiceRecord) => JSON.stringify(s);
     const old = new Map((before?.services ?? []).map((s) => [s.id, key(s)]));
@@ -350,6 +360,7 @@ export class CatalogService extends EventTarget {
       version: after.version,
       names: [...names].sort(),
       at: Date.now(),
+      via,
     };
     this.dispatchEvent(new CustomEvent<CatalogChange>('change', { detail: change }));
   }
@@ -359,7 +370,7 @@ export class CatalogService extends EventTarget {
     const before = this.state.get(node);
     if (this.state.remove(node)) {
       this.#signed.delete(node);
-      if (before) this.#emit(before, { node, version: before.version, services: [] });
+      if (before) this.#emit(before, { node, version: before.version, services: [] }, 'reaped');
       await this.#save(node);
     }
   }

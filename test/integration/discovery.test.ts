@@ -9,7 +9,7 @@ import type { Agent } from '../../agent/agent.js';
 import { RCODE } from '../../agent/dns/answer.js';
 import { CATALOG_TOPIC, serviceKey } from '../../membership/catalog/replication.js';
 import { CATALOG_PROTOCOL } from '../../membership/catalog/sync.js';
-import { DIRECT_TOPIC_SUFFIX } from '../../membership/index.js';
+import { DIRECT_TOPIC_SUFFIX, type CatalogChange } from '../../membership/index.js';
 import { countDials, useCluster } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -275,12 +275,19 @@ describe('service discovery', () => {
     d.node.services.pubsub.unsubscribe(CATALOG_TOPIC);
     d.node.services.pubsub.unsubscribe(CATALOG_TOPIC + DIRECT_TOPIC_SUFFIX);
     await new Promise((r) => setTimeout(r, 200));
+    const via: string[] = [];
+    d.catalog.addEventListener('change', (e) => {
+      const c = (e as CustomEvent<CatalogChange>).detail;
+      if (c.names.includes('missed')) via.push(c.via);
+    });
     await a.catalog.register('missed-1', { name: 'missed', port: 7003 });
     await waitFor(() => ids(d, 'missed').length === 1, {
       timeout: 5000,
       message: 'the registration that missed the gossip to reach d by anti-entropy',
     });
     expect(exchanges[0] + exchanges[1]).toBeGreaterThan(0);
+    // d's watchers are told how the change came: repaired by a round, not gossiped
+    expect(via).toEqual(['sync']);
   });
 
   it('catalog watches stream changes as server-sent events', async () => {
@@ -309,8 +316,9 @@ describe('service discovery', () => {
     await waitFor(() => events.length >= 2, { timeout: 3000 });
     ac.abort();
     await reading;
-    const changes = events.map((e) => JSON.parse(e) as { names: string[]; at: number });
+    const changes = events.map((e) => JSON.parse(e) as CatalogChange);
     expect(changes.map((c) => c.names)).toEqual([['web'], ['web']]);
+    expect(changes.map((c) => c.via)).toEqual(['local', 'local']);
     // each change says when the agent applied it
     expect(changes[0].at).toBeGreaterThanOrEqual(t0);
     expect(changes[1].at).toBeGreaterThanOrEqual(changes[0].at);

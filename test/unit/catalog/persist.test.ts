@@ -156,6 +156,7 @@ describe('catalog persistence', () => {
     // all three versions were visible while no write had finished
     expect(store.batches).toEqual([]);
     expect(changes.map((c) => c.version)).toEqual([1, 2, 3]);
+    expect(changes.map((c) => c.via)).toEqual(['gossip', 'gossip', 'gossip']);
     const answer = svc.discoverLocal({ name: 'web', strategy: 'nearest' });
     expect(answer.map((i) => i.port)).toEqual([8003]);
 
@@ -201,6 +202,7 @@ describe('catalog persistence', () => {
     // broadcast and shown here while neither the registration nor the catalog is on disk
     expect(store.batches).toEqual([]);
     expect(changes.map((c) => c.names)).toEqual([['api']]);
+    expect(changes.map((c) => c.via)).toEqual(['local']);
     const sent = await decodeNodeCatalog(published[0]);
     expect(sent.services.map((x) => x.name)).toEqual(['api']);
     await new Promise((r) => setTimeout(r, 20));
