@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../../agent/version.js';
+import { onExit } from './exit-cleanup.js';
 import { waitFor } from './wait.js';
 
 export const CLI = join(projectRoot(), 'dist', 'agent', 'cli', 'main.js');
@@ -65,8 +66,12 @@ export class AgentProcess {
       }
     });
     createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line));
+    // an agent never outlives the harness that started it (exit-cleanup.ts)
+    const child = this.child;
+    const forget = onExit(() => child.kill('SIGKILL'));
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
+        forget();
         this.exitCode = code;
         this.exitSignal = signal;
         resolve(code);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { generateClusterKey } from '../../agent/identity.js';
 import { AgentProcess, END_SIGNAL, requireBuild } from './agent-process.js';
+import { onExit } from './exit-cleanup.js';
 import { waitFor } from './wait.js';
 
 export interface LocalClusterOptions {
@@ -22,6 +23,9 @@ export class LocalCluster {
   readonly root = mkdtempSync(joinPath(tmpdir(), 'edgeswarm-bench-'));
   readonly keyFile = joinPath(this.root, 'cluster.key');
   readonly agents: AgentProcess[] = [];
+
+  /** Removes the directory if the process ends before stop() (after the agents are killed). */
+  readonly #forgetRoot = onExit(() => rmSync(this.root, { recursive: true, force: true }));
 
   constructor() {
     writeFileSync(this.keyFile, generateClusterKey(), { mode: 0o600 });
@@ -111,5 +115,6 @@ export class LocalCluster {
   async stop(): Promise<void> {
     await Promise.allSettled(this.agents.map((a) => a.stop(END_SIGNAL)));
     rmSync(this.root, { recursive: true, force: true });
+    this.#forgetRoot();
   }
 }
