@@ -146,7 +146,15 @@ export class AgentProcess {
     if (this.running) this.child.kill(signal);
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeout = 8000): Promise<void> {
+  /**
+   * Ends the agent with `signal`, and with SIGKILL after `timeout` ms. With EDGESWARM_NODE_ARGS set
+   * the default is 2 minutes: 30 profiled agents writing their profiles at once on 2 cores took
+   * longer than 8 s, and were killed before they had written any.
+   */
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+    timeout = NODE_ARGS.length > 0 ? 120_000 : 8000,
+  ): Promise<void> {
     if (!this.running) return;
     this.child.kill(signal);
     const t = setTimeout(() => this.child.kill('SIGKILL'), timeout);
