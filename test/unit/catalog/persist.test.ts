@@ -53,7 +53,8 @@ afterEach(async () => {
   for (const s of stopped.splice(0)) await s.stop();
 });
 
-async function service(store: KvStore) {
+/** A catalog service over `store`; received catalogs are written `saveDelayMs` after they came. */
+async function service(store: KvStore, saveDelayMs = 0) {
   const self = await generateKeyPair('Ed25519');
   const pubsub = new EventTarget() as EventTarget & Record<string, unknown>;
   const published: Uint8Array[] = [];
@@ -92,7 +93,11 @@ async function service(store: KvStore) {
       randomPeer: () => undefined,
     },
   } as unknown as CatalogComponents; // only what the catalog uses; pubsub is an EventTarget stand-in
-  const svc = new CatalogService(components, { dhtAnnounce: false, syncIntervalMs: 3_600_000 });
+  const svc = new CatalogService(components, {
+    dhtAnnounce: false,
+    syncIntervalMs: 3_600_000,
+    saveDelayMs,
+  });
   await svc.start();
   stopped.push(svc);
   /** A gossip message; `from` makes it a signed one gossipsub has verified as that member's. */
@@ -256,7 +261,7 @@ describe('catalog persistence', () => {
     expect(svc.state.get(peerId)).toBeUndefined();
   });
 
-  it('a catalog whose write failed is written with the next one', async () => {
+  it('a catalog whose write failed is written again after the delay', async () => {
     let failNext = false;
     class FlakyStore extends MemoryStore {
       override async batch(ops: readonly BatchOp[]): Promise<void> {
@@ -268,20 +273,46 @@ describe('catalog persistence', () => {
       }
     }
     const store = new FlakyStore();
-    const { svc, members, gossip } = await service(store);
+    const { svc, members, gossip } = await service(store, 100);
     const x = await newMember(members);
-    const y = await newMember(members);
     failNext = true;
     gossip(await catalogOf(x.peer, 1, 8001));
     await until(() => svc.state.get(x.peerId) !== undefined);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 150));
     expect(await store.get(`node/${x.peerId}`)).toBeUndefined(); // that write failed
-    // the next change (of another node) writes both
-    gossip(await catalogOf(y.peer, 1, 8002));
-    await until(() => svc.state.get(y.peerId) !== undefined);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 150));
     expect((await decodeNodeCatalog((await store.get(`node/${x.peerId}`))!)).version).toBe(1);
-    expect(await store.get(`node/${y.peerId}`)).toBeDefined();
+  });
+
+  it('changes that come within the delay are written in one batch; stop() writes at once', async () => {
+    const store = new SlowStore();
+    const { svc, members, gossip } = await service(store, 300);
+    const x = await newMember(members);
+    const y = await newMember(members);
+    await new Promise((r) => setTimeout(r, 20));
+    store.batches.length = 0; // our own catalog's, at start
+    const t0 = Date.now();
+    for (const v of [1, 2, 3]) gossip(await catalogOf(x.peer, v, 8000 + v));
+    gossip(await catalogOf(y.peer, 1, 9001));
+    await until(
+      () => svc.state.get(x.peerId)?.version === 3 && svc.state.get(y.peerId) !== undefined,
+    );
+    expect(store.batches).toEqual([]); // answered, not written yet
+    await until(() => store.batches.length === 1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    const [batch] = store.batches;
+    expect(batch.map((op) => op.key).sort()).toEqual(
+      [`node/${x.peerId}`, `node/${y.peerId}`].sort(),
+    );
+    expect((await decodeNodeCatalog((await store.get(`node/${x.peerId}`))!)).version).toBe(3);
+    // a change and then stop(), well within the delay: written by stop()
+    gossip(await catalogOf(x.peer, 4, 8004));
+    await until(() => svc.state.get(x.peerId)?.version === 4);
+    const t1 = Date.now();
+    await svc.stop();
+    expect(Date.now() - t1).toBeLessThan(250);
+    expect(store.batches).toHaveLength(2);
+    expect((await decodeNodeCatalog((await store.get(`node/${x.peerId}`))!)).version).toBe(4);
   });
 
   it("takes a node's own gossiped catalog on gossipsub's signature, and checks a relayed one", async () => {
