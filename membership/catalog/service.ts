@@ -61,9 +61,9 @@ export interface CatalogOptions extends ReplicationOptions {
  * answers: the disk copy is only for answering at once after a restart, and a change a crash
  * loses before it is written comes back by anti-entropy (as it always could). Writing each
  * change as it came cost every agent a level batch and a wakeup from the disk thread per change
- * anywhere in the cluster: 10 agents, 60 changes at one agent 150 ms apart, CPU per change on
- * each receiving agent 2.5 ms (1.97-3.14, four runs) writing each against 2.1 ms (1.93-2.24)
- * not writing at all (docs/benchmarks.md, sixteenth session).
+ * anywhere in the cluster. 10 agents, 120 changes at one agent 150 ms apart, CPU per change on
+ * each receiving agent: 2.2 ms (1.58-3.00) writing each, 1.1 ms (0.52-1.48) with this delay,
+ * three alternating pairs (docs/benchmarks.md, sixteenth session).
  */
 export const CATALOG_SAVE_DELAY_MS = 1_000;
 
