@@ -303,7 +303,10 @@ export class CatalogService extends EventTarget {
     return this.#publishing;
   }
 
-  /** A signed catalog from a peer: verify, apply if newer, persist. Returns whether it was new. */
+  /**
+   * A signed catalog from a peer: verify, apply if newer, and have it written within
+   * CATALOG_SAVE_DELAY_MS. Returns whether it was new.
+   */
   async #acceptRemote(bytes: Uint8Array, via: RemoteSource, publisher?: string): Promise<boolean> {
     const cat = await decodeNodeCatalog(bytes, publisher);
     if (cat.node === this.selfId) {

@@ -1,7 +1,8 @@
-// Remote catalogs are answered and watched as soon as they arrive; their disk copy follows, and
-// the store always ends with the newest version memory holds, even when versions arrive while a
-// slow write is under way. A service started again from that store answers at once. A local
-// registration is broadcast while it is written, and register() returns once it is durable.
+// Remote catalogs are answered and watched as soon as they arrive; their disk copy follows (the
+// changes of one save delay in one batch, stop() writing at once), and the store always ends with
+// the newest version memory holds, even when versions arrive while a slow write is under way. A
+// service started again from that store answers at once. A local registration is broadcast while
+// it is written, and register() returns once it is durable.
 // A catalog gossiped by its own node is taken on gossipsub's signature alone; relayed, it is checked.
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
