@@ -253,6 +253,8 @@ describe('catalog persistence', () => {
     const store = new MemoryStore();
     const { svc, members, gossip } = await service(store);
     const { peer, peerId } = await newMember(members);
+    const changes: CatalogChange[] = [];
+    svc.addEventListener('change', (e) => changes.push((e as CustomEvent<CatalogChange>).detail));
     gossip(await catalogOf(peer, 1, 8001));
     await until(() => svc.state.get(peerId) !== undefined);
     await new Promise((r) => setTimeout(r, 20));
@@ -260,28 +262,37 @@ describe('catalog persistence', () => {
     await svc.forget(peerId);
     expect(await store.get(`node/${peerId}`)).toBeUndefined();
     expect(svc.state.get(peerId)).toBeUndefined();
+    // watchers are told the node's instances went because membership forgot it
+    expect(changes.map((c) => [c.via, c.names])).toEqual([
+      ['gossip', ['web']],
+      ['reaped', ['web']],
+    ]);
   });
 
   it('a catalog whose write failed is written again after the delay', async () => {
-    let failNext = false;
+    /** Every batch tried, and whether it was written; the first one fails. */
+    const tries: Array<{ ok: boolean; at: number }> = [];
+    let armed = false; // from after start: our own catalog's write is not a received one
     class FlakyStore extends MemoryStore {
       override async batch(ops: readonly BatchOp[]): Promise<void> {
-        if (failNext) {
-          failNext = false;
-          throw new Error('disk full');
-        }
+        if (!armed) return super.batch(ops);
+        const ok = tries.length > 0;
+        tries.push({ ok, at: Date.now() });
+        if (!ok) throw new Error('disk full');
         return super.batch(ops);
       }
     }
     const store = new FlakyStore();
     const { svc, members, gossip } = await service(store, 100);
     const x = await newMember(members);
-    failNext = true;
+    await new Promise((r) => setTimeout(r, 20));
+    armed = true;
     gossip(await catalogOf(x.peer, 1, 8001));
     await until(() => svc.state.get(x.peerId) !== undefined);
-    await new Promise((r) => setTimeout(r, 150));
-    expect(await store.get(`node/${x.peerId}`)).toBeUndefined(); // that write failed
-    await new Promise((r) => setTimeout(r, 150));
+    await until(() => tries.length === 2);
+    expect(tries.map((t) => t.ok)).toEqual([false, true]);
+    // tried again by itself, after the delay, not at once
+    expect(tries[1].at - tries[0].at).toBeGreaterThanOrEqual(90);
     expect((await decodeNodeCatalog((await store.get(`node/${x.peerId}`))!)).version).toBe(1);
   });
 
