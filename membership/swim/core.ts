@@ -26,6 +26,15 @@ import { assertValidMeta, freezeMeta, metaEquals } from './meta.js';
 import { SAMPLE_TRIES, SwimProber } from './probe.js';
 import type { Effect, MemberMeta, SwimMessage, Update } from './types.js';
 
+/**
+ * A graceful leave tells up to this many live members directly, at once, besides gossiping it. At
+ * the lan preset the gossip alone reached 9 other members in ~150-350 ms, but a member the random
+ * rounds happened to miss heard it only from a second-hand round; the lab's "left everywhere
+ * within 1 s" once took longer on a loaded host. One message per member, once, is cheap; above
+ * this many the notified members' own gossip rounds carry it the rest of the way.
+ */
+export const LEAVE_DIRECT_MAX = 32;
+
 export class SwimCore extends SwimProber {
   private nextGossipAt: number;
   private nextPushPullAt: number;
@@ -79,8 +88,8 @@ export class SwimCore extends SwimProber {
   }
 
   /**
-   * Leaves gracefully: marks us `left` with a new incarnation and gossips it (the first round
-   * right away). Probing, push-pull and reconnects stop; acks and gossip go on. Keep calling
+   * Leaves gracefully: marks us `left` with a new incarnation, tells up to LEAVE_DIRECT_MAX live
+   * members directly, right away, and gossips it. Probing, push-pull and reconnects stop; acks and gossip go on. Keep calling
    * tick()/handle() until pendingBroadcasts is 0 (or a short timeout) before shutting down.
    */
   leave(now: number): Effect[] {
@@ -89,9 +98,13 @@ export class SwimCore extends SwimProber {
     this.hasLeft = true;
     const inc = this.bumpedIncarnation();
     this.table.set(this.selfIdx, ST_LEFT, inc, this.meta, now);
-    this.broadcast(this.selfIdx, { kind: 'left', id: this.id, incarnation: inc });
+    const left: Update = { kind: 'left', id: this.id, incarnation: inc };
+    this.broadcast(this.selfIdx, left);
     this.probe = undefined;
-    this.gossipRound(now);
+    // the first round, right away: to (up to LEAVE_DIRECT_MAX) members at once, not gossipNodes;
+    // the queued broadcast goes on in the usual gossip rounds
+    for (const idx of this.sampleLive(LEAVE_DIRECT_MAX, (i) => i !== this.selfIdx))
+      this.send(this.interner.idOf(idx), { type: 'gossip', updates: [left] });
     return this.end();
   }
 

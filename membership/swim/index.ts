@@ -1,5 +1,5 @@
 // Public surface of the SWIM + Lifeguard membership core. See core.ts for how a runtime drives it.
-export { SwimCore } from './core.js';
+export { SwimCore, LEAVE_DIRECT_MAX } from './core.js';
 export { type SwimInit, type SwimStats, MAX_INCARNATION } from './base.js';
 export {
   type SwimConfig,

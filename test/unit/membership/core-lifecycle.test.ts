@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidMetaError } from '../../../membership/errors.js';
 import {
+  LEAVE_DIRECT_MAX,
   type SwimMessage,
   SwimCore,
   resolveSwimConfig,
@@ -113,6 +114,39 @@ describe('leave and rejoin', () => {
       h.deliver();
     }
     expect(pings.filter((p) => p.includes('b'))).toEqual([]);
+  });
+
+  it('a leaving member tells every live member directly, up to LEAVE_DIRECT_MAX', () => {
+    /** Members b's leave() sends its `left` to in a message carrying only that. */
+    const direct = (h: Harness) =>
+      h.inflight
+        .filter(
+          (e) =>
+            e.from === 'b' &&
+            e.msg.type === 'gossip' &&
+            e.msg.updates.length === 1 &&
+            e.msg.updates[0].kind === 'left' &&
+            e.msg.updates[0].id === 'b',
+        )
+        .map((e) => e.to);
+    const small = new Harness(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+    small.inflight.length = 0;
+    small.absorb('b', small.core('b').leave(100));
+    // before any gossip round has run anywhere: each of the 6 others, once
+    expect(direct(small).sort()).toEqual(['a', 'c', 'd', 'e', 'f', 'g']);
+    small.deliver();
+    for (const id of ['a', 'c', 'd', 'e', 'f', 'g'])
+      expect(small.core(id).stateOf('b')).toBe('left');
+
+    const ids = Array.from({ length: LEAVE_DIRECT_MAX + 20 }, (_, i) => `m${i}`);
+    ids[1] = 'b';
+    const big = new Harness(ids);
+    big.inflight.length = 0;
+    big.absorb('b', big.core('b').leave(100));
+    const told = direct(big);
+    expect(told).toHaveLength(LEAVE_DIRECT_MAX);
+    expect(new Set(told).size).toBe(LEAVE_DIRECT_MAX);
+    expect(told).not.toContain('b');
   });
 
   it('a left member that joins again comes back with a higher incarnation', () => {
