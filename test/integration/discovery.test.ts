@@ -247,6 +247,28 @@ describe('service discovery', () => {
     expect(again.ms).toBeLessThan(500);
   });
 
+  it("a catalog fetched through the DHT reaches watchers as via 'lookup'", async () => {
+    // anti-entropy off the test's timescale: once d forgets a's catalog, only a lookup brings it back
+    const { a, d } = await twoSites({ dhtAnnounce: true, syncInterval: '10m' });
+    await a.catalog.register('found-1', { name: 'found', port: 7004 });
+    await waitFor(() => ids(d, 'found').length === 1, { timeout: 3000, message: 'by gossip' });
+    await d.catalog.forget(a.peerId);
+    const via: string[] = [];
+    d.catalog.addEventListener('change', (e) => {
+      const c = (e as CustomEvent<CatalogChange>).detail;
+      if (c.names.includes('found')) via.push(c.via);
+    });
+    const found = await waitFor(
+      async () => {
+        const r = await d.catalog.discover({ name: 'found', strategy: 'nearest' });
+        return r.length === 1 ? r : undefined;
+      },
+      { timeout: 15_000, interval: 500, message: 'found through the DHT' },
+    );
+    expect(found[0]).toMatchObject({ id: 'found-1', node: 'a' });
+    expect(via).toEqual(['lookup']);
+  });
+
   it('with catalog.dhtAnnounce off, names are not announced in the DHT; gossip still carries them', async () => {
     // anti-entropy off the test's timescale, so that only the DHT could bring the name back
     const { a, d } = await twoSites({ dhtAnnounce: false, syncInterval: '10m' });
