@@ -54,8 +54,12 @@ afterEach(async () => {
   for (const s of stopped.splice(0)) await s.stop();
 });
 
-/** A catalog service over `store`; received catalogs are written `saveDelayMs` after they came. */
+/**
+ * A catalog service over `store`; received catalogs are written `saveDelayMs` after they came.
+ * `bad` lists every message it dropped as invalid (protocol and reason).
+ */
 async function service(store: KvStore, saveDelayMs = 0) {
+  const bad: string[] = [];
   const self = await generateKeyPair('Ed25519');
   const pubsub = new EventTarget() as EventTarget & Record<string, unknown>;
   const published: Uint8Array[] = [];
@@ -70,6 +74,7 @@ async function service(store: KvStore, saveDelayMs = 0) {
     privateKey: self,
     store,
     advertiseAddress: '127.0.0.1',
+    onBadInput: (protocol: string, reason: string) => bad.push(`${protocol} ${reason}`),
     logger: { debug() {}, info() {}, warn() {} },
     node: {
       peerId: peerIdFromPrivateKey(self),
@@ -108,7 +113,7 @@ async function service(store: KvStore, saveDelayMs = 0) {
         detail: { topic: CATALOG_TOPIC, data, ...(from ? { type: 'signed', from } : {}) },
       }),
     );
-  return { svc, members, gossip, published };
+  return { svc, members, gossip, published, bad };
 }
 
 /** A new node key, known to membership as alive. */
@@ -328,7 +333,7 @@ describe('catalog persistence', () => {
   });
 
   it("takes a node's own gossiped catalog on gossipsub's signature, and checks a relayed one", async () => {
-    const { svc, members, gossip } = await service(new MemoryStore());
+    const { svc, members, gossip, bad: dropped } = await service(new MemoryStore());
     const { peer, peerId } = await newMember(members);
     const relay = await newMember(members);
     // the inner signature no longer matches the body (port 8001 signed, 9999 sent)
@@ -341,7 +346,8 @@ describe('catalog persistence', () => {
     gossip(bad, peerIdFromPrivateKey(relay.peer));
     // unsigned (no verified publisher): checked, dropped
     gossip(bad);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => dropped.length === 2);
+    expect(dropped).toEqual(['gossip CatalogDecodeError', 'gossip CatalogDecodeError']);
     expect(ports()).toEqual([]);
     // published by the node itself (gossipsub checked its signature): taken as its own word
     gossip(bad, peerIdFromPrivateKey(peer));
