@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Bitfield } from '../../../edge-sites/images/bitfield.js';
 import { PieceScheduler, REBUILD_EVERY_MS } from '../../../edge-sites/images/scheduler.js';
+import { createRng } from '../../sim/rng.js';
 
 const KiB = 1024;
 
@@ -137,5 +138,38 @@ describe('PieceScheduler', () => {
     expect(s.unavailable()).toBe(2);
     s.lost(0);
     expect(s.unavailable()).toBe(3);
+  });
+
+  // Proves the shuffle within a rarity class: pullers with different RNGs ask the same holders for
+  // different chunks among equally rare ones (so a new image spreads from its first holder at
+  // once instead of every puller taking the same first chunks), while rarer chunks still come
+  // first whatever the RNG.
+  it('breaks ties in rarity at random: pullers with different RNGs start on different chunks', () => {
+    const n = 64;
+    const rare = range(32, 32); // held by a only; 0..31 are held by a and b
+    const firsts: number[][] = [];
+    for (let seed = 1; seed <= 8; seed++) {
+      const s = new PieceScheduler(
+        new Array<number>(n).fill(64 * KiB),
+        bits(n, []),
+        createRng(seed),
+      );
+      s.addPeer('a', bits(n, range(n)));
+      s.addPeer('b', bits(n, range(32)));
+      const first = s.next('a', 4 * 64 * KiB);
+      expect(first).toHaveLength(4);
+      // rarest first holds whatever the RNG: every first pick is one only a holds
+      for (const i of first) expect(rare).toContain(i);
+      firsts.push(first);
+      // the rest of the order is still rare chunks, then common ones, each exactly once
+      const rest = s.next('a', n * 64 * KiB);
+      expect([...first, ...rest].slice(0, 32).sort((x, y) => x - y)).toEqual(rare);
+      expect([...first, ...rest].slice(32).sort((x, y) => x - y)).toEqual(range(32));
+    }
+    // the 8 pullers did not all pick the same chunks, nor the lowest indexes: together their first
+    // requests cover many of the 32 equally rare chunks (8 identical picks would cover 4)
+    const distinct = new Set(firsts.flat());
+    expect(distinct.size).toBeGreaterThanOrEqual(16);
+    expect(new Set(firsts.map((f) => f.join(','))).size).toBe(firsts.length);
   });
 });
