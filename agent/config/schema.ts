@@ -20,6 +20,19 @@ export const duration = (what = 'a duration like 250ms, 10s or 5m') =>
     return ms;
   });
 
+/**
+ * Bounds of an anti-entropy interval (ms): 100 ms to 24 h. 0 ran rounds back to back, and Node's
+ * timers fire after 1 ms when given more than 2^31-1 ms (~24.8 days).
+ */
+export const MIN_SYNC_INTERVAL_MS = 100;
+export const MAX_SYNC_INTERVAL_MS = 24 * 3_600_000;
+
+/** An anti-entropy interval: a duration within MIN_SYNC_INTERVAL_MS..MAX_SYNC_INTERVAL_MS. */
+const syncInterval = () =>
+  duration()
+    .refine((ms) => ms >= MIN_SYNC_INTERVAL_MS, { message: 'must be at least 100ms' })
+    .refine((ms) => ms <= MAX_SYNC_INTERVAL_MS, { message: 'must be at most 24h' });
+
 /** A byte size given as "64KiB", "1MiB" or a number of bytes. Parsed to bytes. */
 export const byteSize = () =>
   z.unknown().transform((v, ctx) => {
@@ -193,7 +206,7 @@ export const agentConfigSchema = z
     catalog: z
       .object({
         /** Time between anti-entropy rounds with a random member. Default 5s. */
-        syncInterval: duration().optional(),
+        syncInterval: syncInterval().optional(),
         /**
          * Announce service names as DHT provider records, so that an agent can find a name its
          * catalog has not seen yet. Default true. Each announcement costs a DHT query and 4
@@ -224,7 +237,7 @@ export const agentConfigSchema = z
         /** Largest value accepted (PUT answers 413 above it). Default 1MiB. */
         maxValueSize: byteSize().optional(),
         /** Time between anti-entropy sessions with a random member. Default 2s. */
-        syncInterval: duration().optional(),
+        syncInterval: syncInterval().optional(),
       })
       .strict()
       .default({}),

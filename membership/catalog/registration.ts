@@ -9,6 +9,12 @@ export const MIN_CHECK_INTERVAL_MS = 100;
 export const DEFAULT_CHECK_INTERVAL_MS = 10_000;
 /** Default check timeout: min(interval, 5 s). */
 export const DEFAULT_CHECK_TIMEOUT_MS = 5_000;
+/**
+ * Longest check interval, timeout and ttl accepted (ms): 24 h. Node's timers hold at most 2^31-1
+ * ms (~24.8 days) and fire after 1 ms when given more, which turned a `1000h` check into one run
+ * every millisecond.
+ */
+export const MAX_CHECK_DURATION_MS = 24 * 3_600_000;
 
 export const SERVICE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const SERVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -16,9 +22,9 @@ export const SERVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 function parseDurationMs(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
   if (typeof v !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
   if (!m) return undefined;
-  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms'] ?? 1;
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 'ms'] ?? 1;
   return Math.round(Number(m[1]) * mult);
 }
 
@@ -81,6 +87,11 @@ export const checkSchema = z
       });
     if (c.timeout !== undefined && c.timeout <= 0)
       ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be more than 0' });
+    for (const key of ['interval', 'timeout', 'ttl'] as const) {
+      const ms = c[key];
+      if (ms !== undefined && ms > MAX_CHECK_DURATION_MS)
+        ctx.addIssue({ code: 'custom', path: [key], message: 'must be at most 24h' });
+    }
   });
 
 export const registrationBodySchema = z

@@ -373,6 +373,16 @@ describe('service discovery', () => {
       { name: 'web', port: 80, check: { ttl: 'soon' } },
       /^check\.ttl: expected a duration/,
     );
+    // Node's timers cannot hold more than ~24.8 days and fire after 1 ms instead: bounded at 24h
+    await bad(
+      { name: 'web', port: 80, check: { tcp: '127.0.0.1:1', interval: '1000h' } },
+      /^check\.interval: must be at most 24h/,
+    );
+    await bad({ name: 'web', port: 80, check: { ttl: 1e300 } }, /^check\.ttl: must be at most 24h/);
+    await bad(
+      { name: 'web', port: 80, check: { http: 'http://x', timeout: '25h' } },
+      /^check\.timeout: must be at most 24h/,
+    );
     await bad({ name: 'web', port: 80, colour: 'red' }, /^colour: unknown field/);
     await bad({ name: 'web', port: 80 }, /^id: /, 'bad%20id');
     const ok = await p.http('PUT', '/v1/services/web-1', {

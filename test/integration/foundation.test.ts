@@ -165,6 +165,15 @@ describe('bad input', () => {
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/catalog\.dhtAnnounce: /);
+    // anti-entropy intervals are bounded: 0 ran rounds back to back, 1000h fired every 1 ms
+    writeFileSync(file, 'kv:\n  syncInterval: 0\n');
+    r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/kv\.syncInterval: must be at least 100ms/);
+    writeFileSync(file, 'catalog:\n  syncInterval: 1000h\n');
+    r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/catalog\.syncInterval: must be at most 24h/);
     writeFileSync(file, 'site: [unclosed\n');
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
