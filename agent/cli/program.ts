@@ -39,6 +39,8 @@ export function buildProgram(): Command {
         'Run `edgeswarm agent` on every node; the other commands talk to the local agent over its HTTP API.',
     )
     .version(VERSION, '-V, --version')
+    // program options only before the command: `image pull --version N` is the pull's own option
+    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false })
     .exitOverride();

@@ -1,7 +1,8 @@
 // The foundation's acceptance: join, cluster keys, identity across restarts, durability across
 // SIGKILL, bad input (flags, config, HTTP) answered clearly.
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateClusterKey } from '../../agent/identity.js';
@@ -261,5 +262,36 @@ describe('bad input', () => {
     const keygen = runCli(['keygen']);
     expect(keygen.code).toBe(0);
     expect(keygen.stdout).toMatch(/^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\n$/);
+  });
+
+  it('image commands: pull --version N gets that version; pushing a directory is bad usage', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'img' });
+    const dir = cluster.current.dataDir('img-files');
+    const auth = ['--api', p.api, '--token', p.token];
+    const v1 = randomBytes(200_000);
+    const v2 = Buffer.concat([v1.subarray(0, 100_000), randomBytes(100_000)]);
+    writeFileSync(join(dir, 'v1'), v1);
+    writeFileSync(join(dir, 'v2'), v2);
+    expect(runCli(['image', 'push', join(dir, 'v1'), 'app:v1', ...auth]).code).toBe(0);
+    expect(runCli(['image', 'push', join(dir, 'v2'), 'app:v1', ...auth]).code).toBe(0);
+    // `--version` here is the pull's option, not the program's (which printed 0.1.0 and exited 0)
+    const old = runCli([
+      'image',
+      'pull',
+      'app:v1',
+      '-o',
+      join(dir, 'out1'),
+      '--version',
+      '1',
+      ...auth,
+    ]);
+    expect(old.code).toBe(0);
+    expect(readFileSync(join(dir, 'out1')).equals(v1)).toBe(true);
+    expect(runCli(['image', 'pull', 'app:v1', '-o', join(dir, 'out2'), ...auth]).code).toBe(0);
+    expect(readFileSync(join(dir, 'out2')).equals(v2)).toBe(true);
+    // a directory: one line naming it, exit 2 (it was an unhandled EISDIR with a stack)
+    const bad = runCli(['image', 'push', dir, 'app:v2', ...auth]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(`edgeswarm: cannot push ${dir}: not a regular file\n`);
   });
 });

@@ -72,16 +72,22 @@ export function registerImageCommands(program: Command): void {
     const path = imagePath(ref);
     let size: number;
     try {
-      size = statSync(file).size;
+      const st = statSync(file);
+      if (!st.isFile()) throw new UsageError(`cannot push ${file}: not a regular file`);
+      size = st.size;
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       throw new UsageError(
         `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
     const progress = new Progress('push', size);
-    const body = Readable.toWeb(
-      createReadStream(file).pipe(counter(progress)),
-    ) as unknown as ReadableStream<Uint8Array>;
+    // a read error (the file vanished, EIO) ends the upload with that error; pipe() alone would
+    // leave it unhandled
+    const read = createReadStream(file);
+    const counted = counter(progress);
+    read.on('error', (err) => counted.destroy(err));
+    const body = Readable.toWeb(read.pipe(counted)) as unknown as ReadableStream<Uint8Array>;
     const q = new URLSearchParams({ sites: opts.sites, copies: opts.copies });
     const res = await clientFrom(opts).raw('PUT', `${path}?${q}`, {
       body,
