@@ -14,7 +14,7 @@ import { LevelStore, StoreLockedError, type KvStore } from '../storage/index.js'
 import { advertiseAddress } from './advertise.js';
 import type { AgentConfig } from './config/schema.js';
 import { DnsServer } from './dns/server.js';
-import { DataDirLockedError } from './errors.js';
+import { DataDirLockedError, ListenError } from './errors.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { clusterRoutes } from './http/routes/cluster.js';
 import { imageRoutes } from './http/routes/images.js';
@@ -27,7 +27,8 @@ import { Joiner, type JoinResult } from './join.js';
 import { LoadMonitor } from './load.js';
 import { createLogger, type Logger } from './logger.js';
 import { AgentMetrics } from './metrics.js';
-import { createNode, toMultiaddr, type EdgeNode } from './node.js';
+import { createNode, type EdgeNode } from './node.js';
+import { toMultiaddr } from './peer-addr.js';
 import { VERSION } from './version.js';
 
 /** The longest a graceful stop may take before the agent gives up waiting (ms). */
@@ -195,7 +196,13 @@ export class Agent {
     node.addEventListener('connection:close', () => this.metrics.connectedPeers.dec());
 
     this.#joiner = new Joiner((addr, signal) => this.#joinOne(addr, signal), this.logger);
-    await node.start();
+    try {
+      await node.start();
+    } catch (err) {
+      if ((err as Error).name === 'UnsupportedListenAddressesError')
+        throw ListenError.fromLibp2p(err as Error);
+      throw err;
+    }
     this.#createCapabilities(node, this.#store);
     for (const c of this.#capabilities) await c.start();
 

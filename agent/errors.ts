@@ -46,6 +46,29 @@ export class DataDirLockedError extends EdgeswarmError {
   }
 }
 
+/**
+ * A listen address could not be bound (in use, not an address of this host). Made from libp2p's
+ * error, whose text is several lines with stack frames, as one line per address.
+ */
+export class ListenError extends EdgeswarmError {
+  constructor(detail: string, options?: ErrorOptions) {
+    super('listen_failed', `cannot listen on ${detail}`, options);
+    this.name = 'ListenError';
+  }
+
+  /** From libp2p's UnsupportedListenAddressesError ("  /ip4/…: Error: listen EADDRINUSE: …"). */
+  static fromLibp2p(err: Error): ListenError {
+    const lines = err.message
+      .split('\n')
+      .map((l) => /^\s*(\/\S+): (?:Error: )?(.*)$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => `${m[1]} (${m[2]})`);
+    return new ListenError(lines.length > 0 ? lines.join('; ') : err.message.split('\n')[0], {
+      cause: err,
+    });
+  }
+}
+
 /** A failure reported by the agent's HTTP API to a client command. */
 export class ApiError extends EdgeswarmError {
   readonly status: number;

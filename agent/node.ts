@@ -10,9 +10,9 @@ import type { PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { applyForwardingPolicy } from '../membership/index.js';
+import { toMultiaddr } from './peer-addr.js';
 import { clusterKeyProtector } from './private-network.js';
 
 /** Protocol prefix of everything edgeswarm speaks, so we never mix with the public IPFS DHT. */
@@ -54,16 +54,6 @@ export interface NodeOptions {
   maxConnections?: number;
   /** Dial timeout in ms (default 5000): a peer with another cluster key hangs until this. */
   dialTimeout?: number;
-}
-
-/** "10.0.0.1:7946" → "/ip4/10.0.0.1/tcp/7946"; multiaddrs are returned unchanged. */
-export function toMultiaddr(addr: string): Multiaddr {
-  const m = /^([0-9.]+|[A-Za-z0-9.-]+):(\d+)$/.exec(addr);
-  if (m) {
-    const proto = /^[0-9.]+$/.test(m[1]) ? 'ip4' : 'dns4';
-    return multiaddr(`/${proto}/${m[1]}/tcp/${m[2]}`);
-  }
-  return multiaddr(addr);
 }
 
 export async function createNode(opts: NodeOptions): Promise<EdgeNode> {

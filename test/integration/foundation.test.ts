@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateClusterKey } from '../../agent/identity.js';
@@ -143,6 +144,48 @@ describe('bad input', () => {
     expect(r.stderr).toMatch(/^edgeswarm: invalid configuration: api: .*nonsense.*--api/);
   });
 
+  it('a listen or join address that is well-formed but wrong is named, exit 2', () => {
+    const dir = cluster.current.dataDir('addr');
+    for (const [args, re] of [
+      [['--listen', '/ip4/999.0.0.1/tcp/1'], /^listen\[0\]: Invalid IPv4 address "999\.0\.0\.1"/],
+      [['--listen', '/ip4/127.0.0.1/tcp/99999'], /^listen\[0\]: port 99999 is not 1-65535/],
+      [['--join', '/ip4/999.1.1.1/tcp/1'], /^join\[0\]: Invalid IPv4 address/],
+      [['--join', '10.0.0.1:0'], /^join\[0\]: port 0 is not 1-65535/],
+    ] as const) {
+      const r = runCli(['agent', '--data', dir, ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.replace('edgeswarm: invalid configuration: ', '')).toMatch(re);
+    }
+  });
+
+  it('a listen address already in use is one line naming it, exit 1', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = runCli([
+        'agent',
+        '--data',
+        cluster.current.dataDir('busy'),
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${port}`,
+        '--api',
+        'off',
+        '--dns',
+        'off',
+        '--log-level',
+        'error',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `edgeswarm: cannot listen on /ip4/127.0.0.1/tcp/${port} (listen EADDRINUSE: address already in use 127.0.0.1:${port})\n`,
+      );
+    } finally {
+      busy.close();
+    }
+  });
+
   it('a bad environment value names the key and the variable', () => {
     const r = runCli(['agent', '--data', cluster.current.dataDir('bad')], {
       EDGESWARM_PRESET: 'moon',
@@ -220,6 +263,18 @@ describe('bad input', () => {
     expect((wrongField.json as { error: { message: string } }).error.message).toMatch(
       /^addrs\[0\]:/,
     );
+    // addresses of the right shape that no one could dial: 400 naming the one, not a 502 later
+    for (const [addr, why] of [
+      ['/ip4/999.1.1.1/tcp/1', /Invalid IPv4 address/],
+      ['/ip4/127.0.0.1/tcp/99999', /port 99999 is not 1-65535/],
+      ['127.0.0.1:0', /port 0 is not 1-65535/],
+      ['/ip4/127.0.0.1/tcp/1/p2p/abc', /\/p2p\/abc is not a peer id/],
+    ] as const) {
+      const r = await p.http('POST', '/v1/join', { addrs: ['/ip4/127.0.0.1/tcp/1', addr] });
+      expect(r.status).toBe(400);
+      expect((r.json as { error: { message: string } }).error.message).toMatch(/^addrs\[1\]: /);
+      expect((r.json as { error: { message: string } }).error.message).toMatch(why);
+    }
     const extra = await p.http('POST', '/v1/join', { addrs: ['/ip4/127.0.0.1/tcp/1'], bogus: 1 });
     expect(extra.status).toBe(400);
     expect((extra.json as { error: { message: string } }).error.message).toMatch(

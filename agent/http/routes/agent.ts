@@ -2,18 +2,17 @@
 import { z } from 'zod';
 import type { Agent } from '../../agent.js';
 import { HttpError } from '../../errors.js';
+import { peerAddrProblem } from '../../peer-addr.js';
 import type { Route } from '../router.js';
-
-const MULTIADDR_RE =
-  /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d+(\/p2p\/\w+)?$|^[A-Za-z0-9.-]+:\d+$/;
 
 export const joinBodySchema = z
   .object({
     addrs: z
       .array(
-        z
-          .string()
-          .regex(MULTIADDR_RE, 'expected a multiaddr like /ip4/10.0.0.1/tcp/7946 or HOST:PORT'),
+        z.string().superRefine((a, ctx) => {
+          const problem = peerAddrProblem(a, 'dial');
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
       )
       .min(1, 'give at least one address')
       .max(64),
