@@ -312,6 +312,7 @@ export class StateStore {
   async list(prefix = '', opts: { limit?: number; after?: string } = {}): Promise<ListEntry[]> {
     this.#checkOpen();
     const out: ListEntry[] = [];
+    if (opts.limit !== undefined && opts.limit <= 0) return out;
     const range = opts.after === undefined ? {} : { gt: recordKey(opts.after) };
     for await (const [k, v] of this.#kv.entries({ prefix: recordKey(prefix), ...range })) {
       const h = decodeStoredHeader(v);

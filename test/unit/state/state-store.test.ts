@@ -68,6 +68,8 @@ describe('StateStore: local writes', () => {
       { key: 'app/b', size: 2, version: hlcToString(r2.hlc) },
     ]);
     expect((await s.list('', { after: 'app/a', limit: 1 })).map((e) => e.key)).toEqual(['app/b']);
+    // limit 0 (GET /v1/kv?limit=0) is none, not one
+    expect(await s.list('', { limit: 0 })).toEqual([]);
     const del = await s.write('app/a', null);
     expect(del.value).toBeNull();
     expect(compareHlc(del.hlc, r1.hlc)).toBeGreaterThan(0);
