@@ -1,7 +1,7 @@
 // Loads the agent configuration from defaults, a YAML file, EDGESWARM_* environment variables and
 // flags (in rising precedence) and validates it. Any problem is a ConfigError naming the key and
 // where the bad value came from.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { SwimConfigError } from '../../membership/errors.js';
@@ -44,17 +44,39 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** The file's text, read in pieces so that an endless file (a device, a pipe) stops at `max`. */
+function readCapped(file: string, max: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(max + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > max) throw new ConfigError('config', `${file} is larger than ${max} bytes`);
+    }
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface LoadedConfig {
   config: AgentConfig;
   /** Where each top-level key came from: "--api", "EDGESWARM_API", "file x.yaml", "default". */
   sources: Record<string, string>;
 }
 
+/** Largest config file read (bytes): `--config /dev/zero` read forever. */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readCapped(file, MAX_CONFIG_FILE_BYTES);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(
       'config',

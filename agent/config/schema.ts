@@ -193,7 +193,23 @@ export const agentConfigSchema = z
       .refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' })
       .optional(),
     /** Services registered at every start (file only); the same fields as PUT /v1/services/{id}. */
-    services: z.array(configServiceSchema).default([]),
+    services: z
+      .array(configServiceSchema)
+      .superRefine((list, ctx) => {
+        // two entries with one id (by default the name) would silently replace each other
+        const seen = new Set<string>();
+        list.forEach((svc, i) => {
+          const id = svc.id ?? svc.name;
+          if (seen.has(id))
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'id'],
+              message: `${JSON.stringify(id)} is used by an earlier entry (ids default to the name)`,
+            });
+          seen.add(id);
+        });
+      })
+      .default([]),
     /**
      * Overrides of the membership timing preset (file only): any key of membership/swim/config.ts;
      * durations as "200ms", "5s" or a number of milliseconds.

@@ -218,6 +218,15 @@ describe('bad input', () => {
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/catalog\.syncInterval: must be at most 24h/);
+    // two services with one id (the name, by default) would replace each other
+    writeFileSync(file, 'services:\n  - {name: web, port: 80}\n  - {name: web, port: 81}\n');
+    r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/services\[1\]\.id: "web" is used by an earlier entry/);
+    // an endless file is not read forever
+    r = runCli(['agent', '--config', '/dev/zero', '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/config: \/dev\/zero is larger than 1048576 bytes/);
     writeFileSync(file, 'site: [unclosed\n');
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
@@ -308,6 +317,16 @@ describe('bad input', () => {
     expect(human.stdout).toMatch(/agent\s+cli/);
     const usage = runCli(['join']);
     expect(usage.code).toBe(2);
+    // an empty KV key is bad usage (`kv get ""` printed the whole key list)
+    for (const args of [
+      ['get', ''],
+      ['put', '', 'v'],
+      ['del', ''],
+    ]) {
+      const r = runCli(['kv', ...args, '--api', p.api, '--token', p.token]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('edgeswarm: KEY must not be empty\n');
+    }
     const down = runCli(['status', '--api', 'http://127.0.0.1:1']);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/cannot reach the agent/);

@@ -201,6 +201,12 @@ describe('image replication', () => {
       /^copies:/,
     );
     expect((await put('/v1/images/ok/v1?sites=Not_A_Site')).status).toBe(400);
+    // "all" is not a site name: all,a was stored as the sites ["a", "all"]
+    const mixed = await put('/v1/images/ok/v1?sites=all,a');
+    expect(mixed.status).toBe(400);
+    expect(((await mixed.json()) as { error: { message: string } }).error.message).toBe(
+      'sites: "all" cannot be combined with sites',
+    );
     const empty = await fetch(`${p.api}/v1/images/ok/empty`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${p.token}` },

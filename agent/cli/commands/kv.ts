@@ -8,7 +8,11 @@ import { clientCommand, clientFrom, printJson } from '../program.js';
 
 type Opts = ClientOptions & { json?: boolean };
 
-const path = (key: string) => `/v1/kv/${encodeURIComponent(key)}`;
+const path = (key: string) => {
+  // an empty KEY made GET /v1/kv/ (the whole list) or a 405 about a method
+  if (key === '') throw new UsageError('KEY must not be empty');
+  return `/v1/kv/${encodeURIComponent(key)}`;
+};
 
 /** Reads server-sent events from a response body, calling `onEvent` with each data payload. */
 export async function readSse(

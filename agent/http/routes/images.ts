@@ -29,7 +29,10 @@ export function parsePlacement(q: URLSearchParams): { sites: 'all' | string[]; c
   let sites: 'all' | string[] = 'all';
   if (sitesRaw !== 'all') {
     try {
-      sites = sitesRaw.split(',').map((s) => validateSiteName(s.trim()));
+      sites = sitesRaw.split(',').map((s) => {
+        if (s.trim() === 'all') throw new Error('"all" cannot be combined with sites');
+        return validateSiteName(s.trim());
+      });
     } catch (err) {
       throw new HttpError(400, 'invalid_query', `sites: ${(err as Error).message}`);
     }

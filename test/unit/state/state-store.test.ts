@@ -85,6 +85,10 @@ describe('StateStore: local writes', () => {
     await expect(s.write('', b('x'))).rejects.toThrow(InvalidKeyError);
     await expect(s.write('123456789', b('x'))).rejects.toThrow(InvalidKeyError);
     await expect(s.write('a\ud800', b('x'))).rejects.toThrow(InvalidKeyError);
+    // control characters (a newline broke `kv ls` lines)
+    await expect(s.write('a\nb', b('x'))).rejects.toThrow(/control character \(U\+000A\)/);
+    await expect(s.write('a\u0000b', b('x'))).rejects.toThrow(InvalidKeyError);
+    await expect(s.write('a\u007fb', b('x'))).rejects.toThrow(InvalidKeyError);
     await expect(s.write('k', new Uint8Array(11))).rejects.toThrow(ValueTooLargeError);
     await s.write('k', new Uint8Array(10));
   });
