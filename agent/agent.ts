@@ -14,7 +14,7 @@ import { LevelStore, StoreLockedError, type KvStore } from '../storage/index.js'
 import { advertiseAddress } from './advertise.js';
 import type { AgentConfig } from './config/schema.js';
 import { DnsServer } from './dns/server.js';
-import { DataDirLockedError, ListenError } from './errors.js';
+import { ConfigError, DataDirLockedError, ListenError } from './errors.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { clusterRoutes } from './http/routes/cluster.js';
 import { imageRoutes } from './http/routes/images.js';
@@ -178,7 +178,15 @@ export class Agent {
 
   async #start(): Promise<void> {
     const cfg = this.config;
-    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ConfigError(
+        'data',
+        `cannot use ${this.dataDir} as the data directory: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a parent) is a file' : (code ?? (err as Error).message)}`,
+      );
+    }
     const privateKey = await loadOrCreatePeerKey(this.dataDir);
     this.#privateKey = privateKey;
     const psk = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);

@@ -96,7 +96,15 @@ export function parseClusterKey(text: string, file: string): Uint8Array {
  */
 export function loadOrCreateClusterKey(dataDir: string, file?: string): Uint8Array {
   if (file) {
-    const text = readIfExists(file);
+    let text: Buffer | undefined;
+    try {
+      text = readIfExists(file);
+    } catch (err) {
+      throw new ConfigError(
+        'clusterKey',
+        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
     if (!text)
       throw new ConfigError(
         'clusterKey',

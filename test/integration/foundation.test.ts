@@ -250,6 +250,17 @@ describe('bad input', () => {
     ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/clusterKey: .*not a cluster key/);
+    // a directory as the key file, a file as the data directory: named, exit 2 (were EISDIR and
+    // EEXIST, exit 1, naming no key)
+    const off = ['--api', 'off', '--dns', 'off'];
+    const asDir = runCli(['agent', '--cluster-key', dir, '--data', dir, ...off]);
+    expect(asDir.code).toBe(2);
+    expect(asDir.stderr).toMatch(/clusterKey: cannot read .*: EISDIR/);
+    const asFile = runCli(['agent', '--data', file, ...off]);
+    expect(asFile.code).toBe(2);
+    expect(asFile.stderr).toMatch(
+      /data: cannot use .* as the data directory: it \(or a parent\) is a file/,
+    );
   });
 
   it('the API answers 401 without a token and 400 naming the problem for bad JSON', async () => {
