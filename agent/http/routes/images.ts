@@ -77,7 +77,7 @@ export function imageRoutes(images: ImageService): Route[] {
         } catch (err) {
           if (err instanceof ImageTooLargeError)
             throw new HttpError(413, 'image_too_large', err.message);
-          // e.g. an empty body: an image must have at least one byte
+          // a manifest the store refuses (an empty body is fine: an image of no chunks)
           if (err instanceof InvalidManifestError)
             throw new HttpError(400, 'invalid_image', err.message);
           throw err;
