@@ -65,12 +65,9 @@ export function buildProgram(): Command {
 /** Maps an error to a one-line message on stderr and an exit code. */
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (
-      err.code === 'commander.helpDisplayed' ||
-      err.code === 'commander.version' ||
-      err.code === 'commander.help'
-    )
-      return 0;
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+    // help shown because no command was given (`edgeswarm`, `edgeswarm kv`): bad usage
+    if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : EXIT_USAGE;
     // commander already printed its message
     return err.exitCode === 0 ? 0 : EXIT_USAGE;
   }
@@ -79,6 +76,11 @@ export function reportError(err: unknown): number {
     return EXIT_USAGE;
   }
   if (err instanceof UsageError) {
+    process.stderr.write(`edgeswarm: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof ApiError && err.status === 400) {
+    // the agent refused a value given on the command line: bad usage, as when the CLI catches it
     process.stderr.write(`edgeswarm: ${err.message}\n`);
     return EXIT_USAGE;
   }

@@ -328,6 +328,27 @@ describe('bad input', () => {
     expect(human.stdout).toMatch(/agent\s+cli/);
     const usage = runCli(['join']);
     expect(usage.code).toBe(2);
+    // no command at all, or a group without its subcommand: help on stderr, bad usage
+    expect(runCli([]).code).toBe(2);
+    expect(runCli(['kv']).code).toBe(2);
+    expect(runCli(['--help']).code).toBe(0);
+    // a value the agent refuses (400) is bad usage too, exit 2 like one the CLI catches itself
+    const refused = runCli([
+      'services',
+      'register',
+      '--name',
+      'web',
+      '--port',
+      '80',
+      '--check',
+      'ttl:1000h',
+      '--api',
+      p.api,
+      '--token',
+      p.token,
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe('edgeswarm: check.ttl: must be at most 24h\n');
     // an empty KV key is bad usage (`kv get ""` printed the whole key list)
     for (const args of [
       ['get', ''],
