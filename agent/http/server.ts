@@ -66,7 +66,12 @@ export function describeZodError(err: z.ZodError): string {
     return `${key}: unknown field`;
   }
   const where = formatPath(issue.path);
-  return where ? `${where}: ${issue.message}` : issue.message;
+  // zod says "Invalid input: expected array, received undefined" for a missing field
+  const message =
+    issue.code === 'invalid_type' && / received undefined$/.test(issue.message)
+      ? `required (${issue.expected})`
+      : issue.message;
+  return where ? `${where}: ${message}` : message;
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

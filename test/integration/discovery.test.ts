@@ -354,7 +354,7 @@ describe('service discovery', () => {
       expect(r.status).toBe(400);
       expect((r.json as { error: { message: string } }).error.message).toMatch(re);
     };
-    await bad({ port: 80 }, /^name: /);
+    await bad({ port: 80 }, /^name: required \(string\)$/);
     await bad({ name: 'Web', port: 80 }, /^name: must be a lower-case DNS label/);
     await bad({ name: 'web', port: 70000 }, /^port: must be 1-65535/);
     await bad(
