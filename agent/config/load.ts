@@ -116,7 +116,8 @@ export function configErrorFrom(error: z.ZodError, sources: Record<string, strin
     key = formatPath([...issue.path, keys[0]]);
     message = 'unknown key';
   }
-  const top = String(issue.path[0] ?? '');
+  // an unknown top-level key has an empty path: its own name says where it came from
+  const top = String(issue.path[0] ?? (issue as { keys?: string[] }).keys?.[0] ?? '');
   const src = sources[top];
   const from = src && src !== 'default' ? ` (from ${src})` : '';
   return new ConfigError(key || 'config', `${message}${from}`);

@@ -139,10 +139,24 @@ const DURATION_KEYS = new Set([
 /** The membership section: duration strings become ms, then the SWIM core's own schema checks it. */
 const membershipOverrides = z
   .record(z.string(), z.unknown())
-  .transform((v) => {
+  .transform((v, ctx) => {
     const out: Record<string, unknown> = {};
-    for (const [k, val] of Object.entries(v))
-      out[k] = DURATION_KEYS.has(k) ? (parseDuration(val) ?? val) : val;
+    for (const [k, val] of Object.entries(v)) {
+      if (!DURATION_KEYS.has(k)) {
+        out[k] = val;
+        continue;
+      }
+      const ms = parseDuration(val);
+      if (ms === undefined && typeof val === 'string') {
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: `expected a duration like 200ms, 5s or 1m, got ${JSON.stringify(val)}`,
+        });
+        return z.NEVER;
+      }
+      out[k] = ms ?? val;
+    }
     return out;
   })
   .pipe(swimConfigOverridesSchema);

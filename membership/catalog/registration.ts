@@ -87,6 +87,15 @@ export const checkSchema = z
       });
     if (c.timeout !== undefined && c.timeout <= 0)
       ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be more than 0' });
+    // a ttl check is refreshed from outside: it has no interval or timeout to run on
+    if (c.ttl !== undefined)
+      for (const key of ['interval', 'timeout'] as const)
+        if (c[key] !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: 'not used by a ttl check (its ttl is how long a pass is good for)',
+          });
     for (const key of ['interval', 'timeout', 'ttl'] as const) {
       const ms = c[key];
       if (ms !== undefined && ms > MAX_CHECK_DURATION_MS)

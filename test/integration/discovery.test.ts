@@ -383,6 +383,10 @@ describe('service discovery', () => {
       { name: 'web', port: 80, check: { http: 'http://x', timeout: '25h' } },
       /^check\.timeout: must be at most 24h/,
     );
+    await bad(
+      { name: 'web', port: 80, check: { ttl: '30s', interval: '10s' } },
+      /^check\.interval: not used by a ttl check/,
+    );
     await bad({ name: 'web', port: 80, colour: 'red' }, /^colour: unknown field/);
     await bad({ name: 'web', port: 80 }, /^id: /, 'bad%20id');
     const ok = await p.http('PUT', '/v1/services/web-1', {

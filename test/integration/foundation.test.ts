@@ -204,7 +204,7 @@ describe('bad input', () => {
     writeFileSync(file, 'sitee: paris\n');
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/sitee: unknown key/);
+    expect(r.stderr).toMatch(/sitee: unknown key \(from file .*agent\.yaml\)$/m);
     writeFileSync(file, 'catalog:\n  dhtAnnounce: sometimes\n');
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);
@@ -227,6 +227,10 @@ describe('bad input', () => {
     r = runCli(['agent', '--config', '/dev/zero', '--data', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/config: \/dev\/zero is larger than 1048576 bytes/);
+    writeFileSync(file, 'membership:\n  probeInterval: abc\n');
+    r = runCli(['agent', '--config', file, '--data', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/membership\.probeInterval: expected a duration like 200ms/);
     writeFileSync(file, 'site: [unclosed\n');
     r = runCli(['agent', '--config', file, '--data', dir]);
     expect(r.code).toBe(2);

@@ -200,7 +200,11 @@ describe('image replication', () => {
     expect(((await copies.json()) as { error: { message: string } }).error.message).toMatch(
       /^copies:/,
     );
-    expect((await put('/v1/images/ok/v1?sites=Not_A_Site')).status).toBe(400);
+    const badSite = await put('/v1/images/ok/v1?sites=Not_A_Site');
+    expect(badSite.status).toBe(400);
+    expect(((await badSite.json()) as { error: { message: string } }).error.message).toMatch(
+      /^sites: site "Not_A_Site" must be a lower-case DNS label/,
+    );
     // "all" is not a site name: all,a was stored as the sites ["a", "all"]
     const mixed = await put('/v1/images/ok/v1?sites=all,a');
     expect(mixed.status).toBe(400);

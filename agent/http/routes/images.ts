@@ -31,7 +31,7 @@ export function parsePlacement(q: URLSearchParams): { sites: 'all' | string[]; c
     try {
       sites = sitesRaw.split(',').map((s) => {
         if (s.trim() === 'all') throw new Error('"all" cannot be combined with sites');
-        return validateSiteName(s.trim());
+        return validateSiteName(s.trim(), '');
       });
     } catch (err) {
       throw new HttpError(400, 'invalid_query', `sites: ${(err as Error).message}`);
