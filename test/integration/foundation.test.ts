@@ -197,44 +197,34 @@ describe('bad input', () => {
   it('a bad config-file value and an unknown key are named', () => {
     const dir = cluster.current.dataDir('cfg');
     const file = join(dir, 'agent.yaml');
-    writeFileSync(file, 'site: Not_A_Label\n');
-    let r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/site: must be a lower-case DNS label/);
-    writeFileSync(file, 'sitee: paris\n');
-    r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/sitee: unknown key \(from file .*agent\.yaml\)$/m);
-    writeFileSync(file, 'catalog:\n  dhtAnnounce: sometimes\n');
-    r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/catalog\.dhtAnnounce: /);
-    // anti-entropy intervals are bounded: 0 ran rounds back to back, 1000h fired every 1 ms
-    writeFileSync(file, 'kv:\n  syncInterval: 0\n');
-    r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/kv\.syncInterval: must be at least 100ms/);
-    writeFileSync(file, 'catalog:\n  syncInterval: 1000h\n');
-    r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/catalog\.syncInterval: must be at most 24h/);
-    // two services with one id (the name, by default) would replace each other
-    writeFileSync(file, 'services:\n  - {name: web, port: 80}\n  - {name: web, port: 81}\n');
-    r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/services\[1\]\.id: "web" is used by an earlier entry/);
+    const cases: Array<[yaml: string, stderr: RegExp]> = [
+      ['site: Not_A_Label\n', /site: must be a lower-case DNS label/],
+      ['sitee: paris\n', /sitee: unknown key \(from file .*agent\.yaml\)$/m],
+      ['catalog:\n  dhtAnnounce: sometimes\n', /catalog\.dhtAnnounce: /],
+      // anti-entropy intervals are bounded: 0 ran rounds back to back, 1000h fired every 1 ms
+      ['kv:\n  syncInterval: 0\n', /kv\.syncInterval: must be at least 100ms/],
+      ['catalog:\n  syncInterval: 1000h\n', /catalog\.syncInterval: must be at most 24h/],
+      // two services with one id (the name, by default) would replace each other
+      [
+        'services:\n  - {name: web, port: 80}\n  - {name: web, port: 81}\n',
+        /services\[1\]\.id: "web" is used by an earlier entry/,
+      ],
+      [
+        'membership:\n  probeInterval: abc\n',
+        /membership\.probeInterval: expected a duration like/,
+      ],
+      ['site: [unclosed\n', /not valid YAML/],
+    ];
+    for (const [yaml, stderr] of cases) {
+      writeFileSync(file, yaml);
+      const r = runCli(['agent', '--config', file, '--data', dir]);
+      expect(r.code, yaml).toBe(2);
+      expect(r.stderr, yaml).toMatch(stderr);
+    }
     // an endless file is not read forever
-    r = runCli(['agent', '--config', '/dev/zero', '--data', dir]);
+    const r = runCli(['agent', '--config', '/dev/zero', '--data', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/config: \/dev\/zero is larger than 1048576 bytes/);
-    writeFileSync(file, 'membership:\n  probeInterval: abc\n');
-    r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/membership\.probeInterval: expected a duration like 200ms/);
-    writeFileSync(file, 'site: [unclosed\n');
-    r = runCli(['agent', '--config', file, '--data', dir]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/not valid YAML/);
   });
 
   it('a bad cluster key file is named, exit 2', () => {

@@ -18,6 +18,7 @@ import {
 } from '../../../membership/catalog/service.js';
 import type { NodeCatalog } from '../../../membership/catalog/types.js';
 import { MemoryStore, type BatchOp, type KvStore } from '../../../storage/index.js';
+import { standInNode, standInPubsub } from '../../helpers/stand-in.js';
 
 /** A MemoryStore whose writes wait until released, recording what each one wrote. */
 class SlowStore extends MemoryStore {
@@ -61,14 +62,8 @@ afterEach(async () => {
 async function service(store: KvStore, saveDelayMs = 0) {
   const bad: string[] = [];
   const self = await generateKeyPair('Ed25519');
-  const pubsub = new EventTarget() as EventTarget & Record<string, unknown>;
   const published: Uint8Array[] = [];
-  Object.assign(pubsub, {
-    subscribe() {},
-    unsubscribe() {},
-    getSubscribers: () => [],
-    publish: async (_topic: string, data: Uint8Array) => void published.push(data),
-  });
+  const pubsub = standInPubsub(published);
   const members = new Set<string>();
   const components = {
     privateKey: self,
@@ -76,15 +71,7 @@ async function service(store: KvStore, saveDelayMs = 0) {
     advertiseAddress: '127.0.0.1',
     onBadInput: (protocol: string, reason: string) => bad.push(`${protocol} ${reason}`),
     logger: { debug() {}, info() {}, warn() {} },
-    node: {
-      peerId: peerIdFromPrivateKey(self),
-      services: { pubsub, dht: {} },
-      handle: async () => {},
-      unhandle: async () => {},
-      dialProtocol: async () => {
-        throw new Error('no network in this test');
-      },
-    },
+    node: standInNode(self, pubsub),
     membership: {
       selfId: peerIdFromPrivateKey(self).toString(),
       selfSite: 'a',

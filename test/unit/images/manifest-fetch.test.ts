@@ -17,6 +17,7 @@ import { encodeGossip, IMAGES_PROTOCOL, IMAGES_TOPIC } from '../../../edge-sites
 import { encodeManifest, signManifest, type Manifest } from '../../../storage/images/index.js';
 import { MemoryStore } from '../../../storage/index.js';
 import { sleep, waitFor } from '../../helpers/wait.js';
+import { standInNode, standInPubsub } from '../../helpers/stand-in.js';
 
 const NAME = 'edge/app';
 const TAG = 'v1';
@@ -67,13 +68,7 @@ async function service(opts: {
   const self = await generateKeyPair('Ed25519');
   const selfId = peerIdFromPrivateKey(self).toString();
   const dir = await mkdtemp(join(tmpdir(), 'es-manifest-fetch-'));
-  const pubsub = new EventTarget() as EventTarget & Record<string, unknown>;
-  Object.assign(pubsub, {
-    subscribe() {},
-    unsubscribe() {},
-    getSubscribers: () => [],
-    publish: async () => {},
-  });
+  const pubsub = standInPubsub();
   const dials: Dial[] = [];
   const dialProtocol = async (peer: PeerId, protocol: string): Promise<Stream> => {
     if (protocol !== IMAGES_PROTOCOL) throw new Error(`no ${protocol} in this test`);
@@ -117,13 +112,7 @@ async function service(opts: {
     store: new MemoryStore(),
     chunkDir: dir,
     logger: { debug() {}, info() {}, warn() {} },
-    node: {
-      peerId: peerIdFromPrivateKey(self),
-      services: { pubsub, dht: {} },
-      handle: async () => {},
-      unhandle: async () => {},
-      dialProtocol,
-    },
+    node: standInNode(self, pubsub, dialProtocol),
     membership: {
       selfId,
       selfSite: 'here',
