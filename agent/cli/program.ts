@@ -66,9 +66,8 @@ export function buildProgram(): Command {
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
-    // help shown because no command was given (`edgeswarm`, `edgeswarm kv`): bad usage
-    if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : EXIT_USAGE;
-    // commander already printed its message
+    // commander already printed its message (or the help, when no command was given: `edgeswarm`,
+    // `edgeswarm kv`)
     return err.exitCode === 0 ? 0 : EXIT_USAGE;
   }
   if (err instanceof ConfigError) {

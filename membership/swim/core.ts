@@ -89,8 +89,9 @@ export class SwimCore extends SwimProber {
 
   /**
    * Leaves gracefully: marks us `left` with a new incarnation, tells up to LEAVE_DIRECT_MAX live
-   * members directly, right away, and gossips it. Probing, push-pull and reconnects stop; acks and gossip go on. Keep calling
-   * tick()/handle() until pendingBroadcasts is 0 (or a short timeout) before shutting down.
+   * members directly, right away, and gossips it. Probing, push-pull and reconnects stop; acks
+   * and gossip go on. Keep calling tick()/handle() until pendingBroadcasts is 0 (or a short
+   * timeout) before shutting down.
    */
   leave(now: number): Effect[] {
     now = this.begin(now);
