@@ -99,13 +99,20 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
     const others = agents.filter((a) => a !== victim);
     victim.kill('SIGTERM');
     const t0 = Date.now();
+    /** The last poll: each other agent's view of the victim, and when it was taken. */
+    let last = { states: [] as string[], at: 0 };
     try {
       await waitFor(
-        async () => (await stateEverywhere(others, victim.peerId)).every((s) => s === 'left'),
+        async () => {
+          const states = await stateEverywhere(others, victim.peerId);
+          last = { states, at: Date.now() - t0 };
+          return states.every((s) => s === 'left');
+        },
         {
           timeout: 1000,
           interval: 50,
-          message: 'left everywhere within 1 s',
+          message: () =>
+            `left everywhere within 1 s (at ${last.at} ms: ${others.map((a, k) => `${a.name} ${last.states[k]}`).join(', ')})`,
         },
       );
       console.log(`lab: SIGTERM → left on all others after ~${Date.now() - t0} ms (polled)`);
