@@ -403,7 +403,7 @@ export class KvService extends EventTarget {
       if (id === this.#c.membership.selfId) continue;
       vectors.push(this.#summaries.get(id) ?? new VersionVector());
     }
-    const res = await this.#state.collectGarbage(Date.now(), VersionVector.intersectAll(vectors));
+    const res = await this.#state.collectGarbage(Date.now(), vectors);
     return res.collected;
   }
 }

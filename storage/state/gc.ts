@@ -1,11 +1,23 @@
 // Tombstone garbage collection for the state store.
 //
-// A tombstone can go once no node can still hold an older value of its key without also having the
-// tombstone's version: then nobody will offer that older value again (anti-entropy sends only
-// versions the receiver lacks, and every member has the older value's version, held or cleared).
-// That is the case when every member has the tombstone's version (the "stable" vector, the
-// intersection of the members' summaries). After tombstoneHorizonMs it goes regardless: a member
-// cut off for longer than that must rejoin with empty data (see DEFAULT_TOMBSTONE_HORIZON_MS).
+// A tombstone T can go once no record of its key older than T can reach this node again except as
+// a duplicate (a version it has). Older records come (1) by anti-entropy from a node that holds one
+// and (2) in messages already under way: a broadcast sent when the write was made, an anti-entropy
+// batch read before its sender had T. Once every member has T, (1) is over: no member holds an
+// older record of the key or writes one (its clock has passed T, its writes are stamped above it).
+// (2) is not: a member that wrote an older value just before it got T may have a broadcast of it
+// still under way to a node that never had that version, which would then hold the value again.
+// But every such message carries a version its sender had before it had T. So stable GC takes two
+// steps (StateStore.collectGarbage): a snapshot of the members' summaries, with `stable` (what all
+// of them had) and `seen` (what any of them had); then, once this node has every version in
+// `seen`, the tombstones in that `stable` can go: a message sent before its sender's snapshot
+// carries a version this node has; one sent after it carries a record above T. After
+// tombstoneHorizonMs a tombstone goes regardless: a member cut off for longer than that must rejoin
+// with empty data (see DEFAULT_TOMBSTONE_HORIZON_MS).
+//
+// This relies on each summary being a state its member really had, and on records being durable
+// (they are synced): a crash loses only cleared marks, of versions superseded by a record the
+// member keeps.
 //
 // A collected tombstone's version stays had; it is reported to peers as cleared.
 import type { KvStore } from '../kv/index.js';
@@ -33,6 +45,7 @@ export interface GcInput {
   /** Current time, ms since the epoch. */
   now: number;
   horizonMs: number;
+  /** Tombstones in it may be collected (see the top of this file for what it must be). */
   stable?: VersionVector;
 }
 

@@ -78,6 +78,11 @@ export class StateStore {
     reject: (e: unknown) => void;
   }> = [];
   #closed = false;
+  /**
+   * Stable GC's pending snapshot of the members' summaries: the versions all had (`stable`) and
+   * those any had (`seen`). In memory only: after a restart the first collectGarbage takes one.
+   */
+  #gcSnapshot: { stable: VersionVector; seen: VersionVector } | undefined;
 
   private constructor(opts: StateStoreOptions, clock: HybridClock, book: Bookkeeping) {
     this.nodeId = opts.nodeId;
@@ -354,11 +359,25 @@ export class StateStore {
   }
 
   /**
-   * Drops tombstones that every member has (`stable`: the intersection of the members' summaries,
-   * VersionVector.intersectAll) or that are older than tombstoneHorizonMs at `now`.
+   * Drops tombstones older than tombstoneHorizonMs at `now`, and tombstones every member has, in
+   * two steps (see gc.ts): `members` are the members' summaries, this node's included (the latest
+   * known; a down member's last one). A call takes a snapshot of them unless one is pending; a later
+   * call, once this node has every version some member had in the snapshot, collects the
+   * tombstones that every member had in it, and takes the next snapshot.
    */
-  collectGarbage(now: number = this.#now(), stable?: VersionVector): Promise<GcResult> {
+  collectGarbage(now: number = this.#now(), members?: readonly VersionVector[]): Promise<GcResult> {
     this.#checkOpen();
+    let stable: VersionVector | undefined;
+    if (members !== undefined) {
+      const snap = this.#gcSnapshot;
+      if (snap === undefined || this.#book.had.containsAll(snap.seen)) {
+        stable = snap?.stable;
+        this.#gcSnapshot = {
+          stable: VersionVector.intersectAll(members),
+          seen: VersionVector.unionAll(members),
+        };
+      }
+    }
     return collectGarbage({
       kv: this.#kv,
       book: this.#book,

@@ -24,6 +24,13 @@ export class VersionVector {
     return acc;
   }
 
+  /** The union of many vectors: the versions any of them has. */
+  static unionAll(vectors: readonly VersionVector[]): VersionVector {
+    let acc = new VersionVector();
+    for (const v of vectors) acc = acc.union(v);
+    return acc;
+  }
+
   /** The versions of `origin`; undefined when there are none. Do not modify the returned set. */
   get(origin: string): RangeSet | undefined {
     return this.#m.get(origin);

@@ -325,11 +325,18 @@ describe('StateStore: tombstone garbage collection', () => {
     await a.write('gone', null);
     await a.write('gone2', null);
     // B has not seen the deletes yet: nothing is stable.
-    let stable = VersionVector.intersectAll([a.summary(), bb.summary()]);
-    expect(await a.collectGarbage(c.now(), stable)).toMatchObject({ collected: 0, remaining: 2 });
+    expect(await a.collectGarbage(c.now(), [a.summary(), bb.summary()])).toMatchObject({
+      collected: 0,
+      remaining: 2,
+    });
     await syncPair(a, bb);
-    stable = VersionVector.intersectAll([a.summary(), bb.summary()]);
-    expect(await a.collectGarbage(c.now(), stable)).toMatchObject({
+    // Stable GC takes two steps: a snapshot in which every member has the deletes, then a call
+    // once A has every version any member had in that snapshot.
+    expect(await a.collectGarbage(c.now(), [a.summary(), bb.summary()])).toMatchObject({
+      collected: 0,
+      remaining: 2,
+    });
+    expect(await a.collectGarbage(c.now(), [a.summary(), bb.summary()])).toMatchObject({
       collected: 2,
       byStable: 2,
       remaining: 0,
@@ -352,5 +359,27 @@ describe('StateStore: tombstone garbage collection', () => {
     expect(r.records).toBe(0);
     expect(n.summary().equals(a.summary())).toBe(true);
     expect(await dump(n)).toEqual([]);
+  });
+
+  it('does not let a broadcast still under way bring back a value older than a collected delete', async () => {
+    const c = clock();
+    const a = await open(new MemoryStore(), 'A', () => c.now() - 500); // A's clock is behind
+    const bb = await open(new MemoryStore(), 'B', c.now);
+    const cc = await open(new MemoryStore(), 'C', c.now);
+    const del = await bb.write('k', null);
+    c.advance(10);
+    // A writes before it has the delete, stamped below it; its broadcast to C is under way.
+    const late = await a.write('k', b('old'));
+    await syncPair(a, bb); // A gets the delete, B gets A's (superseded) version
+    await cc.apply([del]); // C gets the broadcast of the delete
+    const members = (): VersionVector[] => [a.summary(), bb.summary(), cc.summary()];
+    // Every member has the delete, but C lacks A's older write: C must not collect the delete yet.
+    expect(VersionVector.intersectAll(members()).has('B', del.seq)).toBe(true);
+    expect((await cc.collectGarbage(c.now(), members())).collected).toBe(0); // takes the snapshot
+    expect((await cc.collectGarbage(c.now(), members())).collected).toBe(0); // C lacks A's version
+    expect((await cc.apply([late])).superseded).toBe(1);
+    expect((await cc.collectGarbage(c.now(), members())).collected).toBe(1);
+    expect((await cc.apply([late])).duplicates).toBe(1);
+    expect(await cc.get('k')).toBeUndefined();
   });
 });
