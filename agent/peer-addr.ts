@@ -4,6 +4,7 @@
 // (at listen time with libp2p's multi-line text, or as a join retried forever).
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { z } from 'zod';
 
 const MULTIADDR_RE = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/(\d+)(?:\/p2p\/(\w+))?$/;
 const HOST_PORT_RE = /^([A-Za-z0-9.-]+):(\d+)$/;
@@ -43,3 +44,10 @@ export function peerAddrProblem(addr: string, use: 'listen' | 'dial'): string | 
   }
   return undefined;
 }
+
+/** A string that is a peer address (peerAddrProblem finds nothing wrong with it). */
+export const peerAddrSchema = (use: 'listen' | 'dial') =>
+  z.string().superRefine((s, ctx) => {
+    const problem = peerAddrProblem(s, use);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });

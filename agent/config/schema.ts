@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { configServiceSchema } from '../../membership/catalog/registration.js';
 import { swimConfigOverridesSchema } from '../../membership/swim/index.js';
-import { peerAddrProblem } from '../peer-addr.js';
+import { peerAddrSchema } from '../peer-addr.js';
 import { parseBytes, parseDuration, parseRate } from './units.js';
 
 /** A duration given as "250ms", "10s", "5m" or a number of milliseconds. Parsed to ms. */
@@ -83,13 +83,6 @@ export const hostPort = () =>
   });
 
 export type HostPort = { host: string; port: number };
-
-/** A peer-to-peer address, checked in full (agent/peer-addr.ts). */
-const peerAddr = (use: 'listen' | 'dial') =>
-  z.string().superRefine((s, ctx) => {
-    const problem = peerAddrProblem(s, use);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
 
 /** Tags are K=V: a map in the file, "K=V" strings on the command line and in the environment. */
 const tags = z.unknown().transform((v, ctx) => {
@@ -185,9 +178,9 @@ export const agentConfigSchema = z
     /** Directory holding all persistent state (identity, keys, database, chunks). */
     data: z.string().min(1).default('./.edgeswarm'),
     /** Peer-to-peer listen addresses. */
-    listen: z.array(peerAddr('listen')).min(1).default(['/ip4/0.0.0.0/tcp/7946']),
+    listen: z.array(peerAddrSchema('listen')).min(1).default(['/ip4/0.0.0.0/tcp/7946']),
     /** Peers to join through at start; retried in the background with backoff until one answers. */
-    join: z.array(peerAddr('dial')).default([]),
+    join: z.array(peerAddrSchema('dial')).default([]),
     /** HTTP API listen address, or off. */
     api: hostPort().default({ host: '127.0.0.1', port: 7780 }),
     /** DNS listen address (UDP and TCP), or off. */

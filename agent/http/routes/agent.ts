@@ -2,20 +2,12 @@
 import { z } from 'zod';
 import type { Agent } from '../../agent.js';
 import { HttpError } from '../../errors.js';
-import { peerAddrProblem } from '../../peer-addr.js';
+import { peerAddrSchema } from '../../peer-addr.js';
 import type { Route } from '../router.js';
 
 export const joinBodySchema = z
   .object({
-    addrs: z
-      .array(
-        z.string().superRefine((a, ctx) => {
-          const problem = peerAddrProblem(a, 'dial');
-          if (problem) ctx.addIssue({ code: 'custom', message: problem });
-        }),
-      )
-      .min(1, 'give at least one address')
-      .max(64),
+    addrs: z.array(peerAddrSchema('dial')).min(1, 'give at least one address').max(64),
   })
   .strict();
 
