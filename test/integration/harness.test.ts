@@ -27,11 +27,12 @@ async function endWhileRunning(how: 'SIGTERM' | 'SIGINT' | 'exit'): Promise<void
     const c = new LocalCluster();
     const [a] = await c.start({ n: 1 });
     console.log(JSON.stringify({ pid: a.child.pid, root: c.root }));
-    if (${JSON.stringify(how)} === 'exit') process.exit(3);
+    // 'exit' waits for the test's go (a line on stdin), so the test sees the running state first
+    if (${JSON.stringify(how)} === 'exit') process.stdin.once('data', () => process.exit(3));
     setInterval(() => {}, 1000);
   `;
   const bench = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   let agent: { pid: number; root: string } | undefined;
   try {
@@ -45,7 +46,8 @@ async function endWhileRunning(how: 'SIGTERM' | 'SIGINT' | 'exit'): Promise<void
     const exited = new Promise<[number | null, string | null]>((r) =>
       bench.once('exit', (code, signal) => r([code, signal])),
     );
-    if (how !== 'exit') bench.kill(how);
+    if (how === 'exit') bench.stdin?.write('go\n');
+    else bench.kill(how);
     // the process still ends as the signal (or its exit code) says
     expect(await exited).toEqual(how === 'exit' ? [3, null] : [null, how]);
     const { pid, root } = agent;
