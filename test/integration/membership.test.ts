@@ -61,6 +61,7 @@ describe('membership over libp2p', () => {
 
   it('the members API and metrics report the cluster', async () => {
     const c = cluster.current;
+    const t0 = Date.now();
     const p1 = await c.spawnAgent({ name: 'p1', site: 'east' });
     const p2 = await c.spawnAgent({ name: 'p2', site: 'west', join: [p1.addrs[0]] });
     await waitFor(
@@ -73,11 +74,15 @@ describe('membership over libp2p', () => {
       state: string;
       incarnation: number;
       id: string;
+      stateChangedAt: number;
     }>;
     expect(members.map((m) => [m.name, m.site, m.state]).sort()).toEqual([
       ['p1', 'east', 'alive'],
       ['p2', 'west', 'alive'],
     ]);
+    // when p1 saw each state change, on the wall clock: since this test began
+    for (const m of members) expect(m.stateChangedAt).toBeGreaterThanOrEqual(t0);
+    for (const m of members) expect(m.stateChangedAt).toBeLessThanOrEqual(Date.now());
     const sites = (await p1.http('GET', '/v1/sites')).json as Array<{
       site: string;
       members: { alive: number };

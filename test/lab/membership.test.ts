@@ -13,7 +13,7 @@ if (!avail.ok) console.log(`lab tests skipped: ${avail.reason}`);
 const SOAK_SECONDS = Number(process.env.EDGESWARM_LAB_SOAK_SECONDS ?? 300);
 const N = 10;
 
-type Member = { id: string; name: string; state: string };
+type Member = { id: string; name: string; state: string; stateChangedAt: number };
 
 async function members(a: AgentProcess): Promise<Member[]> {
   return (await a.http('GET', '/v1/members')).json as Member[];
@@ -97,25 +97,37 @@ describe.skipIf(!avail.ok)('lab: membership with 10 agent processes', () => {
   it('SIGTERM: every other member marks the agent left within 1 s', async () => {
     const victim = agents[5];
     const others = agents.filter((a) => a !== victim);
-    victim.kill('SIGTERM');
     const t0 = Date.now();
-    /** The last poll: each other agent's view of the victim, and when it was taken. */
-    let last = { states: [] as string[], at: 0 };
+    victim.kill('SIGTERM');
+    // Each agent says when it marked the victim left (stateChangedAt, its wall clock: the same host
+    // clock as ours). Judging by when a poll came back instead measured the poll: an agent restarted
+    // by the test before is still busy starting, and took up to 1.8 s to answer under load while it
+    // had held the victim left since 30-130 ms (seen in the lab under load).
+    let last: Array<Member | undefined> = [];
     try {
       await waitFor(
         async () => {
-          const states = await stateEverywhere(others, victim.peerId);
-          last = { states, at: Date.now() - t0 };
-          return states.every((s) => s === 'left');
+          last = await Promise.all(
+            others.map(async (a) => (await members(a)).find((m) => m.id === victim.peerId)),
+          );
+          return last.every((m) => m?.state === 'left');
         },
         {
-          timeout: 1000,
+          timeout: 10_000,
           interval: 50,
           message: () =>
-            `left everywhere within 1 s (at ${last.at} ms: ${others.map((a, k) => `${a.name} ${last.states[k]}`).join(', ')})`,
+            `left everywhere (last poll: ${others.map((a, k) => `${a.name} ${last[k]?.state}`).join(', ')})`,
         },
       );
-      console.log(`lab: SIGTERM → left on all others after ~${Date.now() - t0} ms (polled)`);
+      const after = last.map((m) => m!.stateChangedAt - t0);
+      expect(after.every(Number.isFinite)).toBe(true);
+      console.log(
+        `lab: SIGTERM → left on all others after ${Math.max(...after)} ms (each agent's own record; polled ${Date.now() - t0} ms)`,
+      );
+      const late = others
+        .map((a, k) => `${a.name} ${after[k]} ms`)
+        .filter((_, k) => after[k] > 1000);
+      expect(late).toEqual([]);
       await victim.exited;
       expect(victim.exitCode).toBe(0);
     } finally {

@@ -39,6 +39,7 @@ export function clusterRoutes(
           load: m.load,
           rttMs: m.self ? 0 : roundOrUndefined(membership.rtt(m.id)),
           self: m.self,
+          stateChangedAt: m.stateChangedAt,
         })),
       }),
     },
