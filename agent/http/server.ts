@@ -165,9 +165,13 @@ export class HttpApiServer {
       sendError(res, 400, 'bad_url', 'the request URL is malformed');
       return;
     }
-    const match = router.match(req.method ?? 'GET', url.pathname);
+    // Route on the path as sent: URL parsing resolves `.` and `..` segments (even `%2E%2E`), which
+    // turned `PUT /v1/kv/a/%2E%2E/b` into a write of key `b`. An absolute-form target
+    // (`GET http://host/path`) has no raw path to keep, so it takes the parsed one.
+    const rawPath = req.url?.startsWith('/') ? req.url.split(/[?#]/, 1)[0] : url.pathname;
+    const match = router.match(req.method ?? 'GET', rawPath);
     if (!match) {
-      sendError(res, 404, 'not_found', `no route ${req.method} ${url.pathname}`);
+      sendError(res, 404, 'not_found', `no route ${req.method} ${rawPath}`);
       return;
     }
     if ('allowed' in match) {
@@ -176,7 +180,7 @@ export class HttpApiServer {
         res,
         405,
         'method_not_allowed',
-        `${req.method} is not allowed on ${url.pathname}; use ${match.allowed.join(' or ')}`,
+        `${req.method} is not allowed on ${rawPath}; use ${match.allowed.join(' or ')}`,
       );
       return;
     }

@@ -1,6 +1,7 @@
 // The replicated key/value store with real agents: replication, deletes, durability across SIGKILL,
 // catch-up, watches, limits and the CLI.
 import { spawnSync } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { KV_PROTOCOL } from '../../edge-sites/state/service.js';
 import { CLI, countDials, useCluster } from '../helpers/agents.js';
@@ -187,6 +188,32 @@ describe('replicated key/value store', () => {
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('value_too_large');
     expect((await p.http('GET', '/v1/kv/absent')).status).toBe(404);
     expect((await p.http('DELETE', '/v1/kv/absent')).status).toBe(404);
+    // the path is routed as sent: `..` in a key is part of the key, not a step up (fetch would
+    // resolve it before sending, so this goes through node:http)
+    const raw = (method: string, path: string, body?: string) =>
+      new Promise<number>((resolve, reject) => {
+        const api = new URL(p.api);
+        const req = httpRequest({
+          host: api.hostname,
+          port: api.port,
+          path,
+          method,
+          headers: { authorization: `Bearer ${p.token}` },
+        });
+        req.on('response', (r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect(await raw('PUT', '/v1/kv/dots/%2E%2E/up', 'v')).toBe(200);
+    expect(await raw('PUT', '/v1/kv/dots/../plain', 'w')).toBe(200);
+    expect((await p.http('GET', '/v1/kv/up')).status).toBe(404);
+    expect((await p.http('GET', '/v1/kv/plain')).status).toBe(404);
+    const dotted = (await p.http('GET', '/v1/kv?prefix=dots/')).json as Array<{ key: string }>;
+    expect(dotted.map((e) => e.key)).toEqual(['dots/../plain', 'dots/../up']);
+    expect(await raw('GET', '/v1/../v1/agent')).toBe(404);
     // a watch sees changes under its prefix only
     const events: string[] = [];
     const ac = new AbortController();
