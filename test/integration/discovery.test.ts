@@ -408,6 +408,11 @@ describe('service discovery', () => {
     expect((await p.http('GET', '/v1/discover/web?strategy=fastest')).status).toBe(400);
     expect((await p.http('GET', '/v1/discover/web?limit=-1')).status).toBe(400);
     expect((await p.http('GET', '/v1/discover/web?all=maybe')).status).toBe(400);
+    // a tag no instance could have is a mistake, named, not a filter that quietly matches nothing
+    const emptyTag = await p.http('GET', '/v1/discover/web?tag=');
+    expect(emptyTag.status).toBe(400);
+    expect((emptyTag.json as { error: { message: string } }).error.message).toMatch(/^tag: "" /);
+    expect((await p.http('GET', '/v1/discover/web?tag=a%20b')).status).toBe(400);
     const all = await p.http('GET', '/v1/discover/web?all=true');
     expect(all.status).toBe(200);
     expect(

@@ -1,8 +1,11 @@
 // Service registration, discovery and catalog watches.
 import { z } from 'zod';
 import type { CatalogChange, CatalogService } from '../../../membership/catalog/service.js';
-import { validServiceId } from '../../../membership/catalog/registration.js';
-import { registrationBodySchema } from '../../../membership/catalog/registration.js';
+import {
+  registrationBodySchema,
+  TAG_RE,
+  validServiceId,
+} from '../../../membership/catalog/registration.js';
 import type { DiscoverQuery, Strategy } from '../../../membership/catalog/types.js';
 import { HttpError } from '../../errors.js';
 import type { RequestContext, Route } from '../router.js';
@@ -65,6 +68,16 @@ export function parseDiscoverQuery(
   if (client.length > 128)
     throw new HttpError(400, 'invalid_query', 'client: at most 128 characters');
   const tags = q.getAll('tag');
+  // the registration's tag rule: a tag no instance can have (empty, say) is a mistake, not a
+  // filter that quietly matches nothing
+  for (const t of tags)
+    if (!TAG_RE.test(t))
+      throw new HttpError(
+        400,
+        'invalid_query',
+        `tag: ${JSON.stringify(t)} is not a tag (1-63 of A-Z a-z 0-9 _ . : = -)`,
+      );
+  if (tags.length > 32) throw new HttpError(400, 'invalid_query', 'tag: at most 32');
   return {
     name,
     strategy,
