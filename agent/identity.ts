@@ -42,19 +42,21 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
   }
 }
 
-function readIfExists(path: string): Buffer | undefined {
+/** The file's bytes, or undefined if it does not exist; any other error is a ConfigError on `key`. */
+function readIfExists(path: string, key: string): Buffer | undefined {
   try {
     return readFileSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new ConfigError(key, `cannot read ${path}: ${code ?? (err as Error).message}`);
   }
 }
 
 /** Loads the agent's Ed25519 peer key from DATA/peer.key, creating it at first start. */
 export async function loadOrCreatePeerKey(dataDir: string): Promise<PrivateKey> {
   const path = join(dataDir, 'peer.key');
-  const existing = readIfExists(path);
+  const existing = readIfExists(path, 'data');
   if (existing) {
     try {
       return privateKeyFromProtobuf(existing);
@@ -96,15 +98,7 @@ export function parseClusterKey(text: string, file: string): Uint8Array {
  */
 export function loadOrCreateClusterKey(dataDir: string, file?: string): Uint8Array {
   if (file) {
-    let text: Buffer | undefined;
-    try {
-      text = readIfExists(file);
-    } catch (err) {
-      throw new ConfigError(
-        'clusterKey',
-        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
-    }
+    const text = readIfExists(file, 'clusterKey');
     if (!text)
       throw new ConfigError(
         'clusterKey',
@@ -113,7 +107,7 @@ export function loadOrCreateClusterKey(dataDir: string, file?: string): Uint8Arr
     return parseClusterKey(text.toString('utf8'), file);
   }
   const path = join(dataDir, 'cluster.key');
-  const existing = readIfExists(path);
+  const existing = readIfExists(path, 'clusterKey');
   if (existing) return parseClusterKey(existing.toString('utf8'), path);
   const key = generateClusterKey();
   writeFileAtomic(path, key);
@@ -123,7 +117,7 @@ export function loadOrCreateClusterKey(dataDir: string, file?: string): Uint8Arr
 /** Loads DATA/admin.token (mode 0600), creating it at first start. */
 export function loadOrCreateAdminToken(dataDir: string): string {
   const path = join(dataDir, 'admin.token');
-  const existing = readIfExists(path);
+  const existing = readIfExists(path, 'data');
   if (existing) {
     const token = existing.toString('utf8').trim();
     if (token.length >= 16) return token;

@@ -2,7 +2,7 @@
 // SIGKILL, bad input (flags, config, HTTP) answered clearly.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -250,6 +250,12 @@ describe('bad input', () => {
     const asDir = runCli(['agent', '--cluster-key', dir, '--data', dir, ...off]);
     expect(asDir.code).toBe(2);
     expect(asDir.stderr).toMatch(/clusterKey: cannot read .*: EISDIR/);
+    // the same for the default DATA/cluster.key
+    const data = cluster.current.dataDir('key-default');
+    mkdirSync(join(data, 'cluster.key'), { recursive: true });
+    const defaultAsDir = runCli(['agent', '--data', data, ...off]);
+    expect(defaultAsDir.code).toBe(2);
+    expect(defaultAsDir.stderr).toMatch(/clusterKey: cannot read .*cluster\.key: EISDIR/);
     const asFile = runCli(['agent', '--data', file, ...off]);
     expect(asFile.code).toBe(2);
     expect(asFile.stderr).toMatch(
