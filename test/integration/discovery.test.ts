@@ -287,6 +287,8 @@ describe('service discovery', () => {
       timeout: 5000,
       message: 'the same catalogs on both',
     });
+    // a digest sent just before they became equal may still be on its way, and open an exchange
+    await new Promise((r) => setTimeout(r, 500));
     // the exchanges (streams of the catalog protocol) each agent opens from here on
     const exchanges = countDials([a, d], CATALOG_PROTOCOL);
     // ~10 rounds each with the same catalogs: digests only

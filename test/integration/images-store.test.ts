@@ -55,7 +55,7 @@ async function writer() {
 async function reaper() {
   for (;;) {
     await new Promise((r) => setTimeout(r, 5));
-    for (let k = 0; k < 20 && mine.length > 40; k++) {
+    for (let k = 0; k < 20 && mine.length > 8; k++) {
       const [hash] = mine.splice(Math.floor(Math.random() * mine.length), 1);
       process.stdout.write('-' + hash + '\\n');
       await store.delete(hash);

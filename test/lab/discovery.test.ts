@@ -4,6 +4,7 @@
 // keeps answering for its own services and, marked stale, for the last-known remote ones.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { watchSse } from '../../bench/harness/sse.js';
 import type { AgentProcess } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 import { Lab, labAvailability, type Host } from './lab.js';
@@ -88,18 +89,33 @@ describe.skipIf(!avail.ok)('lab: service discovery, 6 agents in 3 sites', () => 
         (await Promise.all(agents.map((a) => discover(a, 'api')))).every((l) => l.length === 1),
       { timeout: 5000 },
     );
-    await fetch(`http://${host.ip}:9090/fail`);
-    const t0 = Date.now();
-    await waitFor(
-      async () =>
-        (await Promise.all(agents.map((a) => discover(a, 'api')))).every((l) => l.length === 0),
-      {
-        timeout: 3000,
-        interval: 50,
-        message: 'api dropped everywhere',
-      },
+    // each agent's catalog changes with when it applied them (`at`, its wall clock: the host's)
+    const applied: number[][] = agents.map(() => []);
+    const watches = await Promise.all(
+      agents.map((a, k) =>
+        watchSse(`${a.api}/v1/catalog/watch?name=api`, a.token, (data) => {
+          applied[k].push((JSON.parse(data) as { at: number }).at);
+        }),
+      ),
     );
-    const took = Date.now() - t0;
+    const t0 = Date.now();
+    await fetch(`http://${host.ip}:9090/fail`);
+    try {
+      await waitFor(
+        async () =>
+          (await Promise.all(agents.map((a) => discover(a, 'api')))).every((l) => l.length === 0),
+        { timeout: 10_000, interval: 50, message: 'api dropped everywhere' },
+      );
+      await waitFor(() => applied.every((ats) => ats.some((at) => at >= t0)), {
+        timeout: 5000,
+        message: 'the change on every watch',
+      });
+    } finally {
+      for (const w of watches) w.close();
+    }
+    // Judged by when each agent applied the change, not by when a poll of six APIs came back (one
+    // slow answer stretched that). The last change each saw is the drop, or later: an upper bound.
+    const took = Math.max(...applied.map((ats) => ats.at(-1)! - t0));
     console.log(`lab: failing check dropped everywhere after ${took} ms (interval 1000 ms)`);
     expect(took).toBeLessThan(1000 + 500);
     expect((await discover(agents[0], 'api', '?all=true'))[0].health).toBe('failing');

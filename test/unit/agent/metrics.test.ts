@@ -29,8 +29,9 @@ describe('AgentMetrics event-loop lag', () => {
     const metrics = new AgentMetrics();
     await sleep(2 * EVENT_LOOP_LAG_RESOLUTION_MS);
     await metrics.text(); // a scrape resets the samples
-    await sleep(4 * EVENT_LOOP_LAG_RESOLUTION_MS);
-    // prom-client's own figure is the interval plus the lag: ~0.1 s here
-    expect(gauge(await metrics.text(), 'nodejs_eventloop_lag_p50_seconds')).toBeLessThan(R_S / 2);
+    await sleep(10 * EVENT_LOOP_LAG_RESOLUTION_MS);
+    // prom-client's own figure is the interval plus the lag, at least R_S; the lag alone is far
+    // below it (a median of ~10 samples, so a stall or two of a loaded machine does not move it)
+    expect(gauge(await metrics.text(), 'nodejs_eventloop_lag_p50_seconds')).toBeLessThan(R_S * 0.8);
   });
 });

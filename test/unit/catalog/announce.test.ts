@@ -63,7 +63,9 @@ describe('catalog DHT announcements', () => {
     rep.announce('web');
     rep.announce('db');
     rep.announce('web'); // still queued: not announced twice
-    await new Promise((r) => setTimeout(r, 2 * CATALOG_ANNOUNCE_DELAY_MS + 600));
+    // both done (however slow the machine), then a pause long enough for a third to have begun
+    await waitFor(() => calls.length === 2, { timeout: 5000 });
+    await new Promise((r) => setTimeout(r, CATALOG_ANNOUNCE_DELAY_MS + 200));
     expect(calls.map((c) => c.key)).toEqual([
       (await serviceKey('web')).toString(),
       (await serviceKey('db')).toString(),

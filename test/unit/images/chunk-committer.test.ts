@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Committer, type CommitterDeps } from '../../../storage/chunks/committer.js';
 import type { IndexOp } from '../../../storage/chunks/index-db.js';
 import { ChunkStoreFailedError } from '../../../storage/errors.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const op = (n: number): IndexOp => ({ type: 'del', key: Buffer.from([n]) });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -61,27 +62,49 @@ describe('Committer', () => {
   });
 
   it('commits a batch nobody waits for after its delay, or when it is full', async () => {
-    const { c, batches } = harness({ delayMs: 30, maxOps: 3 });
-    c.enqueue(op(1));
-    await sleep(10);
-    expect(batches).toEqual([]);
-    await sleep(40);
-    expect(batches).toEqual([[1]]);
-    for (let i = 2; i <= 4; i++) c.enqueue(op(i)); // full at 3
-    await sleep(10);
-    expect(batches).toEqual([[1], [2, 3, 4]]);
-    await c.close();
+    // event order, not fixed sleeps: a stalled test worker must not make this fail
+    const delayed = harness({ delayMs: 30, maxOps: 3 });
+    const enqueuedAt = performance.now();
+    delayed.c.enqueue(op(1));
+    await waitFor(() => delayed.batches.length === 1, { timeout: 5000 });
+    expect(delayed.batches).toEqual([[1]]);
+    // not before its delay (timers never fire early; 1 ms for rounding)
+    expect(performance.now() - enqueuedAt).toBeGreaterThanOrEqual(29);
+    await delayed.c.close();
+    // a delay no test waits out: only being full can commit these
+    const full = harness({ delayMs: 60_000, maxOps: 3 });
+    for (let i = 2; i <= 4; i++) full.c.enqueue(op(i)); // full at 3
+    await waitFor(() => full.batches.length === 1, { timeout: 5000 });
+    expect(full.batches).toEqual([[2, 3, 4]]);
+    await full.c.close();
   });
 
   it('overlaps the fsync of a batch with the level write of the one before', async () => {
-    const { c, log } = harness({ batchMs: 20, syncMs: 5 });
-    const first = c.enqueue(op(1));
-    const p1 = c.wait(first.seq);
-    await sleep(8); // first is in its level write
-    const second = c.enqueue(op(2));
-    const p2 = c.wait(second.seq);
-    await sleep(8);
-    expect(log).toEqual(['sync', 'batch', 'sync']); // second synced while first writes
+    // each fsync and level write is held until the test lets it go
+    const held: Array<{ what: string; go: () => void }> = [];
+    const hold = (what: string) =>
+      new Promise<void>((go) => {
+        held.push({ what, go });
+      });
+    const { c, log } = harness({
+      db: { batch: () => (log.push('batch'), hold('batch')) },
+      syncFiles: () => (log.push('sync'), hold('sync')),
+    });
+    const release = async (what: string) => {
+      await waitFor(() => held.some((h) => h.what === what), { timeout: 5000 });
+      const i = held.findIndex((h) => h.what === what);
+      held.splice(i, 1)[0].go();
+    };
+    const p1 = c.wait(c.enqueue(op(1)).seq);
+    await release('sync'); // first synced; its level write starts and is held
+    await waitFor(() => log.length === 2, { timeout: 5000 });
+    const p2 = c.wait(c.enqueue(op(2)).seq);
+    // the second is synced while the first's level write is still held
+    await waitFor(() => log.length === 3, { timeout: 5000 });
+    expect(log).toEqual(['sync', 'batch', 'sync']);
+    await release('batch');
+    await release('sync');
+    await release('batch');
     await Promise.all([p1, p2]);
     expect(log).toEqual(['sync', 'batch', 'sync', 'batch']);
     await c.close();
