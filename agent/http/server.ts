@@ -2,9 +2,15 @@
 // capabilities (see routes/). Nothing a client sends can produce a stack trace or a 500 other than
 // a real internal fault, which is logged and answered with a generic message.
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { EdgeswarmError, HttpError } from '../errors.js';
@@ -50,6 +56,36 @@ export function sendError(
     return;
   }
   sendJson(res, status, { error: { code, message } });
+}
+
+/** HTTP parser errors Node reports before any handler runs, as the API's own JSON errors. */
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  HPE_INVALID_METHOD: [400, 'bad_method', 'unknown HTTP method'],
+  HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'the request line and headers exceed 16 KiB'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'the request was not received in time'],
+};
+
+/**
+ * Answers a request Node's HTTP parser refused (an unknown method, a 100 KB URL, garbage) with a
+ * JSON error naming the problem, where Node would send a bare 400 or 431, and closes the
+ * connection. Returns the status sent, if any.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): number | undefined {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return undefined;
+  }
+  const [status, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [
+    400,
+    'bad_request',
+    `malformed HTTP request (${err.code ?? err.message})`,
+  ];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  return status;
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -125,6 +161,11 @@ export class HttpApiServer {
     if (this.#server) return;
     const server = createServer((req, res) => void this.#handle(req, res));
     server.keepAliveTimeout = 65_000;
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      const status = answerClientError(err, socket);
+      if (status !== undefined)
+        this.#opts.metrics.httpRequests.inc({ route: 'unparsed', code: String(status) });
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.#opts.port, this.#opts.host, () => {

@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateClusterKey } from '../../agent/identity.js';
@@ -300,6 +300,29 @@ describe('bad input', () => {
     expect((extra.json as { error: { message: string } }).error.message).toMatch(
       /bogus: unknown field/,
     );
+    // what Node's HTTP parser refuses still gets a JSON error naming the problem
+    const rawHttp = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const api = new URL(p.api);
+        const sock = connect(Number(api.port), api.hostname, () => sock.end(request));
+        let got = '';
+        sock.on('data', (d) => (got += d.toString()));
+        sock.on('close', () => resolve(got));
+        sock.on('error', reject);
+      });
+    const fooMethod = await rawHttp('FOO /v1/agent HTTP/1.1\r\nhost: x\r\n\r\n');
+    expect(fooMethod).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(fooMethod).toMatch(
+      /\{"error":\{"code":"bad_method","message":"unknown HTTP method"\}\}$/,
+    );
+    const longUrl = await rawHttp(`GET /v1/kv/${'x'.repeat(100_000)} HTTP/1.1\r\nhost: x\r\n\r\n`);
+    expect(longUrl).toMatch(/^HTTP\/1\.1 431 /);
+    expect(longUrl).toMatch(/"code":"headers_too_large"/);
+    const garbage = await rawHttp('\x00\x01\x02 nonsense\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 /);
+    expect(garbage).toMatch(/"code":"(bad_request|bad_method)"/);
+    // the agent is unharmed
+    expect((await p.http('GET', '/v1/health')).status).toBe(200);
     const notFound = await p.http('GET', '/v1/nope');
     expect(notFound.status).toBe(404);
     const method = await p.http('DELETE', '/v1/agent');
