@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
+import { ChunkStoreFailedError } from '../../storage/index.js';
 import { EdgeswarmError, HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AgentMetrics } from '../metrics.js';
@@ -56,6 +57,19 @@ export function sendError(
     return;
   }
   sendJson(res, status, { error: { code, message } });
+}
+
+/**
+ * ENOSPC or EDQUOT, on the error or a cause it wraps. LevelDB's I/O errors carry only its message
+ * ("IO error: …/000003.log: No space left on device", code LEVEL_IO_ERROR).
+ */
+function isOutOfSpace(err: unknown): err is Error {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    if (/No space left on device|Disk quota exceeded/.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** HTTP parser errors Node reports before any handler runs, as the API's own JSON errors. */
@@ -303,6 +317,25 @@ export class HttpApiServer {
       sendError(res, 400, 'invalid_request', describeZodError(err));
     } else if (err instanceof EdgeswarmError && 'status' in err && typeof err.status === 'number') {
       sendError(res, err.status, err.code, err.message);
+    } else if (err instanceof ChunkStoreFailedError) {
+      // sticky until the store is reopened (storage/chunks/committer.ts says why)
+      this.#opts.logger.error({ err: err.message, route }, 'chunk store failed');
+      const full = isOutOfSpace(err) ? ' (the disk was full)' : '';
+      sendError(
+        res,
+        503,
+        'chunk_store_failed',
+        `the image store is read-only after a failed write${full}; restart the agent to reopen it`,
+      );
+    } else if (isOutOfSpace(err)) {
+      // the operator's problem to fix, not a bug: say so
+      this.#opts.logger.error({ err: err.message, route }, 'out of disk space');
+      sendError(
+        res,
+        507,
+        'insufficient_storage',
+        'no space left on the device holding the data directory; free some and retry',
+      );
     } else {
       this.#opts.logger.error({ err, route }, 'internal error handling request');
       sendError(res, 500, 'internal', 'internal error; see the agent log');
