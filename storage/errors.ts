@@ -209,3 +209,16 @@ export class ChunkStoreFailedError extends StorageError {
     this.name = 'ChunkStoreFailedError';
   }
 }
+
+/**
+ * ENOSPC or EDQUOT, on the error or a cause it wraps. LevelDB's I/O errors carry only its message
+ * ("IO error: …/000003.log: No space left on device", code LEVEL_IO_ERROR).
+ */
+export function isOutOfSpace(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    if (/No space left on device|Disk quota exceeded/.test(e.message)) return true;
+  }
+  return false;
+}

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { ChunkStoreFailedError } from '../../storage/index.js';
+import { ChunkStoreFailedError, isOutOfSpace } from '../../storage/index.js';
 import { EdgeswarmError, HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AgentMetrics } from '../metrics.js';
@@ -57,19 +57,6 @@ export function sendError(
     return;
   }
   sendJson(res, status, { error: { code, message } });
-}
-
-/**
- * ENOSPC or EDQUOT, on the error or a cause it wraps. LevelDB's I/O errors carry only its message
- * ("IO error: …/000003.log: No space left on device", code LEVEL_IO_ERROR).
- */
-function isOutOfSpace(err: unknown): err is Error {
-  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
-    if (/No space left on device|Disk quota exceeded/.test(e.message)) return true;
-  }
-  return false;
 }
 
 /** HTTP parser errors Node reports before any handler runs, as the API's own JSON errors. */
@@ -329,7 +316,7 @@ export class HttpApiServer {
       );
     } else if (isOutOfSpace(err)) {
       // the operator's problem to fix, not a bug: say so
-      this.#opts.logger.error({ err: err.message, route }, 'out of disk space');
+      this.#opts.logger.error({ err: (err as Error).message, route }, 'out of disk space');
       sendError(
         res,
         507,

@@ -77,6 +77,12 @@ export class Pull {
   /** Sources that failed or served bad bytes, until this time. */
   readonly #avoid = new Map<string, number>();
   #wake: (() => void) | undefined;
+  /**
+   * A store write failed for a reason of our own (a full disk, a failed store), not the source's:
+   * the pull ends with it. Fetching on would pull the same chunks again and again, as fast as the
+   * sources send them, and store none.
+   */
+  #localFailure: Error | undefined;
   #flushedAt = 0;
   #durable = 0;
   bytesReceived = 0;
@@ -142,6 +148,7 @@ export class Pull {
     try {
       while (!sched.complete) {
         signal.throwIfAborted();
+        if (this.#localFailure) throw this.#localFailure;
         this.#connectMore(signal);
         this.#dropStalled();
         this.#reportDurable();
@@ -250,6 +257,9 @@ export class Pull {
           sched.failed(src.peer, index);
           this.#deps.badSource(src.peer);
           this.#avoid.set(src.peer, Date.now() + 60_000);
+        } else {
+          this.#localFailure ??= err as Error;
+          this.#kick();
         }
         throw err;
       }

@@ -11,7 +11,7 @@ import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { Broadcast } from '../../membership/index.js';
 import { ChunkStore } from '../../storage/chunks/index.js';
-import { ChunkCorruptError } from '../../storage/errors.js';
+import { ChunkCorruptError, ChunkStoreFailedError, isOutOfSpace } from '../../storage/errors.js';
 import type { KvStore } from '../../storage/index.js';
 import {
   collectGarbage,
@@ -49,6 +49,14 @@ export const IMAGE_SYNC_INTERVAL_MS = 10_000;
 /** A pulling agent announces its progress this often (ms); a holder every IMAGE_HOLDER_ANNOUNCE_MS. */
 export const IMAGE_PROGRESS_INTERVAL_MS = 1_000;
 export const IMAGE_HOLDER_ANNOUNCE_MS = 30_000;
+/**
+ * A pull that failed on this agent's own store (a full disk, a store made read-only) is not
+ * started again for this long, doubled after each such failure up to PULL_LOCAL_BACKOFF_MAX_MS
+ * (ms). Other failures (sources gone) are retried after 2 s.
+ */
+export const PULL_LOCAL_BACKOFF_MS = 5_000;
+export const PULL_LOCAL_BACKOFF_MAX_MS = 60_000;
+
 /** Time between garbage collections of unreferenced chunks (ms). */
 export const IMAGE_GC_INTERVAL_MS = 10 * 60_000;
 /** New chunks are told to connected pullers in batches this often (ms). */
@@ -164,6 +172,8 @@ export class ImageService extends EventTarget {
   /** Announced versions being fetched now (name:tag:rank). */
   readonly #fetching = new Set<string>();
   readonly #pulls = new Map<string, Pulling>();
+  /** Pulls that failed on our own store: not restarted (by evaluation) before `until`. */
+  readonly #pullBackoff = new Map<string, { until: number; failures: number }>();
   readonly #subs = new Map<string, Set<(i: number[]) => void>>();
   readonly #pendingHave = new Map<string, number[]>();
   readonly #dhtSources = new Map<string, Set<string>>();
@@ -548,6 +558,8 @@ export class ImageService extends EventTarget {
     }
     const s = this.#served.get(m.digest);
     if (!s) return;
+    const backoff = this.#pullBackoff.get(m.digest);
+    if (!transient && backoff && Date.now() < backoff.until) return;
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.#controller.signal]);
     const hold = this.pins.hold(s.index.hashes);
@@ -598,18 +610,35 @@ export class ImageService extends EventTarget {
           new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
         );
       })
+      .then(() => void this.#pullBackoff.delete(m.digest))
       .catch((err: Error) => {
-        if (!signal.aborted)
-          this.#c.logger.warn(
-            { image: `${m.name}:${m.tag}`, err: err.message },
-            'pull failed; will retry',
+        if (signal.aborted) return;
+        if (isOutOfSpace(err) || err instanceof ChunkStoreFailedError) {
+          const failures = (this.#pullBackoff.get(m.digest)?.failures ?? 0) + 1;
+          const ms = Math.min(
+            PULL_LOCAL_BACKOFF_MS * 2 ** (failures - 1),
+            PULL_LOCAL_BACKOFF_MAX_MS,
           );
+          this.#pullBackoff.set(m.digest, { until: Date.now() + ms, failures });
+          this.#c.logger.warn(
+            { image: `${m.name}:${m.tag}`, err: err.message, retryInMs: ms },
+            isOutOfSpace(err)
+              ? 'pull paused: no space left on the device holding the data directory'
+              : 'pull paused: the chunk store failed; restart the agent to reopen it',
+          );
+          return;
+        }
+        this.#c.logger.warn(
+          { image: `${m.name}:${m.tag}`, err: err.message },
+          'pull failed; will retry',
+        );
       })
       .finally(() => {
         hold.release();
         this.#pulls.delete(m.digest);
-        if (this.#started && !s.bits.complete) this.#scheduleEvaluate(2000);
-        else this.#scheduleEvaluate(0);
+        const backoff = this.#pullBackoff.get(m.digest);
+        if (!this.#started || s.bits.complete) this.#scheduleEvaluate(0);
+        else this.#scheduleEvaluate(backoff ? Math.max(2000, backoff.until - Date.now()) : 2000);
       });
     this.#pulls.set(m.digest, entry);
   }

@@ -23,6 +23,38 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
+/** Serves every chunk of `index` from `store` on `node`; returns a count of the bytes sent. */
+async function serveImage(
+  node: EdgeNode,
+  store: ChunkStore,
+  index: ImageIndex,
+): Promise<{ sent: number }> {
+  const full = new Bitfield(index.size);
+  for (let i = 0; i < index.size; i++) full.set(i);
+  const counted = { sent: 0 };
+  const stop = new AbortController();
+  await node.handle(
+    CHUNKS_PROTOCOL,
+    (stream, conn) =>
+      void serveChunks(
+        stream,
+        conn.remotePeer.toString(),
+        {
+          chunks: store,
+          image: async (digest) => (digest === index.digest ? { index, bits: full } : undefined),
+          buckets: () => [new TokenBucket(0)],
+          lost: () => {},
+          subscribe: () => () => {},
+          sent: (_peer, n) => (counted.sent += n),
+          badInput: () => {},
+        },
+        stop.signal,
+      ),
+  );
+  cleanups.push(() => stop.abort());
+  return counted;
+}
+
 describe('pulling from a source that lies', () => {
   it('drops the source that serves wrong bytes and completes from the honest one', async () => {
     nodes = await startNodes(3);
@@ -61,26 +93,7 @@ describe('pulling from a source that lies', () => {
         // dropped by the puller
       }
     });
-    const stop = new AbortController();
-    await honest.handle(
-      CHUNKS_PROTOCOL,
-      (stream, conn) =>
-        void serveChunks(
-          stream,
-          conn.remotePeer.toString(),
-          {
-            chunks: srcStore,
-            image: async (digest) => (digest === m.digest ? { index, bits: full } : undefined),
-            buckets: () => [new TokenBucket(0)],
-            lost: () => {},
-            subscribe: () => () => {},
-            sent: () => {},
-            badInput: () => {},
-          },
-          stop.signal,
-        ),
-    );
-    cleanups.push(() => stop.abort());
+    await serveImage(honest, srcStore, index);
 
     const bad: string[] = [];
     const ids = [liar.peerId.toString(), honest.peerId.toString()];
@@ -102,5 +115,52 @@ describe('pulling from a source that lies', () => {
     expect(pull.complete).toBe(true);
     expect(bad).toContain(liar.peerId.toString());
     for (const h of index.hashes) expect(await dstStore.has(h)).toBe(true);
+  });
+});
+
+describe('a pull whose own store fails', () => {
+  it('ends with the error at once instead of fetching the same chunks again and again', async () => {
+    nodes = await startNodes(2);
+    const [source, puller] = nodes;
+    const d1 = tempDir('es-src-');
+    const d2 = tempDir('es-dst-');
+    cleanups.push(d1.cleanup, d2.cleanup);
+    const srcStore = await ChunkStore.open(d1.dir);
+    const dstStore = await ChunkStore.open(d2.dir);
+    cleanups.push(
+      () => srcStore.close(),
+      () => dstStore.close(),
+    );
+    const r = await importImage([randomBytes(16 * 1024 * 1024)], srcStore);
+    const index = new ImageIndex({ digest: r.digest, chunks: r.chunks });
+    const served = await serveImage(source, srcStore, index);
+    // the disk fills after 100 chunks
+    let puts = 0;
+    const put = dstStore.put.bind(dstStore);
+    dstStore.put = async (...args: Parameters<ChunkStore['put']>) => {
+      if (++puts > 100)
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+          code: 'ENOSPC',
+        });
+      return put(...args);
+    };
+    const id = source.peerId.toString();
+    const pull = new Pull(index, new Bitfield(index.size), {
+      chunks: dstStore,
+      sources: () => [id],
+      open: (_peer, signal) => puller.dialProtocol(source.peerId, CHUNKS_PROTOCOL, { signal }),
+      gotChunk: () => {},
+      received: () => {},
+      badSource: () => {},
+      log: { debug: () => {}, info: () => {} },
+    });
+    await expect(pull.run(AbortSignal.timeout(20_000))).rejects.toThrow(/ENOSPC/);
+    expect(pull.complete).toBe(false);
+    // it stopped within about a window (1 MiB) of the failure; it used to reconnect and fetch
+    // at full speed until stopped from outside (the whole image many times over)
+    const sentAtEnd = served.sent;
+    expect(sentAtEnd).toBeLessThan(4 * 1024 * 1024);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(served.sent - sentAtEnd).toBeLessThan(256 * 1024);
   });
 });

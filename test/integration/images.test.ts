@@ -5,9 +5,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
+import { PULL_LOCAL_BACKOFF_MS } from '../../edge-sites/images/service.js';
 import { ChunkStore, corruptChunkForTest, quarantinedChunks } from '../../storage/chunks/index.js';
 import { useCluster } from '../helpers/agents.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const cluster = useCluster();
 
@@ -70,6 +71,31 @@ describe('image replication', () => {
       timeout: 15_000,
       message: 'removal on b',
     });
+  });
+
+  it('a pull that fails on a full disk here pauses with a growing backoff, not every 2 s', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    // b's disk is full: every chunk it tries to store fails; the times of its tries are kept
+    const tries: number[] = [];
+    b.images.chunks.put = async () => {
+      tries.push(Date.now());
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    };
+    await a.images.push('full/disk', 'v1', chunksOf(randomBytes(4 * 1024 * 1024)), {
+      sites: 'all',
+    });
+    await waitFor(() => tries.length > 0, { timeout: 20_000, message: 'b to start pulling' });
+    await sleep(9000);
+    // pulls: a burst of failed stores each, 5 s apart, then 10 s (a plain retry came every 2 s)
+    const pulls = tries.filter((t, i) => i === 0 || t - tries[i - 1] > 1000);
+    expect(pulls.length).toBe(2);
+    expect(pulls[1] - pulls[0]).toBeGreaterThanOrEqual(PULL_LOCAL_BACKOFF_MS);
+    expect((await local(b, 'full/disk', 'v1'))?.state).not.toBe('complete');
   });
 
   it('a pull killed half way resumes without refetching what it has; a corrupt chunk at one source is fetched from another', async () => {
