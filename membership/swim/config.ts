@@ -105,7 +105,7 @@ export interface SwimConfig {
    * one random `dead` member that died less than reconnectTimeout ago, the ping carrying its death
    * verdict, so that a member that is back refutes at once; the whole cluster thus tries each dead
    * member about once per interval (Serf's rule). Heals partitions without operator action. It is
-   * a ping (two small messages), not Serf's full push-pull, so it can run often. lan 2 s, wan 10 s.
+   * a ping (two small messages), not Serf's full push-pull, so it can run often. lan and wan 2 s.
    * 0 disables.
    */
   reconnectInterval: number;
