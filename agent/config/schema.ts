@@ -179,7 +179,7 @@ export const agentConfigSchema = z
     data: z.string().min(1).default('./.edgeswarm'),
     /** Peer-to-peer listen addresses. */
     listen: z.array(peerAddrSchema('listen')).min(1).default(['/ip4/0.0.0.0/tcp/7946']),
-    /** Peers to join through at start; each is retried in the background with backoff until it answers. */
+    /** Peers to join through at start; each is retried in the background until it answers. */
     join: z.array(peerAddrSchema('dial')).default([]),
     /** HTTP API listen address, or off. */
     api: hostPort().default({ host: '127.0.0.1', port: 7780 }),
