@@ -76,6 +76,8 @@ export class Pull {
   readonly #sources = new Map<string, Source>();
   /** Sources that failed or served bad bytes, until this time. */
   readonly #avoid = new Map<string, number>();
+  /** Streams in a row that a source ended (or broke) before sending us a chunk, per source. */
+  readonly #sourceFailures = new Map<string, number>();
   #wake: (() => void) | undefined;
   /**
    * A store write failed for a reason of our own (a full disk, a failed store), not the source's:
@@ -264,6 +266,7 @@ export class Pull {
         throw err;
       }
       this.bytesReceived += data.length;
+      this.#sourceFailures.delete(src.peer);
       this.#deps.received(src.peer, data.length);
       const fresh = !this.have.has(index);
       sched.received(src.peer, index);
@@ -311,14 +314,30 @@ export class Pull {
       }
       await Promise.all(storing);
       if (failure) throw failure;
+      this.#sourceEnded(src);
       this.#close(src, new Error('source closed the stream'));
     } catch (err) {
       await Promise.all(storing);
+      this.#sourceEnded(src);
       this.#close(src, failure ?? (err as Error));
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
     this.#kick();
+  }
+
+  /**
+   * The source ended its stream, or it broke, while we still wanted chunks (not closed by us):
+   * it is not reconnected for 1 s, doubling up to 60 s while it sends nothing. A source whose
+   * chunk reads keep failing (a bad disk) broke every stream at once, and was reconnected ~500
+   * times a second.
+   */
+  #sourceEnded(src: Source): void {
+    if (src.closed) return;
+    const n = (this.#sourceFailures.get(src.peer) ?? 0) + 1;
+    this.#sourceFailures.set(src.peer, n);
+    const until = Date.now() + Math.min(1000 * 2 ** (n - 1), 60_000);
+    this.#avoid.set(src.peer, Math.max(this.#avoid.get(src.peer) ?? 0, until));
   }
 
   #dropStalled(): void {

@@ -28,10 +28,12 @@ async function serveImage(
   node: EdgeNode,
   store: ChunkStore,
   index: ImageIndex,
+  bytesPerSecond = 0,
 ): Promise<{ sent: number }> {
   const full = new Bitfield(index.size);
   for (let i = 0; i < index.size; i++) full.set(i);
   const counted = { sent: 0 };
+  const bucket = new TokenBucket(bytesPerSecond);
   const stop = new AbortController();
   await node.handle(
     CHUNKS_PROTOCOL,
@@ -42,7 +44,7 @@ async function serveImage(
         {
           chunks: store,
           image: async (digest) => (digest === index.digest ? { index, bits: full } : undefined),
-          buckets: () => [new TokenBucket(0)],
+          buckets: () => [bucket],
           lost: () => {},
           subscribe: () => () => {},
           sent: (_peer, n) => (counted.sent += n),
@@ -162,5 +164,66 @@ describe('a pull whose own store fails', () => {
     expect(sentAtEnd).toBeLessThan(4 * 1024 * 1024);
     await new Promise((r) => setTimeout(r, 500));
     expect(served.sent - sentAtEnd).toBeLessThan(256 * 1024);
+  });
+});
+
+describe('a source whose streams keep breaking', () => {
+  it('is reconnected with a growing pause, not at once; the pull completes from another', async () => {
+    nodes = await startNodes(3);
+    const [flaky, honest, puller] = nodes;
+    const d1 = tempDir('es-src-');
+    const d2 = tempDir('es-dst-');
+    cleanups.push(d1.cleanup, d2.cleanup);
+    const srcStore = await ChunkStore.open(d1.dir);
+    const dstStore = await ChunkStore.open(d2.dir);
+    cleanups.push(
+      () => srcStore.close(),
+      () => dstStore.close(),
+    );
+    const r = await importImage([randomBytes(2 * 1024 * 1024)], srcStore);
+    const index = new ImageIndex({ digest: r.digest, chunks: r.chunks });
+    const full = new Bitfield(index.size);
+    for (let i = 0; i < index.size; i++) full.set(i);
+    // the flaky source says it has everything, then breaks the stream at the first request (as a
+    // source whose chunk reads fail does)
+    let opens = 0;
+    await flaky.handle(CHUNKS_PROTOCOL, async (stream) => {
+      opens++;
+      const fs = new FramedStream(stream, 1 << 20);
+      try {
+        await fs.readOne();
+        await fs.write(encodeChunkMsg({ t: 'bits', b: full.bytes }));
+        await fs.readOne();
+      } catch {
+        // closed by the puller
+      }
+      stream.abort(new Error('EIO: i/o error, read'));
+    });
+    // the honest one sends slowly, so the pull lasts while the flaky one is tried again
+    const slow = await serveImage(honest, srcStore, index, 512 * 1024);
+    const ids = [flaky.peerId.toString(), honest.peerId.toString()];
+    const pull = new Pull(index, new Bitfield(index.size), {
+      chunks: dstStore,
+      sources: () => ids,
+      open: (peer, signal) =>
+        puller.dialProtocol(
+          nodes.find((n) => n.peerId.toString() === peer)!.peerId,
+          CHUNKS_PROTOCOL,
+          { signal },
+        ),
+      gotChunk: () => {},
+      received: () => {},
+      badSource: () => {},
+      log: { debug: () => {}, info: () => {} },
+    });
+    const t0 = Date.now();
+    await pull.run(AbortSignal.timeout(30_000));
+    const took = Date.now() - t0;
+    expect(pull.complete).toBe(true);
+    expect(slow.sent).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    // pauses of 1, 2, 4 s...: a handful of opens in the ~4 s the pull takes; it was hundreds
+    expect(took).toBeGreaterThan(2500);
+    expect(opens).toBeGreaterThanOrEqual(2);
+    expect(opens).toBeLessThanOrEqual(Math.ceil(Math.log2(took / 1000 + 1)) + 1);
   });
 });
