@@ -62,3 +62,11 @@ export class InvalidCoordinateError extends MembershipError {
     this.name = 'InvalidCoordinateError';
   }
 }
+
+/** A registration would make this agent's catalog larger than its peers accept (HTTP 413). */
+export class CatalogFullError extends MembershipError {
+  constructor(message: string) {
+    super('catalog_full', message);
+    this.name = 'CatalogFullError';
+  }
+}

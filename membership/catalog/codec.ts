@@ -9,6 +9,8 @@ import type { NodeCatalog } from './types.js';
 
 /** Largest encoded catalog of one node accepted from a peer (bytes). */
 export const MAX_NODE_CATALOG_BYTES = 512 * 1024;
+/** Most services in one node's catalog accepted from a peer. */
+export const MAX_NODE_SERVICES = 1000;
 
 export class CatalogDecodeError extends Error {
   readonly code = 'catalog_decode';
@@ -38,7 +40,7 @@ const nodeCatalogSchema = z
   .object({
     node: str(128),
     version: z.number().int().min(0),
-    services: z.array(serviceRecordSchema).max(1000),
+    services: z.array(serviceRecordSchema).max(MAX_NODE_SERVICES),
   })
   .strict();
 
@@ -67,6 +69,20 @@ function clean(c: NodeCatalog): NodeCatalog {
 }
 
 /** Encodes and signs our own catalog. */
+/** The envelope around a catalog's body: CBOR map, the 64-byte signature (bytes, generous). */
+const SIGNED_OVERHEAD_BYTES = 96;
+
+/**
+ * The largest the signed catalog `c` can become without a registration changing: every service
+ * with a check given the longest output it may carry (512 characters, 3 bytes each). A catalog
+ * over MAX_NODE_CATALOG_BYTES is refused by every peer, so registration checks this first.
+ */
+export function worstCaseCatalogBytes(c: NodeCatalog): number {
+  const longest = '\u0800'.repeat(512);
+  const services = c.services.map((s) => (s.check ? { ...s, output: longest } : s));
+  return encode(clean({ ...c, services })).length + SIGNED_OVERHEAD_BYTES;
+}
+
 export async function encodeNodeCatalog(c: NodeCatalog, key: PrivateKey): Promise<Uint8Array> {
   const body = encode(clean(c));
   const sig = await key.sign(body);

@@ -6,7 +6,14 @@ import type { PrivateKey } from '@libp2p/interface';
 import type { KvStore } from '../../storage/index.js';
 import { HealthCheck } from './checks.js';
 import { NameLookups } from './lookups.js';
-import { decodeNodeCatalog, encodeNodeCatalog } from './codec.js';
+import { CatalogFullError } from '../errors.js';
+import {
+  decodeNodeCatalog,
+  encodeNodeCatalog,
+  MAX_NODE_CATALOG_BYTES,
+  MAX_NODE_SERVICES,
+  worstCaseCatalogBytes,
+} from './codec.js';
 import { discover, RoundRobinCounters } from './query.js';
 import { toRegistration, type RegistrationBody, type ServiceRegistration } from './registration.js';
 import {
@@ -181,6 +188,7 @@ export class CatalogService extends EventTarget {
   /** Registers (or replaces) a service on this agent; durable before it returns. */
   async register(id: string, body: RegistrationBody): Promise<LocalService> {
     const reg = toRegistration(id, body);
+    this.#assertFits(id, reg);
     const old = this.#local.get(id);
     this.#checks.get(id)?.stop();
     this.#checks.delete(id);
@@ -195,6 +203,26 @@ export class CatalogService extends EventTarget {
     ]);
     if (!old || old.name !== reg.name) this.#replication.announce(reg.name);
     return this.#describe(reg);
+  }
+
+  /**
+   * Throws CatalogFullError if, with `reg` as service `id`, this agent's catalog could grow past
+   * what peers accept (MAX_NODE_SERVICES, MAX_NODE_CATALOG_BYTES): they would refuse all of it,
+   * and every anti-entropy round would send it again.
+   */
+  #assertFits(id: string, reg: ServiceRegistration): void {
+    const next = new Map(this.#local).set(id, reg);
+    if (next.size > MAX_NODE_SERVICES)
+      throw new CatalogFullError(`this agent already has ${MAX_NODE_SERVICES} services`);
+    const bytes = worstCaseCatalogBytes({
+      node: this.selfId,
+      version: this.#version + 1,
+      services: [...next.values()].map((r) => this.#record(r)),
+    });
+    if (bytes > MAX_NODE_CATALOG_BYTES)
+      throw new CatalogFullError(
+        `this agent's catalog would reach ${bytes} bytes, over the ${MAX_NODE_CATALOG_BYTES} its peers accept; register fewer services or smaller meta on this agent`,
+      );
   }
 
   /** Removes a service registered on this agent; false if there was none. */

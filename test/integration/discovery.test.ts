@@ -407,6 +407,26 @@ describe('service discovery', () => {
     });
     const list = await p.http('GET', '/v1/services');
     expect((list.json as Array<{ id: string }>).map((s) => s.id)).toEqual(['web-1']);
+    // a catalog peers would refuse (over 512 KiB) is refused here, naming why; before, it was
+    // accepted, refused by every peer, and sent again at every anti-entropy round
+    const meta = Object.fromEntries(
+      Array.from({ length: 32 }, (_, k) => [`k${k}`.padEnd(63, 'x'), 'v'.repeat(512)]),
+    );
+    let refused: { status: number; json: unknown } | undefined;
+    let accepted = 0;
+    for (let i = 0; i < 40 && !refused; i++) {
+      const r = await p.http('PUT', `/v1/services/big-${i}`, { name: 'big', port: 1, meta });
+      if (r.status === 200) accepted++;
+      else refused = r;
+    }
+    expect(accepted).toBeGreaterThan(20);
+    expect(refused?.status).toBe(413);
+    expect((refused?.json as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'catalog_full',
+      message: expect.stringMatching(/catalog would reach \d+ bytes, over the 524288/),
+    });
+    const after = (await p.http('GET', '/v1/services')).json as Array<{ id: string }>;
+    expect(after).toHaveLength(1 + accepted);
     expect((await p.http('GET', '/v1/discover/web?strategy=fastest')).status).toBe(400);
     expect((await p.http('GET', '/v1/discover/web?limit=-1')).status).toBe(400);
     expect((await p.http('GET', '/v1/discover/web?all=maybe')).status).toBe(400);

@@ -7,6 +7,7 @@ import {
   validServiceId,
 } from '../../../membership/catalog/registration.js';
 import type { DiscoverQuery, Strategy } from '../../../membership/catalog/types.js';
+import { CatalogFullError } from '../../../membership/errors.js';
 import { HttpError } from '../../errors.js';
 import type { RequestContext, Route } from '../router.js';
 import { SseStream } from '../sse.js';
@@ -101,7 +102,12 @@ export function serviceRoutes(catalog: CatalogService): Route[] {
       handler: async (ctx) => {
         const id = serviceId(ctx);
         const body = await ctx.json(registrationBodySchema);
-        return { json: await catalog.register(id, body) };
+        try {
+          return { json: await catalog.register(id, body) };
+        } catch (err) {
+          if (err instanceof CatalogFullError) throw new HttpError(413, err.code, err.message);
+          throw err;
+        }
       },
     },
     {
