@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { configServiceSchema } from '../../membership/catalog/registration.js';
 import { swimConfigOverridesSchema } from '../../membership/swim/index.js';
+import { MAX_VALUE_BYTES_LIMIT } from '../../storage/state/index.js';
 import { peerAddrSchema } from '../peer-addr.js';
 import { parseBytes, parseDuration, parseRate } from './units.js';
 
@@ -254,8 +255,12 @@ export const agentConfigSchema = z
     /** Replicated key/value store tunables (file only). */
     kv: z
       .object({
-        /** Largest value accepted (PUT answers 413 above it). Default 1MiB. */
-        maxValueSize: byteSize().optional(),
+        /** Largest value accepted (PUT answers 413 above it). Default 1MiB, at most 3MiB. */
+        maxValueSize: byteSize()
+          .refine((n) => n >= 1 && n <= MAX_VALUE_BYTES_LIMIT, {
+            message: `expected 1B to 3MiB (${MAX_VALUE_BYTES_LIMIT} bytes): a larger value would not fit one replication message`,
+          })
+          .optional(),
         /** Time between anti-entropy sessions with a random member. Default 2s. */
         syncInterval: syncInterval().optional(),
       })

@@ -26,7 +26,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_MESSAGE_RANGES,
   DEFAULT_MAX_MESSAGE_RECORDS,
-  DEFAULT_MAX_VALUE_BYTES,
+  MAX_VALUE_BYTES_LIMIT,
   MAX_ORIGIN_BYTES,
 } from './config.js';
 import { HLC_MAX_COUNTER, HLC_MAX_WALL } from './hlc.js';
@@ -55,7 +55,7 @@ export interface DecodeLimits {
   maxRanges?: number;
   /** Largest key, UTF-8 bytes. Default DEFAULT_MAX_KEY_BYTES. */
   maxKeyBytes?: number;
-  /** Largest value, bytes. Default DEFAULT_MAX_VALUE_BYTES. */
+  /** Largest value, bytes. Default MAX_VALUE_BYTES_LIMIT (what any node may be set to write). */
   maxValueBytes?: number;
 }
 
@@ -67,7 +67,7 @@ function limitsOf(l: DecodeLimits = {}): Limits {
     maxRecords: l.maxRecords ?? DEFAULT_MAX_MESSAGE_RECORDS,
     maxRanges: l.maxRanges ?? DEFAULT_MAX_MESSAGE_RANGES,
     maxKeyBytes: l.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES,
-    maxValueBytes: l.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
+    maxValueBytes: l.maxValueBytes ?? MAX_VALUE_BYTES_LIMIT,
   };
 }
 

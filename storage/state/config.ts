@@ -25,6 +25,15 @@ export const DEFAULT_TOMBSTONE_HORIZON_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 
 /**
+ * The largest value any node may be configured to accept, and what every node takes from a peer,
+ * in bytes: 3 MiB, so that one record travels in a message (DEFAULT_MAX_MESSAGE_BYTES) with room.
+ * Records from peers are checked against this, not the local limit: a node configured lower than
+ * the writer refused the record, never held its version, and was sent it again at every
+ * anti-entropy round; a value over the message size broke every session that carried it.
+ */
+export const MAX_VALUE_BYTES_LIMIT = 3 * 1024 * 1024;
+
+/**
  * Largest key, in UTF-8 bytes. Default 4 KiB: keys travel in URL paths (HTTP servers commonly cap
  * a request line at 8 KiB) and are repeated in every record on the wire.
  */

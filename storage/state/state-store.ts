@@ -16,6 +16,7 @@ import {
   DEFAULT_MAX_DRIFT_MS,
   DEFAULT_MAX_KEY_BYTES,
   DEFAULT_MAX_VALUE_BYTES,
+  MAX_VALUE_BYTES_LIMIT,
   DEFAULT_TOMBSTONE_HORIZON_MS,
   WRITE_GROUP_MAX,
 } from './config.js';
@@ -225,7 +226,7 @@ export class StateStore {
       const m = new Mutation(this.#book);
       const fresh: StateRecord[] = [];
       for (const r of records) {
-        if (!isValidRecord(r, this.maxKeyBytes, this.maxValueBytes)) {
+        if (!isValidRecord(r, this.maxKeyBytes, MAX_VALUE_BYTES_LIMIT)) {
           res.rejected++;
           continue;
         }

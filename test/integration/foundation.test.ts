@@ -204,6 +204,8 @@ describe('bad input', () => {
       // anti-entropy intervals are bounded: 0 ran rounds back to back, 1000h fired every 1 ms
       ['kv:\n  syncInterval: 0\n', /kv\.syncInterval: must be at least 100ms/],
       ['catalog:\n  syncInterval: 1000h\n', /catalog\.syncInterval: must be at most 24h/],
+      // a value over one replication message could never reach the other agents
+      ['kv:\n  maxValueSize: 8MiB\n', /kv\.maxValueSize: expected 1B to 3MiB/],
       // two services with one id (the name, by default) would replace each other
       [
         'services:\n  - {name: web, port: 80}\n  - {name: web, port: 81}\n',

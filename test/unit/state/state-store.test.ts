@@ -7,6 +7,7 @@ import {
   compareHlc,
   hlcToString,
   InvalidKeyError,
+  MAX_VALUE_BYTES_LIMIT,
   StateStore,
   syncOneWay,
   syncPair,
@@ -225,6 +226,22 @@ describe('StateStore: remote changes', () => {
     expect(s.summary().isEmpty).toBe(true);
     c.advance(1_500);
     expect((await s.apply([rec('k', 'x', 102_000, 'B', 1)])).applied).toBe(1);
+  });
+
+  it('takes a value a writer was allowed, however low its own limit; not one over the wire limit', async () => {
+    const c = clock(100_000);
+    // this node's own writes are capped at 64 KiB; a peer's limit was 1 MiB
+    const s = await open(new MemoryStore(), 'A', c.now, { maxValueBytes: 64 * 1024 });
+    await expect(s.write('mine', new Uint8Array(65 * 1024))).rejects.toThrow(ValueTooLargeError);
+    const big = { ...rec('big', null, 99_000, 'B', 1), value: new Uint8Array(900 * 1024) };
+    // before, it was refused and never marked, so every anti-entropy round sent it again
+    expect((await s.apply([big])).applied).toBe(1);
+    expect(s.summary().toString()).toBe('B:{1}');
+    const over = {
+      ...rec('over', null, 99_000, 'B', 2),
+      value: new Uint8Array(MAX_VALUE_BYTES_LIMIT + 1),
+    };
+    expect((await s.apply([over])).rejected).toBe(1);
   });
 
   it('treats its own records coming back as duplicates', async () => {
