@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { KV_PROTOCOL } from '../../edge-sites/state/service.js';
 import { CLI, countDials, useCluster } from '../helpers/agents.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const cluster = useCluster();
 const td = new TextDecoder();
@@ -174,6 +174,31 @@ describe('replicated key/value store', () => {
       { timeout: 10_000, message: 'the write from d on a, b and c' },
     );
     expect(d2.membership.counts().alive).toBe(4);
+  });
+
+  it('an agent whose disk is full pauses its sessions instead of being sent the difference every round', async () => {
+    const c = cluster.current;
+    const kv = { syncInterval: '200ms' };
+    const a = await c.startAgent({ name: 'a', extra: { kv } });
+    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]], extra: { kv } });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    // writes that were never broadcast: only a session can bring them to b
+    for (let i = 0; i < 20; i++) await a.kv.state.write(`full/${i}`, te.encode('x'.repeat(1000)));
+    // b's store fails as LevelDB does on a full disk; each try is one call
+    const tries: number[] = [];
+    b.kv.state.apply = async () => {
+      tries.push(Date.now());
+      throw Object.assign(new Error('IO error: /data/db/000003.log: No space left on device'), {
+        code: 'LEVEL_IO_ERROR',
+      });
+    };
+    await waitFor(() => tries.length > 0, { timeout: 5000, message: 'a session to reach b' });
+    await sleep(4000);
+    // paused 5 s after the first failure: the difference was not sent again (it was, every round)
+    expect(tries.filter((t) => t - tries[0] > 1000)).toEqual([]);
+    expect(await b.kv.get('full/0')).toBeUndefined();
   });
 
   it('limits, errors, watches and the CLI', async () => {
