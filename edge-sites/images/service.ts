@@ -175,6 +175,8 @@ export class ImageService extends EventTarget {
   /** Pulls that failed on our own store: not restarted (by evaluation) before `until`. */
   readonly #pullBackoff = new Map<string, { until: number; failures: number }>();
   readonly #subs = new Map<string, Set<(i: number[]) => void>>();
+  /** Readers waiting for chunks of an image, told when its pull fails on our own store. */
+  readonly #readerFailures = new Map<string, Set<(err: Error) => void>>();
   readonly #pendingHave = new Map<string, number[]>();
   readonly #dhtSources = new Map<string, Set<string>>();
   readonly #byDigest = new Map<string, { name: string; tag: string; version: number }>();
@@ -466,6 +468,7 @@ export class ImageService extends EventTarget {
     return new Promise((resolve, reject) => {
       const done = () => {
         this.#subs.get(digest)?.delete(check);
+        this.#readerFailures.get(digest)?.delete(onFailure);
         signal?.removeEventListener('abort', onAbort);
       };
       const check = () => {
@@ -478,9 +481,17 @@ export class ImageService extends EventTarget {
         done();
         reject(signal?.reason);
       };
+      // the pull that would bring the chunk failed on our own store (a full disk): no waiting
+      const onFailure = (err: Error) => {
+        done();
+        reject(err);
+      };
       let set = this.#subs.get(digest);
       if (!set) this.#subs.set(digest, (set = new Set()));
       set.add(check);
+      let failures = this.#readerFailures.get(digest);
+      if (!failures) this.#readerFailures.set(digest, (failures = new Set()));
+      failures.add(onFailure);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -620,6 +631,7 @@ export class ImageService extends EventTarget {
             PULL_LOCAL_BACKOFF_MAX_MS,
           );
           this.#pullBackoff.set(m.digest, { until: Date.now() + ms, failures });
+          for (const fail of [...(this.#readerFailures.get(m.digest) ?? [])]) fail(err);
           this.#c.logger.warn(
             { image: `${m.name}:${m.tag}`, err: err.message, retryInMs: ms },
             isOutOfSpace(err)

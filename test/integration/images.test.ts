@@ -96,6 +96,11 @@ describe('image replication', () => {
     expect(pulls.length).toBe(2);
     expect(pulls[1] - pulls[0]).toBeGreaterThanOrEqual(PULL_LOCAL_BACKOFF_MS);
     expect((await local(b, 'full/disk', 'v1'))?.state).not.toBe('complete');
+    // a reader of the image on b is told, not left waiting for chunks that cannot be stored
+    const m = (await b.images.manifests.get('full/disk', 'v1'))!;
+    await expect(readAll(b.images.content(m, AbortSignal.timeout(10_000)))).rejects.toThrow(
+      /ENOSPC/,
+    );
   });
 
   it('a pull killed half way resumes without refetching what it has; a corrupt chunk at one source is fetched from another', async () => {
