@@ -364,13 +364,18 @@ export class CatalogService extends EventTarget {
    * Writes the current signed catalog of `node` (or its absence) to the store, CATALOG_SAVE_DELAY_MS
    * after the first change not yet written, with every change since (see the constant).
    */
+  /** Writes of received catalogs that failed in a row (see #save). */
+  #saveFailures = 0;
+
   #save(node: string): void {
     this.#unsaved.add(node);
     // stopped: stop() writes what is left itself
     if (this.#saveTimer !== undefined || this.#saveQueued || !this.#started) return;
+    // after failed writes (a full disk), 2x longer per failure, up to a minute
+    const base = this.#o.saveDelayMs ?? CATALOG_SAVE_DELAY_MS;
     this.#saveTimer = setTimeout(
       () => void this.#flush().catch(() => {}),
-      this.#o.saveDelayMs ?? CATALOG_SAVE_DELAY_MS,
+      this.#saveFailures === 0 ? base : Math.min(base * 2 ** this.#saveFailures, 60_000),
     );
     this.#saveTimer.unref?.();
   }
@@ -399,9 +404,15 @@ export class CatalogService extends EventTarget {
               : { type: 'del' as const, key: `node/${n}` };
           }),
         );
+        if (this.#saveFailures > 0) this.#c.logger.info({}, 'received catalogs written again');
+        this.#saveFailures = 0;
       } catch (err) {
-        // not written: tried again after the delay (with their latest bytes then)
-        this.#c.logger.warn({ err: (err as Error).message }, 'could not write received catalogs');
+        // not written: tried again after the delay (with their latest bytes then); said once
+        if (this.#saveFailures++ === 0)
+          this.#c.logger.warn(
+            { err: (err as Error).message },
+            'could not write received catalogs; retrying, less often while it fails',
+          );
         for (const n of nodes) this.#save(n);
         throw err;
       }

@@ -19,6 +19,7 @@ import {
 import type { NodeCatalog } from '../../../membership/catalog/types.js';
 import { MemoryStore, type BatchOp, type KvStore } from '../../../storage/index.js';
 import { standInNode, standInPubsub } from '../../helpers/stand-in.js';
+import { waitFor } from '../../helpers/wait.js';
 
 /** A MemoryStore whose writes wait until released, recording what each one wrote. */
 class SlowStore extends MemoryStore {
@@ -61,6 +62,7 @@ afterEach(async () => {
  */
 async function service(store: KvStore, saveDelayMs = 0) {
   const bad: string[] = [];
+  const logged: string[] = [];
   const self = await generateKeyPair('Ed25519');
   const published: Uint8Array[] = [];
   const pubsub = standInPubsub(published);
@@ -70,7 +72,11 @@ async function service(store: KvStore, saveDelayMs = 0) {
     store,
     advertiseAddress: '127.0.0.1',
     onBadInput: (protocol: string, reason: string) => bad.push(`${protocol} ${reason}`),
-    logger: { debug() {}, info() {}, warn() {} },
+    logger: {
+      debug() {},
+      info: (_o: object, m: string) => logged.push(`info ${m}`),
+      warn: (_o: object, m: string) => logged.push(`warn ${m}`),
+    },
     node: standInNode(self, pubsub),
     membership: {
       selfId: peerIdFromPrivateKey(self).toString(),
@@ -100,7 +106,7 @@ async function service(store: KvStore, saveDelayMs = 0) {
         detail: { topic: CATALOG_TOPIC, data, ...(from ? { type: 'signed', from } : {}) },
       }),
     );
-  return { svc, members, gossip, published, bad };
+  return { svc, members, gossip, published, bad, logged };
 }
 
 /** A new node key, known to membership as alive. */
@@ -341,5 +347,35 @@ describe('catalog persistence', () => {
     await until(() => ports().length === 1);
     expect(ports()).toEqual([9999]);
     expect(peerId).toBe(body.node);
+  });
+
+  it('a write of received catalogs that fails (a full disk) is retried less often, and said once', async () => {
+    // once started, its first 4 writes fail as LevelDB does on a full disk; all are timed
+    const tries: number[] = [];
+    let full = false;
+    class FullStore extends MemoryStore {
+      override async batch(ops: readonly BatchOp[]): Promise<void> {
+        if (!full) return super.batch(ops);
+        tries.push(performance.now());
+        if (tries.length <= 4)
+          throw Object.assign(new Error('IO error: 000003.log: No space left on device'), {
+            code: 'LEVEL_IO_ERROR',
+          });
+        return super.batch(ops);
+      }
+    }
+    const store = new FullStore();
+    const { members, gossip, logged } = await service(store, 20);
+    full = true;
+    const { peer, peerId } = await newMember(members);
+    gossip(await catalogOf(peer, 1, 80));
+    await waitFor(() => tries.length === 5, { timeout: 5000 });
+    // waits of 40, 80, 160 ms after the 2nd, 3rd, 4th failure (the base 20 ms, doubled each time)
+    const gaps = tries.slice(1).map((t, i) => t - tries[i]);
+    expect(gaps[1]).toBeGreaterThanOrEqual(79);
+    expect(gaps[3]).toBeGreaterThanOrEqual(319);
+    expect(logged.filter((l) => l.startsWith('warn'))).toHaveLength(1);
+    expect(logged).toContain('info received catalogs written again');
+    expect(await store.get(`node/${peerId}`)).toBeDefined();
   });
 });
