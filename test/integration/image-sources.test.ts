@@ -23,6 +23,41 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
+/** A source and a destination chunk store in temp dirs, closed and removed after the test. */
+async function twoStores(): Promise<{ srcStore: ChunkStore; dstStore: ChunkStore }> {
+  const d1 = tempDir('es-src-');
+  const d2 = tempDir('es-dst-');
+  cleanups.push(d1.cleanup, d2.cleanup);
+  const srcStore = await ChunkStore.open(d1.dir);
+  const dstStore = await ChunkStore.open(d2.dir);
+  cleanups.push(
+    () => srcStore.close(),
+    () => dstStore.close(),
+  );
+  return { srcStore, dstStore };
+}
+
+/** A pull of `index` into `store` from the nodes `sources`, dialled from `puller`. */
+function pullFrom(
+  index: ImageIndex,
+  store: ChunkStore,
+  sources: EdgeNode[],
+  puller: EdgeNode,
+  badSource: (peer: string) => void = () => {},
+): Pull {
+  const ids = sources.map((n) => n.peerId.toString());
+  return new Pull(index, new Bitfield(index.size), {
+    chunks: store,
+    sources: () => ids,
+    open: (peer, signal) =>
+      puller.dialProtocol(sources[ids.indexOf(peer)].peerId, CHUNKS_PROTOCOL, { signal }),
+    gotChunk: () => {},
+    received: () => {},
+    badSource,
+    log: { debug: () => {}, info: () => {} },
+  });
+}
+
 /** Serves every chunk of `index` from `store` on `node`; returns a count of the bytes sent. */
 async function serveImage(
   node: EdgeNode,
@@ -61,15 +96,7 @@ describe('pulling from a source that lies', () => {
   it('drops the source that serves wrong bytes and completes from the honest one', async () => {
     nodes = await startNodes(3);
     const [liar, honest, puller] = nodes;
-    const d1 = tempDir('es-src-');
-    const d2 = tempDir('es-dst-');
-    cleanups.push(d1.cleanup, d2.cleanup);
-    const srcStore = await ChunkStore.open(d1.dir);
-    const dstStore = await ChunkStore.open(d2.dir);
-    cleanups.push(
-      () => srcStore.close(),
-      () => dstStore.close(),
-    );
+    const { srcStore, dstStore } = await twoStores();
     const data = randomBytes(2 * 1024 * 1024);
     const r = await importImage([data], srcStore);
     const m = { digest: r.digest, chunks: r.chunks } as Pick<Manifest, 'digest' | 'chunks'>;
@@ -98,21 +125,7 @@ describe('pulling from a source that lies', () => {
     await serveImage(honest, srcStore, index);
 
     const bad: string[] = [];
-    const ids = [liar.peerId.toString(), honest.peerId.toString()];
-    const pull = new Pull(index, new Bitfield(index.size), {
-      chunks: dstStore,
-      sources: () => ids,
-      open: (peer, signal) =>
-        puller.dialProtocol(
-          nodes.find((n) => n.peerId.toString() === peer)!.peerId,
-          CHUNKS_PROTOCOL,
-          { signal },
-        ),
-      gotChunk: () => {},
-      received: () => {},
-      badSource: (peer) => bad.push(peer),
-      log: { debug: () => {}, info: () => {} },
-    });
+    const pull = pullFrom(index, dstStore, [liar, honest], puller, (peer) => bad.push(peer));
     await pull.run(AbortSignal.timeout(30_000));
     expect(pull.complete).toBe(true);
     expect(bad).toContain(liar.peerId.toString());
@@ -124,15 +137,7 @@ describe('a pull whose own store fails', () => {
   it('ends with the error at once instead of fetching the same chunks again and again', async () => {
     nodes = await startNodes(2);
     const [source, puller] = nodes;
-    const d1 = tempDir('es-src-');
-    const d2 = tempDir('es-dst-');
-    cleanups.push(d1.cleanup, d2.cleanup);
-    const srcStore = await ChunkStore.open(d1.dir);
-    const dstStore = await ChunkStore.open(d2.dir);
-    cleanups.push(
-      () => srcStore.close(),
-      () => dstStore.close(),
-    );
+    const { srcStore, dstStore } = await twoStores();
     const r = await importImage([randomBytes(16 * 1024 * 1024)], srcStore);
     const index = new ImageIndex({ digest: r.digest, chunks: r.chunks });
     const served = await serveImage(source, srcStore, index);
@@ -146,16 +151,7 @@ describe('a pull whose own store fails', () => {
         });
       return put(...args);
     };
-    const id = source.peerId.toString();
-    const pull = new Pull(index, new Bitfield(index.size), {
-      chunks: dstStore,
-      sources: () => [id],
-      open: (_peer, signal) => puller.dialProtocol(source.peerId, CHUNKS_PROTOCOL, { signal }),
-      gotChunk: () => {},
-      received: () => {},
-      badSource: () => {},
-      log: { debug: () => {}, info: () => {} },
-    });
+    const pull = pullFrom(index, dstStore, [source], puller);
     await expect(pull.run(AbortSignal.timeout(20_000))).rejects.toThrow(/ENOSPC/);
     expect(pull.complete).toBe(false);
     // it stopped within about a window (1 MiB) of the failure; it used to reconnect and fetch
@@ -171,15 +167,7 @@ describe('a source whose streams keep breaking', () => {
   it('is reconnected with a growing pause, not at once; the pull completes from another', async () => {
     nodes = await startNodes(3);
     const [flaky, honest, puller] = nodes;
-    const d1 = tempDir('es-src-');
-    const d2 = tempDir('es-dst-');
-    cleanups.push(d1.cleanup, d2.cleanup);
-    const srcStore = await ChunkStore.open(d1.dir);
-    const dstStore = await ChunkStore.open(d2.dir);
-    cleanups.push(
-      () => srcStore.close(),
-      () => dstStore.close(),
-    );
+    const { srcStore, dstStore } = await twoStores();
     const r = await importImage([randomBytes(2 * 1024 * 1024)], srcStore);
     const index = new ImageIndex({ digest: r.digest, chunks: r.chunks });
     const full = new Bitfield(index.size);
@@ -201,21 +189,7 @@ describe('a source whose streams keep breaking', () => {
     });
     // the honest one sends slowly, so the pull lasts while the flaky one is tried again
     const slow = await serveImage(honest, srcStore, index, 512 * 1024);
-    const ids = [flaky.peerId.toString(), honest.peerId.toString()];
-    const pull = new Pull(index, new Bitfield(index.size), {
-      chunks: dstStore,
-      sources: () => ids,
-      open: (peer, signal) =>
-        puller.dialProtocol(
-          nodes.find((n) => n.peerId.toString() === peer)!.peerId,
-          CHUNKS_PROTOCOL,
-          { signal },
-        ),
-      gotChunk: () => {},
-      received: () => {},
-      badSource: () => {},
-      log: { debug: () => {}, info: () => {} },
-    });
+    const pull = pullFrom(index, dstStore, [flaky, honest], puller);
     const t0 = Date.now();
     await pull.run(AbortSignal.timeout(30_000));
     const took = Date.now() - t0;

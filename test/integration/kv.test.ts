@@ -8,6 +8,18 @@ import { CLI, countDials, useCluster } from '../helpers/agents.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const cluster = useCluster();
+
+/** Two agents that see each other alive, with KV anti-entropy rounds every 200 ms. */
+async function twoWithFastRounds() {
+  const c = cluster.current;
+  const kv = { syncInterval: '200ms' };
+  const a = await c.startAgent({ name: 'a', extra: { kv } });
+  const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]], extra: { kv } });
+  await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+    timeout: 5000,
+  });
+  return { a, b };
+}
 const td = new TextDecoder();
 const te = new TextEncoder();
 
@@ -92,13 +104,7 @@ describe('replicated key/value store', () => {
   });
 
   it('a round with nothing to repair sends a digest, no session; one that finds a difference repairs it', async () => {
-    const c = cluster.current;
-    const kv = { syncInterval: '200ms' };
-    const a = await c.startAgent({ name: 'a', extra: { kv } });
-    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]], extra: { kv } });
-    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
-      timeout: 5000,
-    });
+    const { a, b } = await twoWithFastRounds();
     // count the sessions each agent opens from here on
     const sessions = countDials([a, b], KV_PROTOCOL);
     const same0 = a.kv.digestsReceived.same + b.kv.digestsReceived.same;
@@ -177,13 +183,7 @@ describe('replicated key/value store', () => {
   });
 
   it('an agent whose disk is full pauses its sessions instead of being sent the difference every round', async () => {
-    const c = cluster.current;
-    const kv = { syncInterval: '200ms' };
-    const a = await c.startAgent({ name: 'a', extra: { kv } });
-    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]], extra: { kv } });
-    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
-      timeout: 5000,
-    });
+    const { a, b } = await twoWithFastRounds();
     // writes that were never broadcast: only a session can bring them to b
     for (let i = 0; i < 20; i++) await a.kv.state.write(`full/${i}`, te.encode('x'.repeat(1000)));
     // b's store fails as LevelDB does on a full disk; each try is one call
