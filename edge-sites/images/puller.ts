@@ -6,7 +6,7 @@
 import type { Stream } from '@libp2p/interface';
 import { ChunkHashMismatchError } from '../../storage/errors.js';
 import type { ChunkStore } from '../../storage/chunks/index.js';
-import { FramedStream } from '../../membership/index.js';
+import { Backoff, FramedStream } from '../../membership/index.js';
 import { Bitfield } from './bitfield.js';
 import type { ImageIndex } from './image-index.js';
 import { PieceScheduler } from './scheduler.js';
@@ -76,8 +76,8 @@ export class Pull {
   readonly #sources = new Map<string, Source>();
   /** Sources that failed or served bad bytes, until this time. */
   readonly #avoid = new Map<string, number>();
-  /** Streams in a row that a source ended (or broke) before sending us a chunk, per source. */
-  readonly #sourceFailures = new Map<string, number>();
+  /** Sources that ended (or broke) their streams with no chunk since: redialled after a pause. */
+  readonly #sourceFailures = new Map<string, Backoff>();
   #wake: (() => void) | undefined;
   /**
    * A store write failed for a reason of our own (a full disk, a failed store), not the source's:
@@ -334,10 +334,10 @@ export class Pull {
    */
   #sourceEnded(src: Source): void {
     if (src.closed) return;
-    const n = (this.#sourceFailures.get(src.peer) ?? 0) + 1;
-    this.#sourceFailures.set(src.peer, n);
-    const until = Date.now() + Math.min(1000 * 2 ** (n - 1), 60_000);
-    this.#avoid.set(src.peer, Math.max(this.#avoid.get(src.peer) ?? 0, until));
+    let backoff = this.#sourceFailures.get(src.peer);
+    if (!backoff) this.#sourceFailures.set(src.peer, (backoff = new Backoff(1000, 60_000)));
+    backoff.fail(Date.now());
+    this.#avoid.set(src.peer, Math.max(this.#avoid.get(src.peer) ?? 0, backoff.until));
   }
 
   #dropStalled(): void {

@@ -9,7 +9,7 @@ import type { KadDHT } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { Broadcast } from '../../membership/index.js';
+import { Backoff, Broadcast } from '../../membership/index.js';
 import { ChunkStore } from '../../storage/chunks/index.js';
 import { ChunkCorruptError, ChunkStoreFailedError, isOutOfSpace } from '../../storage/errors.js';
 import type { KvStore } from '../../storage/index.js';
@@ -172,8 +172,8 @@ export class ImageService extends EventTarget {
   /** Announced versions being fetched now (name:tag:rank). */
   readonly #fetching = new Set<string>();
   readonly #pulls = new Map<string, Pulling>();
-  /** Pulls that failed on our own store: not restarted (by evaluation) before `until`. */
-  readonly #pullBackoff = new Map<string, { until: number; failures: number }>();
+  /** Pulls that failed on our own store: not restarted (by evaluation) while waiting. */
+  readonly #pullBackoff = new Map<string, Backoff>();
   readonly #subs = new Map<string, Set<(i: number[]) => void>>();
   /** Readers waiting for chunks of an image, told when its pull fails on our own store. */
   readonly #readerFailures = new Map<string, Set<(err: Error) => void>>();
@@ -569,8 +569,7 @@ export class ImageService extends EventTarget {
     }
     const s = this.#served.get(m.digest);
     if (!s) return;
-    const backoff = this.#pullBackoff.get(m.digest);
-    if (!transient && backoff && Date.now() < backoff.until) return;
+    if (!transient && this.#pullBackoff.get(m.digest)?.waiting(Date.now())) return;
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.#controller.signal]);
     const hold = this.pins.hold(s.index.hashes);
@@ -625,12 +624,13 @@ export class ImageService extends EventTarget {
       .catch((err: Error) => {
         if (signal.aborted) return;
         if (isOutOfSpace(err) || err instanceof ChunkStoreFailedError) {
-          const failures = (this.#pullBackoff.get(m.digest)?.failures ?? 0) + 1;
-          const ms = Math.min(
-            PULL_LOCAL_BACKOFF_MS * 2 ** (failures - 1),
-            PULL_LOCAL_BACKOFF_MAX_MS,
-          );
-          this.#pullBackoff.set(m.digest, { until: Date.now() + ms, failures });
+          let backoff = this.#pullBackoff.get(m.digest);
+          if (!backoff)
+            this.#pullBackoff.set(
+              m.digest,
+              (backoff = new Backoff(PULL_LOCAL_BACKOFF_MS, PULL_LOCAL_BACKOFF_MAX_MS)),
+            );
+          const ms = backoff.fail(Date.now());
           for (const fail of [...(this.#readerFailures.get(m.digest) ?? [])]) fail(err);
           this.#c.logger.warn(
             { image: `${m.name}:${m.tag}`, err: err.message, retryInMs: ms },
@@ -648,9 +648,9 @@ export class ImageService extends EventTarget {
       .finally(() => {
         hold.release();
         this.#pulls.delete(m.digest);
-        const backoff = this.#pullBackoff.get(m.digest);
+        const until = this.#pullBackoff.get(m.digest)?.until ?? 0;
         if (!this.#started || s.bits.complete) this.#scheduleEvaluate(0);
-        else this.#scheduleEvaluate(backoff ? Math.max(2000, backoff.until - Date.now()) : 2000);
+        else this.#scheduleEvaluate(Math.max(2000, until - Date.now()));
       });
     this.#pulls.set(m.digest, entry);
   }

@@ -17,6 +17,7 @@ import type { GossipSub } from '@libp2p/gossipsub';
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import {
+  Backoff,
   Broadcast,
   DigestExchange,
   FramedStream,
@@ -143,8 +144,8 @@ export class KvService extends EventTarget {
   readonly #summaries = new Map<string, VersionVector>();
   /** The peer of the session running now, if any (one at a time, either direction). */
   #busyWith: string | undefined;
-  /** Set while sessions pause after failing on our own store (KV_LOCAL_BACKOFF_MS). */
-  #localBackoff: { until: number; failures: number } | undefined;
+  /** Sessions pause while this waits, after failing on our own store (KV_LOCAL_BACKOFF_MS). */
+  readonly #localBackoff = new Backoff(KV_LOCAL_BACKOFF_MS, KV_LOCAL_BACKOFF_MAX_MS);
   #lastUpSync = 0;
   /** Digests received from members: the same as ours, or not (a session followed). */
   readonly digestsReceived = { same: 0, differ: 0 };
@@ -396,7 +397,7 @@ export class KvService extends EventTarget {
   }
 
   #pausedForLocalFailure(): boolean {
-    return this.#localBackoff !== undefined && Date.now() < this.#localBackoff.until;
+    return this.#localBackoff.waiting(Date.now());
   }
 
   /**
@@ -405,9 +406,7 @@ export class KvService extends EventTarget {
    */
   #localFailure(err: unknown): boolean {
     if (!isOutOfSpace(err)) return false;
-    const failures = (this.#localBackoff?.failures ?? 0) + 1;
-    const ms = Math.min(KV_LOCAL_BACKOFF_MS * 2 ** (failures - 1), KV_LOCAL_BACKOFF_MAX_MS);
-    this.#localBackoff = { until: Date.now() + ms, failures };
+    const ms = this.#localBackoff.fail(Date.now());
     this.#c.logger.warn(
       { err: (err as Error).message, retryInMs: ms },
       'kv anti-entropy paused: no space left on the device holding the data directory',
@@ -420,7 +419,7 @@ export class KvService extends EventTarget {
     const res = await runSession(this.state, fs, signal, {
       onApplied: (r) => this.#emitChanges(r.changes),
     });
-    this.#localBackoff = undefined;
+    this.#localBackoff.reset();
     if (res.peerSummary) this.#summaries.set(peer, res.peerSummary);
     const scope = this.#scope(peer);
     this.#c.metrics?.bytes('in', scope, res.bytesIn);

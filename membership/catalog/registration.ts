@@ -18,8 +18,9 @@ export const MAX_CHECK_DURATION_MS = 24 * 3_600_000;
 
 export const SERVICE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const SERVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-/** A service tag: 1-63 of A-Z a-z 0-9 _ . : = - (the registration and the discover filter). */
+/** A service tag (the registration and the discover filter), and the rule in words. */
 export const TAG_RE = /^[A-Za-z0-9_.:=-]{1,63}$/;
+export const TAG_RULE = '1-63 of A-Z a-z 0-9 _ . : = -';
 
 function parseDurationMs(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
@@ -120,7 +121,7 @@ export const registrationBodySchema = z
       .refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' })
       .optional(),
     tags: z
-      .array(z.string().regex(TAG_RE, 'tags are 1-63 of A-Z a-z 0-9 _ . : = -'))
+      .array(z.string().regex(TAG_RE, `tags are ${TAG_RULE}`))
       .max(32, 'at most 32 tags')
       .optional(),
     meta: z

@@ -7,6 +7,7 @@ import type { KvStore } from '../../storage/index.js';
 import { HealthCheck } from './checks.js';
 import { NameLookups } from './lookups.js';
 import { CatalogFullError } from '../errors.js';
+import { Backoff } from '../net/backoff.js';
 import {
   decodeNodeCatalog,
   encodeNodeCatalog,
@@ -125,6 +126,7 @@ export class CatalogService extends EventTarget {
     super();
     this.#c = components;
     this.#o = options;
+    this.#saveBackoff = new Backoff(2 * (options.saveDelayMs ?? CATALOG_SAVE_DELAY_MS), 60_000);
     this.#replication = new CatalogReplication(components, options, {
       state: this.state,
       accept: (bytes, via, publisher) => this.#acceptRemote(bytes, via, publisher),
@@ -364,18 +366,20 @@ export class CatalogService extends EventTarget {
    * Writes the current signed catalog of `node` (or its absence) to the store, CATALOG_SAVE_DELAY_MS
    * after the first change not yet written, with every change since (see the constant).
    */
-  /** Writes of received catalogs that failed in a row (see #save). */
-  #saveFailures = 0;
+  /** After failed writes of received catalogs (a full disk), the next waits longer (see #save). */
+  readonly #saveBackoff: Backoff;
 
   #save(node: string): void {
     this.#unsaved.add(node);
     // stopped: stop() writes what is left itself
     if (this.#saveTimer !== undefined || this.#saveQueued || !this.#started) return;
     // after failed writes (a full disk), 2x longer per failure, up to a minute
-    const base = this.#o.saveDelayMs ?? CATALOG_SAVE_DELAY_MS;
+    const failing = this.#saveBackoff.failures > 0;
     this.#saveTimer = setTimeout(
       () => void this.#flush().catch(() => {}),
-      this.#saveFailures === 0 ? base : Math.min(base * 2 ** this.#saveFailures, 60_000),
+      failing
+        ? this.#saveBackoff.until - Date.now()
+        : (this.#o.saveDelayMs ?? CATALOG_SAVE_DELAY_MS),
     );
     this.#saveTimer.unref?.();
   }
@@ -404,11 +408,13 @@ export class CatalogService extends EventTarget {
               : { type: 'del' as const, key: `node/${n}` };
           }),
         );
-        if (this.#saveFailures > 0) this.#c.logger.info({}, 'received catalogs written again');
-        this.#saveFailures = 0;
+        if (this.#saveBackoff.failures > 0)
+          this.#c.logger.info({}, 'received catalogs written again');
+        this.#saveBackoff.reset();
       } catch (err) {
         // not written: tried again after the delay (with their latest bytes then); said once
-        if (this.#saveFailures++ === 0)
+        this.#saveBackoff.fail(Date.now());
+        if (this.#saveBackoff.failures === 1)
           this.#c.logger.warn(
             { err: (err as Error).message },
             'could not write received catalogs; retrying, less often while it fails',

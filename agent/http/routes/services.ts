@@ -4,6 +4,7 @@ import type { CatalogChange, CatalogService } from '../../../membership/catalog/
 import {
   registrationBodySchema,
   TAG_RE,
+  TAG_RULE,
   validServiceId,
 } from '../../../membership/catalog/registration.js';
 import type { DiscoverQuery, Strategy } from '../../../membership/catalog/types.js';
@@ -76,7 +77,7 @@ export function parseDiscoverQuery(
       throw new HttpError(
         400,
         'invalid_query',
-        `tag: ${JSON.stringify(t)} is not a tag (1-63 of A-Z a-z 0-9 _ . : = -)`,
+        `tag: ${JSON.stringify(t)} is not a tag (${TAG_RULE})`,
       );
   if (tags.length > 32) throw new HttpError(400, 'invalid_query', 'tag: at most 32');
   return {
