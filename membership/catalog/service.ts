@@ -362,13 +362,13 @@ export class CatalogService extends EventTarget {
     return true;
   }
 
+  /** After failed writes of received catalogs (a full disk), the next waits longer (see #save). */
+  readonly #saveBackoff: Backoff;
+
   /**
    * Writes the current signed catalog of `node` (or its absence) to the store, CATALOG_SAVE_DELAY_MS
    * after the first change not yet written, with every change since (see the constant).
    */
-  /** After failed writes of received catalogs (a full disk), the next waits longer (see #save). */
-  readonly #saveBackoff: Backoff;
-
   #save(node: string): void {
     this.#unsaved.add(node);
     // stopped: stop() writes what is left itself
