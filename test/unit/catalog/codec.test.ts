@@ -10,6 +10,7 @@ import {
   CatalogDecodeError,
   decodeNodeCatalog,
   encodeNodeCatalog,
+  worstCaseCatalogBytes,
 } from '../../../membership/catalog/codec.js';
 import type { NodeCatalog } from '../../../membership/catalog/types.js';
 
@@ -72,5 +73,26 @@ describe('catalog codec', () => {
     const other = peerIdFromPrivateKey(relay).toString();
     await expect(decodeNodeCatalog(changed, other)).rejects.toThrow(/bad signature/);
     await expect(decodeNodeCatalog(changed)).rejects.toThrow(/bad signature/);
+  });
+
+  it('sizes a catalog as it may grow: signed, and each checked service with its longest output', async () => {
+    const key = await generateKeyPair('Ed25519');
+    const plain = catalogOf(key);
+    // no check: the signed catalog itself, and no less
+    expect(worstCaseCatalogBytes(plain)).toBeGreaterThanOrEqual(
+      (await encodeNodeCatalog(plain, key)).length,
+    );
+    // a check may later carry 512 characters of output, each up to 3 bytes
+    const checked: NodeCatalog = {
+      ...plain,
+      services: plain.services.map((s) => ({ ...s, check: 'http', output: 'ok' })),
+    };
+    const longest = {
+      ...checked,
+      services: checked.services.map((s) => ({ ...s, output: '\u20ac'.repeat(512) })),
+    };
+    const signedLongest = (await encodeNodeCatalog(longest, key)).length;
+    expect(worstCaseCatalogBytes(checked)).toBeGreaterThanOrEqual(signedLongest);
+    expect(signedLongest).toBeGreaterThan((await encodeNodeCatalog(checked, key)).length + 1500);
   });
 });
