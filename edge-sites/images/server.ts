@@ -1,6 +1,7 @@
 // The source side of /edgeswarm/chunks/1.0.0: answers a puller with the chunks of an image this
 // agent holds (a chunk read from disk is verified as it is read: a corrupt file is quarantined and
-// answered as missing; a chunk stored moments ago is sent from memory, hashed when it arrived),
+// answered as missing, and so is a chunk whose read fails (EIO, say), which is reported but kept
+// in our bitfield; a chunk stored moments ago is sent from memory, hashed when it arrived),
 // under the agent's upload and WAN caps, and tells it about chunks it gets later.
 import type { Stream } from '@libp2p/interface';
 import { ChunkCorruptError } from '../../storage/errors.js';
@@ -33,6 +34,11 @@ export interface ChunkServerDeps {
   subscribe(digest: string, onHave: (indexes: number[]) => void): () => void;
   sent(peer: string, bytes: number): void;
   badInput(reason: string): void;
+  /**
+   * Reading a chunk failed with something other than corruption (EIO, a failed store): the chunk
+   * is answered as missing and the stream goes on, so the puller asks another source for it.
+   */
+  readFailed(err: Error): void;
 }
 
 export async function serveChunks(
@@ -101,7 +107,13 @@ export async function serveChunks(
           // a chunk stored moments ago comes from memory (hashed when it arrived)
           data = await deps.chunks.get(img.index.hashes[i], { recent: true });
         } catch (err) {
-          if (!(err instanceof ChunkCorruptError)) throw err;
+          if (err instanceof ChunkCorruptError) {
+            deps.lost(open.d, i);
+            return undefined;
+          }
+          // not known to be gone (the disk may come back): kept in our bitfield, missed this time
+          deps.readFailed(err as Error);
+          return undefined;
         }
         if (!data) deps.lost(open.d, i);
         return data;

@@ -61,6 +61,8 @@ export const PULL_LOCAL_BACKOFF_MAX_MS = 60_000;
 export const IMAGE_GC_INTERVAL_MS = 10 * 60_000;
 /** New chunks are told to connected pullers in batches this often (ms). */
 export const HAVE_BATCH_MS = 20;
+/** Failed chunk reads while serving (EIO, say) are logged at most once per this long (ms). */
+export const READ_FAILURE_LOG_MS = 60_000;
 
 export interface ImageMembership {
   readonly selfId: string;
@@ -188,6 +190,8 @@ export class ImageService extends EventTarget {
   #evaluating: Promise<void> = Promise.resolve();
   #evalTimer: NodeJS.Timeout | undefined;
   #haveTimer: NodeJS.Timeout | undefined;
+  /** Chunk reads that failed while serving, since the last warning, and when that was (ms). */
+  #readFailures = { count: 0, loggedAt: -Infinity };
   readonly #onMembers = (evt: Event) => {
     const ev = (evt as CustomEvent<{ type: string; member: { id: string } }>).detail;
     if (ev.type === 'member:down' || ev.type === 'member:left' || ev.type === 'member:reap')
@@ -723,6 +727,20 @@ export class ImageService extends EventTarget {
     this.#scheduleEvaluate(0);
   }
 
+  /** Serving a chunk failed to read it (not corruption): warn, at most once a READ_FAILURE_LOG_MS. */
+  #readFailed(err: Error): void {
+    const f = this.#readFailures;
+    f.count++;
+    const now = Date.now();
+    if (now - f.loggedAt < READ_FAILURE_LOG_MS) return;
+    this.#c.logger.warn(
+      { err: err.message, failures: f.count },
+      'chunk reads failing while serving: answered as missing (check the disk holding the data directory)',
+    );
+    f.count = 0;
+    f.loggedAt = now;
+  }
+
   #scope(peer: string): 'site' | 'wan' {
     return this.#c.membership.site(peer) === this.#c.membership.selfSite ? 'site' : 'wan';
   }
@@ -896,6 +914,7 @@ export class ImageService extends EventTarget {
         },
         sent: (p, n) => this.#c.metrics?.bytes('out', this.#scope(p), n),
         badInput: (reason) => this.#c.metrics?.dropped(reason),
+        readFailed: (err) => this.#readFailed(err),
       },
       this.#controller.signal,
     );

@@ -39,16 +39,19 @@ export class TokenBucket {
   async take(n: number, signal?: AbortSignal): Promise<void> {
     const wait = this.reserve(n);
     if (wait <= 0) return;
+    signal?.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, wait);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(t);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
+      // the listener goes when the wait ends: the signal is usually the service's, which lives
+      // as long as the agent, and every capped send would otherwise leave one behind on it
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal!.reason);
+      };
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, wait);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

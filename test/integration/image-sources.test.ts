@@ -58,36 +58,39 @@ function pullFrom(
   });
 }
 
-/** Serves every chunk of `index` from `store` on `node`; returns a count of the bytes sent. */
+/**
+ * Serves every chunk of `index` from `store` on `node`; returns counts of the bytes sent, the
+ * streams opened and the chunk reads that failed.
+ */
 async function serveImage(
   node: EdgeNode,
   store: ChunkStore,
   index: ImageIndex,
   bytesPerSecond = 0,
-): Promise<{ sent: number }> {
+): Promise<{ sent: number; opened: number; readFailures: number }> {
   const full = new Bitfield(index.size);
   for (let i = 0; i < index.size; i++) full.set(i);
-  const counted = { sent: 0 };
+  const counted = { sent: 0, opened: 0, readFailures: 0 };
   const bucket = new TokenBucket(bytesPerSecond);
   const stop = new AbortController();
-  await node.handle(
-    CHUNKS_PROTOCOL,
-    (stream, conn) =>
-      void serveChunks(
-        stream,
-        conn.remotePeer.toString(),
-        {
-          chunks: store,
-          image: async (digest) => (digest === index.digest ? { index, bits: full } : undefined),
-          buckets: () => [bucket],
-          lost: () => {},
-          subscribe: () => () => {},
-          sent: (_peer, n) => (counted.sent += n),
-          badInput: () => {},
-        },
-        stop.signal,
-      ),
-  );
+  await node.handle(CHUNKS_PROTOCOL, (stream, conn) => {
+    counted.opened++;
+    void serveChunks(
+      stream,
+      conn.remotePeer.toString(),
+      {
+        chunks: store,
+        image: async (digest) => (digest === index.digest ? { index, bits: full } : undefined),
+        buckets: () => [bucket],
+        lost: () => {},
+        subscribe: () => () => {},
+        sent: (_peer, n) => (counted.sent += n),
+        badInput: () => {},
+        readFailed: () => counted.readFailures++,
+      },
+      stop.signal,
+    );
+  });
   cleanups.push(() => stop.abort());
   return counted;
 }
@@ -199,5 +202,35 @@ describe('a source whose streams keep breaking', () => {
     expect(took).toBeGreaterThan(2500);
     expect(opens).toBeGreaterThanOrEqual(2);
     expect(opens).toBeLessThanOrEqual(Math.ceil(Math.log2(took / 1000 + 1)) + 1);
+  });
+});
+
+describe('a source whose chunk reads fail', () => {
+  it('answers those chunks as missing and keeps its stream; the pull completes from another', async () => {
+    nodes = await startNodes(3);
+    const [failing, honest, puller] = nodes;
+    const { srcStore, dstStore } = await twoStores();
+    const r = await importImage([randomBytes(2 * 1024 * 1024)], srcStore);
+    const index = new ImageIndex({ digest: r.digest, chunks: r.chunks });
+    // the failing source's store throws what a dying disk does on every read
+    const eio = Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+    const broken = new Proxy(srcStore, {
+      get(target, key) {
+        if (key === 'get') return () => Promise.reject(eio);
+        const v: unknown = Reflect.get(target, key);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const bad = await serveImage(failing, broken, index);
+    // the honest one sends slowly, so the failing one is asked for chunks too
+    const good = await serveImage(honest, srcStore, index, 1024 * 1024);
+    const pull = pullFrom(index, dstStore, [failing, honest], puller);
+    await pull.run(AbortSignal.timeout(30_000));
+    expect(pull.complete).toBe(true);
+    expect(bad.readFailures).toBeGreaterThan(0);
+    expect(bad.sent).toBe(0);
+    expect(good.sent).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    // its stream was not broken, so it was not reopened (a broken one is, after a pause of 1 s)
+    expect(bad.opened).toBe(1);
   });
 });

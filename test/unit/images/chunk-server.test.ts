@@ -70,6 +70,7 @@ async function connect(chunks: ChunkStore, img: ServedImage) {
       },
       sent: () => {},
       badInput: () => {},
+      readFailed: () => {},
     },
     stop.signal,
   );
