@@ -57,6 +57,15 @@ export const IMAGE_HOLDER_ANNOUNCE_MS = 30_000;
 export const PULL_LOCAL_BACKOFF_MS = 5_000;
 export const PULL_LOCAL_BACKOFF_MAX_MS = 60_000;
 
+/**
+ * Manifest fetches (anti-entropy rounds, announced versions) stop for this long after storing one
+ * failed for want of space, doubling after each such failure up to MANIFEST_LOCAL_BACKOFF_MAX_MS
+ * (ms): until then every round fetched the same manifests again (a manifest holds ~2 KiB per MiB
+ * of image).
+ */
+export const MANIFEST_LOCAL_BACKOFF_MS = 10_000;
+export const MANIFEST_LOCAL_BACKOFF_MAX_MS = 120_000;
+
 /** Time between garbage collections of unreferenced chunks (ms). */
 export const IMAGE_GC_INTERVAL_MS = 10 * 60_000;
 /** New chunks are told to connected pullers in batches this often (ms). */
@@ -176,6 +185,7 @@ export class ImageService extends EventTarget {
   readonly #pulls = new Map<string, Pulling>();
   /** Pulls that failed on our own store: not restarted (by evaluation) while waiting. */
   readonly #pullBackoff = new Map<string, Backoff>();
+  readonly #manifestBackoff = new Backoff(MANIFEST_LOCAL_BACKOFF_MS, MANIFEST_LOCAL_BACKOFF_MAX_MS);
   readonly #subs = new Map<string, Set<(i: number[]) => void>>();
   /** Readers waiting for chunks of an image, told when its pull fails on our own store. */
   readonly #readerFailures = new Map<string, Set<(err: Error) => void>>();
@@ -803,11 +813,13 @@ export class ImageService extends EventTarget {
     if (this.#fetching.has(ref)) return;
     this.#fetching.add(ref);
     try {
-      await fetchRecords(
-        () => this.#open(from),
-        [[msg.n, msg.g, msg.v]],
-        this.#syncDeps(from),
-        AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
+      await this.#fetchingManifests(0, () =>
+        fetchRecords(
+          () => this.#open(from),
+          [[msg.n, msg.g, msg.v]],
+          this.#syncDeps(from),
+          AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
+        ),
       );
     } catch (err) {
       this.#c.logger.debug(
@@ -870,11 +882,38 @@ export class ImageService extends EventTarget {
   async syncOnce(peer?: string): Promise<number> {
     const target = peer ?? this.#c.membership.randomPeer();
     if (!target || !this.#started) return 0;
-    return syncImages(
-      () => this.#open(target),
-      this.#syncDeps(target),
-      AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
+    return this.#fetchingManifests(0, () =>
+      syncImages(
+        () => this.#open(target),
+        this.#syncDeps(target),
+        AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
+      ),
     );
+  }
+
+  /**
+   * Runs a manifest fetch unless they are paused (`paused` is then the answer): storing a fetched
+   * manifest that fails for want of space pauses them, since the next round would fetch the same.
+   */
+  async #fetchingManifests<T>(paused: T, fetch: () => Promise<T>): Promise<T> {
+    const backoff = this.#manifestBackoff;
+    if (backoff.waiting(Date.now())) return paused;
+    try {
+      const r = await fetch();
+      if (backoff.failures > 0) this.#c.logger.info({}, 'manifest fetches resumed');
+      backoff.reset();
+      return r;
+    } catch (err) {
+      if (isOutOfSpace(err)) {
+        const ms = backoff.fail(Date.now());
+        if (backoff.failures === 1)
+          this.#c.logger.warn(
+            { err: (err as Error).message, retryInMs: ms },
+            'manifest fetches paused: no space left on the device holding the data directory',
+          );
+      }
+      throw err;
+    }
   }
 
   async #serveImages(stream: Stream, peer: string): Promise<void> {

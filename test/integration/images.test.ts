@@ -5,7 +5,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
-import { PULL_LOCAL_BACKOFF_MS } from '../../edge-sites/images/service.js';
+import {
+  MANIFEST_LOCAL_BACKOFF_MS,
+  PULL_LOCAL_BACKOFF_MS,
+} from '../../edge-sites/images/service.js';
 import { ChunkStore, corruptChunkForTest, quarantinedChunks } from '../../storage/chunks/index.js';
 import { useCluster } from '../helpers/agents.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -101,6 +104,39 @@ describe('image replication', () => {
     await expect(readAll(b.images.content(m, AbortSignal.timeout(10_000)))).rejects.toThrow(
       /ENOSPC/,
     );
+  });
+
+  it('manifest fetches pause when storing one fails on a full disk here, and resume after', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    // b's manifest store cannot write (LevelDB says so only in its message)
+    const put = b.images.manifests.put.bind(b.images.manifests);
+    let tries = 0;
+    b.images.manifests.put = async () => {
+      tries++;
+      throw new Error('IO error: /data/images/000012.log: No space left on device');
+    };
+    await a.images.push('full/manifests', 'v1', chunksOf(randomBytes(256 * 1024)), {
+      sites: ['s1'],
+    });
+    // the announcement's fetch fails to store it, which pauses fetches
+    await waitFor(() => tries > 0, { timeout: 10_000, message: 'b to fetch the manifest' });
+    const t0 = Date.now();
+    await sleep(200); // a timer's round that was already under way
+    const failed = tries;
+    const aId = a.node.peerId.toString();
+    // anti-entropy rounds while paused fetch nothing (before, each fetched the manifest again)
+    for (let k = 0; k < 3; k++) expect(await b.images.syncOnce(aId)).toBe(0);
+    expect(tries).toBe(failed);
+    // space again: after the pause the next round (this one or the timer's) stores it
+    b.images.manifests.put = put;
+    await sleep(Math.max(0, t0 + MANIFEST_LOCAL_BACKOFF_MS - Date.now()));
+    await b.images.syncOnce(aId);
+    expect(await b.images.manifests.get('full/manifests', 'v1')).toBeDefined();
   });
 
   it('a pull killed half way resumes without refetching what it has; a corrupt chunk at one source is fetched from another', async () => {
