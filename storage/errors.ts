@@ -211,6 +211,25 @@ export class ChunkStoreFailedError extends StorageError {
 }
 
 /**
+ * The device holding the store has less free space than a write about to start needs (a pull
+ * checks before it fetches anything). Carries code ENOSPC, so it is handled as a full disk.
+ */
+export class InsufficientSpaceError extends StorageError {
+  readonly needBytes: number;
+  readonly freeBytes: number;
+  constructor(needBytes: number, freeBytes: number) {
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    super(
+      'ENOSPC',
+      `no space left on the device holding the data directory: ${mib(needBytes)} needed, ${mib(freeBytes)} free`,
+    );
+    this.name = 'InsufficientSpaceError';
+    this.needBytes = needBytes;
+    this.freeBytes = freeBytes;
+  }
+}
+
+/**
  * ENOSPC or EDQUOT, on the error or a cause it wraps. LevelDB's I/O errors carry only its message
  * ("IO error: …/000003.log: No space left on device", code LEVEL_IO_ERROR).
  */

@@ -11,7 +11,12 @@ import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { Backoff, Broadcast } from '../../membership/index.js';
 import { ChunkStore } from '../../storage/chunks/index.js';
-import { ChunkCorruptError, ChunkStoreFailedError, isOutOfSpace } from '../../storage/errors.js';
+import {
+  ChunkCorruptError,
+  ChunkStoreFailedError,
+  InsufficientSpaceError,
+  isOutOfSpace,
+} from '../../storage/errors.js';
 import type { KvStore } from '../../storage/index.js';
 import {
   collectGarbage,
@@ -56,6 +61,12 @@ export const IMAGE_HOLDER_ANNOUNCE_MS = 30_000;
  */
 export const PULL_LOCAL_BACKOFF_MS = 5_000;
 export const PULL_LOCAL_BACKOFF_MAX_MS = 60_000;
+/**
+ * A pull starts only when the device holding the data directory has the bytes it still needs plus
+ * this much free (bytes), so that a pull does not fill the disk that KV writes and registrations
+ * need too; otherwise it is paused as if the disk were full.
+ */
+export const PULL_FREE_SPACE_RESERVE_BYTES = 64 * 2 ** 20;
 
 /**
  * Manifest fetches (anti-entropy rounds, announced versions) stop for this long after storing one
@@ -147,6 +158,11 @@ export interface ImageSummary {
 export interface LocalStatus {
   state: LocalState;
   bytes: number;
+  /**
+   * Set while this agent's pull of the image is paused after it failed on this agent's own store
+   * (a full disk): why, and in how long it is tried again (ms).
+   */
+  paused?: { reason: string; retryInMs: number };
   /** Chunks held here (readable and served to peers). */
   chunks: number;
   /** Of those, chunks that survive a crash (a pull stores chunks and flushes them every 500 ms). */
@@ -185,6 +201,8 @@ export class ImageService extends EventTarget {
   readonly #pulls = new Map<string, Pulling>();
   /** Pulls that failed on our own store: not restarted (by evaluation) while waiting. */
   readonly #pullBackoff = new Map<string, Backoff>();
+  /** Why each paused pull (see #pullBackoff) is paused. */
+  readonly #pullPaused = new Map<string, string>();
   readonly #manifestBackoff = new Backoff(MANIFEST_LOCAL_BACKOFF_MS, MANIFEST_LOCAL_BACKOFF_MAX_MS);
   readonly #subs = new Map<string, Set<(i: number[]) => void>>();
   /** Readers waiting for chunks of an image, told when its pull fails on our own store. */
@@ -366,15 +384,37 @@ export class ImageService extends EventTarget {
     const s = await this.#servedFor(m);
     const bytes = s.index.bytesOf(indexesOf(s.bits));
     const pull = this.#pulls.get(m.digest)?.pull;
-    const state: LocalState = s.bits.complete ? 'complete' : pull ? 'pulling' : 'not_placed';
+    const state = this.#stateOf(m, s);
+    const backoff = this.#pullBackoff.get(m.digest);
+    const now = Date.now();
+    const paused =
+      state === 'pulling' && !pull && backoff?.waiting(now)
+        ? { reason: this.#pullPaused.get(m.digest) ?? '', retryInMs: backoff.until - now }
+        : undefined;
     // outside a running pull, chunks were found in the store or flushed when a pull finished (a
     // stopped pull's last chunks are committed by the store within its commit delay)
     return {
       state,
+      ...(paused && { paused }),
       bytes,
       chunks: s.bits.count,
       durableChunks: pull?.durableChunks ?? s.bits.count,
     };
+  }
+
+  /**
+   * `pulling` while this agent should hold the image and does not yet (also between tries of its
+   * pull), or while a reader's pull of it runs.
+   */
+  #stateOf(m: Manifest, s: Served, members = this.#c.membership.members()): LocalState {
+    if (s.bits.complete) return 'complete';
+    return this.#pulls.has(m.digest) || this.#placedHere(m, members) ? 'pulling' : 'not_placed';
+  }
+
+  #placedHere(m: Manifest, members = this.#c.membership.members()): boolean {
+    return (
+      m.creator === this.selfId || shouldHold(m, this.selfId, this.#c.membership.selfSite, members)
+    );
   }
 
   async list(): Promise<ImageSummary[]> {
@@ -550,12 +590,9 @@ export class ImageService extends EventTarget {
     const current = new Set<string>();
     for await (const m of this.manifests.list()) {
       current.add(m.digest);
-      const mine =
-        m.creator === this.selfId ||
-        shouldHold(m, this.selfId, this.#c.membership.selfSite, members);
       const s = await this.#servedFor(m);
-      if (mine && !s.bits.complete) this.#startPull(m, false);
-      counts[s.bits.complete ? 'complete' : this.#pulls.has(m.digest) ? 'pulling' : 'not_placed']++;
+      if (!s.bits.complete && this.#placedHere(m, members)) this.#startPull(m, false);
+      counts[this.#stateOf(m, s, members)]++;
     }
     // pulls of images that are no longer current (replaced or removed), unless someone reads them
     for (const [digest, p] of this.#pulls)
@@ -573,6 +610,14 @@ export class ImageService extends EventTarget {
     s = this.#served.get(m.digest) ?? { manifest: m, index, bits };
     this.#served.set(m.digest, s);
     return s;
+  }
+
+  /** Throws InsufficientSpaceError when the rest of the image would not fit (see the reserve). */
+  async #checkSpace(s: Served): Promise<void> {
+    let need = PULL_FREE_SPACE_RESERVE_BYTES;
+    for (let i = 0; i < s.index.size; i++) if (!s.bits.has(i)) need += s.index.sizes[i];
+    const free = await this.chunks.freeBytes();
+    if (free !== undefined && free < need) throw new InsufficientSpaceError(need, free);
   }
 
   #startPull(m: Manifest, transient: boolean): void {
@@ -616,8 +661,8 @@ export class ImageService extends EventTarget {
     );
     void this.#announce(m.digest);
     const entry: Pulling = { pull, controller, hold, transient, done: Promise.resolve() };
-    entry.done = pull
-      .run(signal)
+    entry.done = this.#checkSpace(s)
+      .then(() => pull.run(signal))
       .then(async () => {
         this.#c.logger.info(
           {
@@ -634,7 +679,10 @@ export class ImageService extends EventTarget {
           new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
         );
       })
-      .then(() => void this.#pullBackoff.delete(m.digest))
+      .then(() => {
+        this.#pullBackoff.delete(m.digest);
+        this.#pullPaused.delete(m.digest);
+      })
       .catch((err: Error) => {
         if (signal.aborted) return;
         if (isOutOfSpace(err) || err instanceof ChunkStoreFailedError) {
@@ -645,6 +693,7 @@ export class ImageService extends EventTarget {
               (backoff = new Backoff(PULL_LOCAL_BACKOFF_MS, PULL_LOCAL_BACKOFF_MAX_MS)),
             );
           const ms = backoff.fail(Date.now());
+          this.#pullPaused.set(m.digest, err.message);
           for (const fail of [...(this.#readerFailures.get(m.digest) ?? [])]) fail(err);
           this.#c.logger.warn(
             { image: `${m.name}:${m.tag}`, err: err.message, retryInMs: ms },

@@ -26,6 +26,7 @@
 // quarantine/ and throws ChunkCorruptError: fetch the chunk from a peer and put() it again.
 // Deleted chunks' space comes back with compact() (compaction.ts). One process per directory:
 // the index database is locked (StoreLockedError).
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ChunkCorruptError,
@@ -400,6 +401,19 @@ export class ChunkStore {
    * Waits for running writes and the compaction, commits what is pending, then refuses further
    * calls. Safe to call twice.
    */
+  /**
+   * Bytes free for an unprivileged writer on the device holding the store (statfs), or undefined
+   * where that cannot be read.
+   */
+  async freeBytes(): Promise<number | undefined> {
+    try {
+      const s = await statfs(this.dir);
+      return s.bavail * s.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

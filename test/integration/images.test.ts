@@ -106,6 +106,46 @@ describe('image replication', () => {
     );
   });
 
+  it('a pull that would not fit in the free space pauses before fetching anything, and says why', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    // b's disk has 16 MiB free: not the 4 MiB image plus the reserve
+    const freeBytes = b.images.chunks.freeBytes.bind(b.images.chunks);
+    b.images.chunks.freeBytes = async () => 16 * 2 ** 20;
+    let stored = 0;
+    const put = b.images.chunks.put.bind(b.images.chunks);
+    b.images.chunks.put = (...args) => (stored++, put(...args));
+    await a.images.push('small/disk', 'v1', chunksOf(randomBytes(4 * 1024 * 1024)), {
+      sites: 'all',
+    });
+    await waitFor(async () => (await local(b, 'small/disk', 'v1'))?.paused !== undefined, {
+      timeout: 20_000,
+      message: 'b to pause its pull',
+    });
+    const st = (await local(b, 'small/disk', 'v1'))!;
+    expect(st.state).toBe('pulling');
+    expect(st.paused!.reason).toMatch(/no space left .*: 68\.0 MiB needed, 16\.0 MiB free/);
+    expect(st.paused!.retryInMs).toBeGreaterThan(0);
+    expect(st.paused!.retryInMs).toBeLessThanOrEqual(PULL_LOCAL_BACKOFF_MS);
+    expect(stored).toBe(0);
+    // a reader is told at once
+    const m = (await b.images.manifests.get('small/disk', 'v1'))!;
+    await expect(readAll(b.images.content(m, AbortSignal.timeout(10_000)))).rejects.toThrow(
+      /68\.0 MiB needed/,
+    );
+    // space again: the next try pulls it
+    b.images.chunks.freeBytes = freeBytes;
+    await waitFor(async () => (await local(b, 'small/disk', 'v1'))?.state === 'complete', {
+      timeout: 20_000,
+      message: 'b to pull once there is space',
+    });
+    expect((await local(b, 'small/disk', 'v1'))?.paused).toBeUndefined();
+  });
+
   it('manifest fetches pause when storing one fails on a full disk here, and resume after', async () => {
     const c = cluster.current;
     const a = await c.startAgent({ name: 'a', site: 's1' });

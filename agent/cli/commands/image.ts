@@ -38,7 +38,7 @@ interface Status {
   size: number;
   chunks: number;
   placement: { sites: 'all' | string[]; copies: number };
-  local: { state: string; bytes: number };
+  local: { state: string; bytes: number; paused?: { reason: string; retryInMs: number } };
   versions?: number[];
   sites?: Array<{
     site: string;
@@ -161,12 +161,13 @@ export function registerImageCommands(program: Command): void {
           formatBytes(i.size),
           `${i.placement.sites === 'all' ? 'all' : i.placement.sites.join(',')} x${i.placement.copies}`,
           i.local.state === 'pulling'
-            ? `pulling ${Math.floor((100 * i.local.bytes) / Math.max(1, i.size))}%`
+            ? `${i.local.paused ? 'paused' : 'pulling'} ${Math.floor((100 * i.local.bytes) / Math.max(1, i.size))}%`
             : i.local.state,
           `${i.digest.slice(0, 19)}…`,
         ]),
       )}\n`,
     );
+    process.stdout.write(list.map(pausedLine).join(''));
   });
 
   clientCommand(
@@ -192,6 +193,7 @@ export function registerImageCommands(program: Command): void {
         ]),
       )}\n`,
     );
+    process.stdout.write(pausedLine(s));
   });
 
   clientCommand(
@@ -204,4 +206,11 @@ export function registerImageCommands(program: Command): void {
     if (opts.json) printJson(res);
     else process.stdout.write(`removed ${res.removed}\n`);
   });
+}
+
+/** A line saying why this agent's pull of the image is paused, or nothing. */
+function pausedLine(i: Status): string {
+  const p = i.local.paused;
+  if (!p) return '';
+  return `${i.name}:${i.tag}: pull paused here (${p.reason}); next try in ${Math.ceil(p.retryInMs / 1000)} s\n`;
 }
