@@ -340,6 +340,9 @@ export class ImageService extends EventTarget {
         this.#c.privateKey,
       );
       await this.#store(m);
+      // other agents' `image status` count this copy from now, not from the next holder round
+      await this.#servedFor(m);
+      void this.#announce(m.digest);
       this.#c.logger.info(
         {
           image: `${name}:${tag}`,

@@ -76,6 +76,23 @@ describe('image replication', () => {
     });
   });
 
+  it("a push counts as a full copy in other agents' status at once", async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    await a.images.push('only/s1', 'v1', chunksOf(randomBytes(256 * 1024)), { sites: ['s1'] });
+    // holders repeat this every 30 s (IMAGE_HOLDER_ANNOUNCE_MS); the push itself says it
+    await waitFor(
+      async () =>
+        (await b.images.status('only/s1', 'v1'))?.sites.find((s) => s.site === 's1')
+          ?.complete[0] === 'a',
+      { timeout: 5000, message: "a's copy in b's status" },
+    );
+  });
+
   it('a pull that fails on a full disk here pauses with a growing backoff, not every 2 s', async () => {
     const c = cluster.current;
     const a = await c.startAgent({ name: 'a', site: 's1' });
