@@ -416,14 +416,16 @@ export class KvService extends EventTarget {
 
   async #session(stream: Stream, peer: string, signal: AbortSignal): Promise<number> {
     const fs = new FramedStream(stream, DEFAULT_MAX_MESSAGE_BYTES);
+    const scope = this.#scope(peer);
     const res = await runSession(this.state, fs, signal, {
-      onApplied: (r) => this.#emitChanges(r.changes),
+      onApplied: (r) => {
+        if (r.clockDrift > 0) this.#c.metrics?.dropped('clock_drift');
+        this.#emitChanges(r.changes);
+      },
+      onBytes: (direction, n) => this.#c.metrics?.bytes(direction, scope, n),
     });
     this.#localBackoff.reset();
     if (res.peerSummary) this.#summaries.set(peer, res.peerSummary);
-    const scope = this.#scope(peer);
-    this.#c.metrics?.bytes('in', scope, res.bytesIn);
-    this.#c.metrics?.bytes('out', scope, res.bytesOut);
     if (res.recordsIn > 0)
       this.#c.logger.debug({ peer, records: res.recordsIn, bytes: res.bytesIn }, 'kv caught up');
     return res.recordsIn;

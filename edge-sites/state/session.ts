@@ -26,6 +26,8 @@ export interface SessionResult {
 export interface SessionHooks {
   /** Called with the changes of each applied batch (for watches). */
   onApplied?(res: Awaited<ReturnType<SyncReceiver['receive']>>): void;
+  /** Called for every frame sent or received, as it goes (so a session that fails counts too). */
+  onBytes?(direction: 'in' | 'out', n: number): void;
 }
 
 export async function runSession(
@@ -34,6 +36,11 @@ export async function runSession(
   signal: AbortSignal,
   hooks: SessionHooks = {},
 ): Promise<SessionResult> {
+  const counted = (direction: 'in' | 'out', n: number) => {
+    if (direction === 'in') result.bytesIn += n;
+    else result.bytesOut += n;
+    hooks.onBytes?.(direction, n);
+  };
   const result: SessionResult = {
     bytesIn: 0,
     bytesOut: 0,
@@ -54,12 +61,12 @@ export async function runSession(
 
   const send = async () => {
     await fs.write(mine, signal);
-    result.bytesOut += mine.length;
+    counted('out', mine.length);
     const theirs = await peerSummary;
     for await (const batch of store.changesSince(theirs, { signal })) {
       const bytes = encodeBatch(batch);
       await fs.write(bytes, signal);
-      result.bytesOut += bytes.length;
+      counted('out', bytes.length);
       result.recordsOut += batch.records.length;
     }
     await fs.closeWrite(signal);
@@ -72,7 +79,7 @@ export async function runSession(
       failSummary(err);
       throw err;
     }
-    result.bytesIn += first.length;
+    counted('in', first.length);
     let theirs: VersionVector;
     try {
       theirs = decodeSummary(first);
@@ -86,7 +93,7 @@ export async function runSession(
     for (;;) {
       const frame = await fs.read(signal);
       if (!frame) break;
-      result.bytesIn += frame.length;
+      counted('in', frame.length);
       const batch = decodeBatch(frame);
       result.recordsIn += batch.records.length;
       const res = await receiver.receive(batch);

@@ -1,6 +1,7 @@
 // Test helpers for real agents: useCluster() gives each test a TestCluster that is cleaned up
 // after it, even when it fails.
 import { afterEach } from 'vitest';
+import type { Agent } from '../../agent/agent.js';
 import type { EdgeNode } from '../../agent/node.js';
 import { TestCluster } from '../../bench/harness/test-cluster.js';
 
@@ -45,4 +46,13 @@ export function countDials(agents: Array<{ node: EdgeNode }>, protocol: string):
     };
   });
   return counts;
+}
+
+/** The sum of an in-process agent's metric samples whose line starts with `prefix`. */
+export async function metricSum(agent: Agent, prefix: string): Promise<number> {
+  const text = await agent.metrics.text();
+  let sum = 0;
+  for (const line of text.split('\n'))
+    if (line.startsWith(prefix)) sum += Number(line.split(' ').pop());
+  return sum;
 }

@@ -10,7 +10,7 @@ import {
   PULL_LOCAL_BACKOFF_MS,
 } from '../../edge-sites/images/service.js';
 import { ChunkStore, corruptChunkForTest, quarantinedChunks } from '../../storage/chunks/index.js';
-import { useCluster } from '../helpers/agents.js';
+import { metricSum, useCluster } from '../helpers/agents.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const cluster = useCluster();
@@ -365,12 +365,4 @@ function writeConfig(root: string, name: string, text: string): string {
   const f = join(root, name);
   writeFileSync(f, text);
   return f;
-}
-
-async function metricSum(agent: Agent, prefix: string): Promise<number> {
-  const text = await agent.metrics.text();
-  let sum = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith(prefix)) sum += Number(line.split(' ').pop());
-  return sum;
 }

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { KV_PROTOCOL } from '../../edge-sites/state/service.js';
-import { CLI, countDials, useCluster } from '../helpers/agents.js';
+import { CLI, countDials, metricSum, useCluster } from '../helpers/agents.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const cluster = useCluster();
@@ -184,6 +184,7 @@ describe('replicated key/value store', () => {
 
   it('an agent whose disk is full pauses its sessions instead of being sent the difference every round', async () => {
     const { a, b } = await twoWithFastRounds();
+    const inBefore = await metricSum(b, 'edgeswarm_replication_bytes_total{direction="in"');
     // writes that were never broadcast: only a session can bring them to b
     for (let i = 0; i < 20; i++) await a.kv.state.write(`full/${i}`, te.encode('x'.repeat(1000)));
     // b's store fails as LevelDB does on a full disk; each try is one call
@@ -199,6 +200,40 @@ describe('replicated key/value store', () => {
     // paused 5 s after the first failure: the difference was not sent again (it was, every round)
     expect(tries.filter((t) => t - tries[0] > 1000)).toEqual([]);
     expect(await b.kv.get('full/0')).toBeUndefined();
+    // the bytes of the failed session crossed the network all the same, and are counted
+    expect(
+      (await metricSum(b, 'edgeswarm_replication_bytes_total{direction="in"')) - inBefore,
+    ).toBeGreaterThan(20 * 1000);
+  });
+
+  it('records refused in a session for clock drift are counted', async () => {
+    const c = cluster.current;
+    const kv = { syncInterval: '200ms' };
+    const a = await c.startAgent({ name: 'a', extra: { kv } });
+    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]], extra: { kv } });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    // b's store refuses what a session brings as stamped too far ahead (as its clock check does)
+    b.kv.state.apply = async (records) => ({
+      changes: [],
+      applied: 0,
+      superseded: 0,
+      duplicates: 0,
+      rejected: records.length,
+      clockDrift: records.length,
+      cleared: 0,
+    });
+    // a write that was never broadcast: only a session brings it to b
+    await a.kv.state.write('drift/0', te.encode('x'));
+    await waitFor(
+      async () =>
+        (await metricSum(
+          b,
+          'edgeswarm_peer_messages_dropped_total{protocol="kv",reason="clock_drift"',
+        )) > 0,
+      { timeout: 5000, message: 'the refusal to be counted on b' },
+    );
   });
 
   it('limits, errors, watches and the CLI', async () => {
