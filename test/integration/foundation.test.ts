@@ -58,14 +58,12 @@ describe('joining', () => {
 
   it('--join keeps retrying in the background until the peer is up', async () => {
     const c = cluster.current;
-    // reserve an address by starting a, stopping it, and restarting on the same port later
-    const a1 = await c.startAgent({ name: 'a' });
-    const addr = a1.addrs()[0].replace(/\/p2p\/.*$/, '');
-    const dataA = a1.dataDir;
-    await a1.stop({ leave: false });
+    // a port below the kernel's ephemeral range, free now: nothing else here binds it meanwhile
+    // (a port freed by a stopped agent could be handed to another test's listener)
+    const addr = `/ip4/127.0.0.1/tcp/${await freeFixedPort()}`;
     const b = await c.startAgent({ name: 'b', join: [addr] });
     await sleep(700);
-    const a2 = await c.startAgent({ name: 'a', data: dataA, listen: [addr] });
+    const a2 = await c.startAgent({ name: 'a', listen: [addr] });
     await waitFor(() => b.node.getConnections(a2.node.peerId).length > 0, {
       timeout: 8000,
       message: 'b to reach a after it started',
@@ -426,3 +424,16 @@ describe('bad input', () => {
     expect(bad.stderr).toBe(`edgeswarm: cannot push ${dir}: not a regular file\n`);
   });
 });
+
+/** A random TCP port in 20000-29999 (below Linux's ephemeral range) that nothing listens on. */
+async function freeFixedPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
