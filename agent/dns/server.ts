@@ -1,5 +1,7 @@
-// The DNS interface: UDP and TCP on one port. Malformed packets are ignored and counted; they never
-// disturb answers to anyone else. A UDP answer that does not fit (512 bytes, or the client's EDNS
+// The DNS interface: UDP and TCP on one port. Malformed packets are counted and never disturb
+// answers to anyone else: a query whose header reads but whose rest does not gets FORMERR (12
+// bytes, no larger than what came), anything else (shorter than a header, or a response) is
+// dropped. A UDP answer that does not fit (512 bytes, or the client's EDNS
 // buffer size) is truncated with TC set so the client retries over TCP.
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
@@ -33,6 +35,21 @@ function ednsSize(q: DecodedPacket): number | undefined {
   return undefined;
 }
 
+const HEADER_BYTES = 12;
+
+/**
+ * FORMERR for a packet whose header is a query's (QR clear) but that does not decode: its id,
+ * opcode and RD echoed, no sections (RFC 1035 4.1.1). Undefined for anything else.
+ */
+export function formatError(msg: Buffer): Buffer | undefined {
+  if (msg.length < HEADER_BYTES || (msg[2] & 0x80) !== 0) return undefined;
+  const out = Buffer.alloc(HEADER_BYTES);
+  msg.copy(out, 0, 0, 2);
+  out[2] = 0x80 | (msg[2] & 0x79); // QR, the opcode, RD
+  out[3] = 1; // RCODE FORMERR
+  return out;
+}
+
 export class DnsServer {
   readonly #opts: DnsServerOptions;
   #udp: Socket | undefined;
@@ -52,7 +69,7 @@ export class DnsServer {
     });
     this.malformed = new Counter({
       name: 'edgeswarm_dns_malformed_total',
-      help: 'DNS packets dropped because they could not be decoded',
+      help: 'DNS packets that could not be decoded (answered FORMERR when their header could)',
       labelNames: ['transport'],
       registers,
     });
@@ -74,7 +91,7 @@ export class DnsServer {
       if (q.type !== 'query') throw new Error('not a query');
     } catch {
       this.malformed.inc({ transport });
-      return undefined;
+      return formatError(msg);
     }
     const { resolver } = this.#opts;
     const service = queriedService(q);
