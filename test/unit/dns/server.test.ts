@@ -39,6 +39,9 @@ async function udp(...packets: Buffer[]): Promise<Buffer[]> {
   return got;
 }
 
+const FORMERR = 1;
+const rcode = (reply: Buffer): number => reply[3] & 0xf;
+
 /** A query for web.service.edgeswarm A with this id, cut after `keep` bytes. */
 function query(id: number, keep = Infinity): Buffer {
   const full = dnsPacket.encode({
@@ -57,8 +60,8 @@ describe('DnsServer', () => {
     const d = dnsPacket.decode(reply);
     expect(d.id).toBe(0x1234);
     expect(d.type).toBe('response');
-    expect(d.rcode).toBe('FORMERR');
-    expect(d.flag_rd).toBe(true);
+    expect(rcode(reply)).toBe(FORMERR);
+    expect((d.flags ?? 0) & dnsPacket.RECURSION_DESIRED).toBeTruthy();
     expect(reply.length).toBe(12);
     expect(await server.malformed.get()).toMatchObject({ values: [{ value: 1 }] });
   });
@@ -70,7 +73,7 @@ describe('DnsServer', () => {
     expect(replies).toHaveLength(1);
     const d = dnsPacket.decode(replies[0]);
     expect(d.id).toBe(9);
-    expect(d.answers?.map((a) => a.data)).toEqual(['10.0.0.1']);
+    expect(d.answers?.map((a) => (a as { data?: unknown }).data)).toEqual(['10.0.0.1']);
   });
 
   it('answers FORMERR over TCP too, and keeps the connection', async () => {
@@ -94,9 +97,9 @@ describe('DnsServer', () => {
     send(query(2));
     await new Promise((r) => setTimeout(r, 300));
     sock.destroy();
-    expect(frames.map((f) => [dnsPacket.decode(f).id, dnsPacket.decode(f).rcode])).toEqual([
-      [1, 'FORMERR'],
-      [2, 'NOERROR'],
+    expect(frames.map((f) => [dnsPacket.decode(f).id, rcode(f)])).toEqual([
+      [1, FORMERR],
+      [2, 0],
     ]);
   });
 
