@@ -19,6 +19,7 @@ export {
   type ChangeSource,
   type LocalService,
 } from './catalog/service.js';
+export { parseDuration } from './duration.js';
 export { Backoff } from './net/backoff.js';
 export { FramedStream } from './net/framed-stream.js';
 export { DatagramChannel } from './net/datagram.js';

@@ -2,23 +2,7 @@
 // Each parser returns undefined for input it does not understand; the schema turns that into a
 // message naming the key.
 
-const DURATION_UNITS: Record<string, number> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-};
-
-/** "250ms", "10s", "1.5m", "2h", "7d" or a plain number of milliseconds → milliseconds. */
-export function parseDuration(input: unknown): number | undefined {
-  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : undefined;
-  if (typeof input !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
-  if (!m) return undefined;
-  const unit = m[2] ?? 'ms';
-  return Math.round(Number(m[1]) * DURATION_UNITS[unit]);
-}
+export { parseDuration } from '../../membership/index.js';
 
 const BYTE_UNITS: Record<string, number> = {
   b: 1,

@@ -2,6 +2,7 @@
 // the `services:` list of the config file. Validation errors name the field.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseDuration } from '../duration.js';
 
 /** Smallest check interval accepted (ms). */
 export const MIN_CHECK_INTERVAL_MS = 100;
@@ -22,18 +23,9 @@ export const SERVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 export const TAG_RE = /^[A-Za-z0-9_.:=-]{1,63}$/;
 export const TAG_RULE = '1-63 of A-Z a-z 0-9 _ . : = -';
 
-function parseDurationMs(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
-  if (typeof v !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
-  if (!m) return undefined;
-  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 'ms'] ?? 1;
-  return Math.round(Number(m[1]) * mult);
-}
-
 const durationMs = (what: string) =>
   z.unknown().transform((v, ctx) => {
-    const ms = parseDurationMs(v);
+    const ms = parseDuration(v);
     if (ms === undefined) {
       ctx.addIssue({
         code: 'custom',
