@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { ChunkStoreFailedError, isOutOfSpace } from '../../storage/index.js';
+import { ChunkStoreFailedError, isOutOfSpace, StoreClosedError } from '../../storage/index.js';
 import { EdgeswarmError, HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AgentMetrics } from '../metrics.js';
@@ -305,14 +305,23 @@ export class HttpApiServer {
     } else if (err instanceof EdgeswarmError && 'status' in err && typeof err.status === 'number') {
       sendError(res, err.status, err.code, err.message);
     } else if (err instanceof ChunkStoreFailedError) {
-      // sticky until the store is reopened (storage/chunks/committer.ts says why)
+      // sticky until the store is reopened (storage/chunks/committer.ts says why), which the
+      // image service does by itself
       this.#opts.logger.error({ err: err.message, route }, 'chunk store failed');
       const full = isOutOfSpace(err) ? ' (the disk was full)' : '';
       sendError(
         res,
         503,
         'chunk_store_failed',
-        `the image store is read-only after a failed write${full}; restart the agent to reopen it`,
+        `the image store is read-only after a failed write${full}; the agent is reopening it, retry in a few seconds`,
+      );
+    } else if (err instanceof StoreClosedError) {
+      // a store being reopened (above), or the agent stopping
+      sendError(
+        res,
+        503,
+        'store_unavailable',
+        'the store is closed for a moment (being reopened, or the agent is stopping); retry',
       );
     } else if (isOutOfSpace(err)) {
       // the operator's problem to fix, not a bug: say so

@@ -77,6 +77,14 @@ export const PULL_FREE_SPACE_RESERVE_BYTES = 64 * 2 ** 20;
 export const MANIFEST_LOCAL_BACKOFF_MS = 10_000;
 export const MANIFEST_LOCAL_BACKOFF_MAX_MS = 120_000;
 
+/**
+ * A chunk store that turned read-only after a failed commit is closed and opened again this long
+ * after (ms), doubling after each reopen that fails, up to CHUNK_STORE_REOPEN_MAX_MS. Opening
+ * re-checks the index against the packs, as after a crash.
+ */
+export const CHUNK_STORE_REOPEN_MS = 2_000;
+export const CHUNK_STORE_REOPEN_MAX_MS = 60_000;
+
 /** Time between garbage collections of unreferenced chunks (ms). */
 export const IMAGE_GC_INTERVAL_MS = 10 * 60_000;
 /** New chunks are told to connected pullers in batches this often (ms). */
@@ -201,6 +209,8 @@ export class ImageService extends EventTarget {
   readonly #pulls = new Map<string, Pulling>();
   /** Pulls that failed on our own store: not restarted (by evaluation) while waiting. */
   readonly #pullBackoff = new Map<string, Backoff>();
+  readonly #reopenBackoff = new Backoff(CHUNK_STORE_REOPEN_MS, CHUNK_STORE_REOPEN_MAX_MS);
+  #reopenTimer: NodeJS.Timeout | undefined;
   /** Why each paused pull (see #pullBackoff) is paused. */
   readonly #pullPaused = new Map<string, string>();
   readonly #manifestBackoff = new Backoff(MANIFEST_LOCAL_BACKOFF_MS, MANIFEST_LOCAL_BACKOFF_MAX_MS);
@@ -248,7 +258,7 @@ export class ImageService extends EventTarget {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.chunks = await ChunkStore.open(this.#c.chunkDir);
+    this.chunks = await this.#openChunks();
     this.manifests = new ManifestStore(this.#c.store, { keepVersions: this.#o.keepVersions });
     this.#upload = new TokenBucket(this.#o.uploadRate ?? 0);
     this.#wan = new TokenBucket(this.#o.wanRate ?? 0);
@@ -288,10 +298,56 @@ export class ImageService extends EventTarget {
     this.#scheduleEvaluate(0);
   }
 
+  #openChunks(): Promise<ChunkStore> {
+    return ChunkStore.open(this.#c.chunkDir, { onFailed: (err) => this.#chunksFailed(err) });
+  }
+
+  /** The chunk store turned read-only (a failed commit): reopen it, after a pause. */
+  #chunksFailed(err: Error): void {
+    if (!this.#started || this.#reopenTimer !== undefined) return;
+    const ms = this.#reopenBackoff.fail(Date.now());
+    this.#c.logger.warn(
+      { err: err.message, reopenInMs: ms },
+      'chunk store failed a write and is read-only; reopening it',
+    );
+    this.#reopenTimer = setTimeout(() => {
+      this.#evaluating = this.#evaluating.then(() => this.#reopenChunks());
+    }, ms);
+    this.#reopenTimer.unref?.();
+  }
+
+  /**
+   * Stops the pulls, closes the failed store and opens it again (another try later if that
+   * fails). Reads and pushes in flight on the old store end with an error; what was not durable
+   * is fetched again, as after a crash.
+   */
+  async #reopenChunks(): Promise<void> {
+    if (!this.#started) return;
+    for (const p of this.#pulls.values()) p.controller.abort();
+    await Promise.allSettled([...this.#pulls.values()].map((p) => p.done));
+    await this.chunks.close().catch(() => {});
+    try {
+      this.chunks = await this.#openChunks();
+    } catch (err) {
+      this.#reopenTimer = undefined;
+      this.#chunksFailed(err as Error);
+      return;
+    }
+    this.#reopenTimer = undefined;
+    this.#reopenBackoff.reset();
+    this.#served.clear();
+    this.#pullBackoff.clear();
+    this.#pullPaused.clear();
+    this.#c.logger.info({}, 'chunk store reopened');
+    if (!this.#started) await this.chunks.close();
+    else this.#scheduleEvaluate(0);
+  }
+
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
     this.#controller.abort();
+    clearTimeout(this.#reopenTimer);
     for (const t of this.#timers) clearInterval(t);
     clearTimeout(this.#evalTimer);
     clearTimeout(this.#haveTimer);
@@ -702,7 +758,7 @@ export class ImageService extends EventTarget {
             { image: `${m.name}:${m.tag}`, err: err.message, retryInMs: ms },
             isOutOfSpace(err)
               ? 'pull paused: no space left on the device holding the data directory'
-              : 'pull paused: the chunk store failed; restart the agent to reopen it',
+              : 'pull paused: the chunk store failed; it is being reopened',
           );
           return;
         }

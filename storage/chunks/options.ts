@@ -46,6 +46,11 @@ export interface ChunkStoreOptions {
   readFds?: number;
   /** Default RECENT_CHUNK_BYTES; 0 turns the in-memory copy of recent chunks off. */
   recentBytes?: number;
+  /**
+   * Called once when a commit fails and the store turns read-only (see committer.ts): the owner
+   * can close it and open it again, which re-checks the index against the packs.
+   */
+  onFailed?: (err: Error) => void;
 }
 
 export interface ChunkInfo {

@@ -89,7 +89,11 @@ export class ChunkStore {
       delayMs: opts.commitDelayMs ?? COMMIT_DELAY_MS,
       maxOps: opts.commitMaxOps ?? COMMIT_MAX_OPS,
       syncFiles: () => this.#packs.syncAll(),
-      failed: (committed) => this.#commitFailed(committed),
+      failed: (committed, err) => {
+        this.#commitFailed(committed);
+        // told after the store has forgotten what was not durable, outside the committer's call
+        if (opts.onFailed) queueMicrotask(() => opts.onFailed!(err as Error));
+      },
     });
   }
 

@@ -9,6 +9,7 @@ import {
   MANIFEST_LOCAL_BACKOFF_MS,
   PULL_LOCAL_BACKOFF_MS,
 } from '../../edge-sites/images/service.js';
+import { IndexDb } from '../../storage/chunks/index-db.js';
 import { ChunkStore, corruptChunkForTest, quarantinedChunks } from '../../storage/chunks/index.js';
 import { metricSum, useCluster } from '../helpers/agents.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -161,6 +162,41 @@ describe('image replication', () => {
       message: 'b to pull once there is space',
     });
     expect((await local(b, 'small/disk', 'v1'))?.paused).toBeUndefined();
+  });
+
+  it('a chunk store left read-only by a failed index write is reopened, and the pull completes', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    const data = randomBytes(4 * 1024 * 1024);
+    await a.images.push('sticky/store', 'v1', chunksOf(data), { sites: 'all' });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    const before = b.images.chunks;
+    // the next index write in this process fails as LevelDB does on a full disk: b's first commit
+    // of pulled chunks (a only serves), which leaves b's store read-only
+    const batch = IndexDb.prototype.batch;
+    let failed = 0;
+    IndexDb.prototype.batch = async function () {
+      IndexDb.prototype.batch = batch;
+      failed++;
+      throw Object.assign(
+        new Error('IO error: /data/chunks/index/000003.log: No space left on device'),
+        {
+          code: 'LEVEL_IO_ERROR',
+        },
+      );
+    };
+    try {
+      await waitFor(async () => (await local(b, 'sticky/store', 'v1'))?.state === 'complete', {
+        timeout: 20_000,
+        message: 'b to reopen its store and complete the pull',
+      });
+    } finally {
+      IndexDb.prototype.batch = batch;
+    }
+    expect(failed).toBe(1);
+    expect(b.images.chunks).not.toBe(before);
+    const m = (await b.images.manifests.get('sticky/store', 'v1'))!;
+    expect((await readAll(b.images.content(m))).equals(data)).toBe(true);
   });
 
   it('manifest fetches pause when storing one fails on a full disk here, and resume after', async () => {

@@ -1,12 +1,13 @@
 // How the HTTP server answers errors a route did not map itself: a full disk is the operator's to
-// fix (507, naming it), a chunk store made read-only by a failed write says how to recover (503),
+// fix (507, naming it), a chunk store made read-only by a failed write says it is being reopened
+// (503), as does a store closed for that moment (503),
 // anything else is a 500 that points at the log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpApiServer } from '../../../agent/http/server.js';
 import { Router } from '../../../agent/http/router.js';
 import { silentLogger } from '../../../agent/logger.js';
 import { AgentMetrics } from '../../../agent/metrics.js';
-import { ChunkStoreFailedError } from '../../../storage/index.js';
+import { ChunkStoreFailedError, StoreClosedError } from '../../../storage/index.js';
 
 const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), {
   code: 'ENOSPC',
@@ -21,6 +22,7 @@ const THROWS: Record<string, unknown> = {
   level: levelFull,
   store: new ChunkStoreFailedError(levelFull),
   'store-later': new ChunkStoreFailedError('an earlier commit failed'),
+  closed: new StoreClosedError(),
   bug: new TypeError('x is undefined'),
 };
 
@@ -67,17 +69,21 @@ describe('HTTP server: errors no route mapped', () => {
     }
   });
 
-  it('a chunk store read-only after a failed write is a 503 that says to restart', async () => {
+  it('a chunk store read-only after a failed write is a 503 that says it is being reopened', async () => {
     const [status, error] = await get('store');
     expect(status).toBe(503);
     expect(error).toEqual({
       code: 'chunk_store_failed',
       message:
-        'the image store is read-only after a failed write (the disk was full); restart the agent to reopen it',
+        'the image store is read-only after a failed write (the disk was full); the agent is reopening it, retry in a few seconds',
     });
     const [later, laterError] = await get('store-later');
     expect(later).toBe(503);
     expect(laterError.message).not.toMatch(/disk was full/);
+    // while it is closed for the reopen
+    const [closed, closedError] = await get('closed');
+    expect(closed).toBe(503);
+    expect(closedError.code).toBe('store_unavailable');
   });
 
   it('anything else is a 500 pointing at the log, with no detail leaked', async () => {
