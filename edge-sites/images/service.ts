@@ -51,6 +51,8 @@ import {
 
 /** Time between manifest anti-entropy rounds (ms). */
 export const IMAGE_SYNC_INTERVAL_MS = 10_000;
+/** Rounds started by members coming up (joins, restarts) are at least this far apart (ms). */
+export const IMAGE_UP_SYNC_GAP_MS = 1_000;
 /** A pulling agent announces its progress this often (ms); a holder every IMAGE_HOLDER_ANNOUNCE_MS. */
 export const IMAGE_PROGRESS_INTERVAL_MS = 1_000;
 export const IMAGE_HOLDER_ANNOUNCE_MS = 30_000;
@@ -235,7 +237,16 @@ export class ImageService extends EventTarget {
     if (ev.type === 'member:down' || ev.type === 'member:left' || ev.type === 'member:reap')
       this.progress.forgetMember(ev.member.id);
     if (ev.type !== 'member:update' && ev.type !== 'member:alive') this.#scheduleEvaluate();
+    // a member that joined or came back: compare manifests with it now rather than at a later
+    // round (a new agent learns the images at once), at most one such round per second
+    if (ev.type === 'member:up' && Date.now() - this.#lastUpSync >= IMAGE_UP_SYNC_GAP_MS) {
+      this.#lastUpSync = Date.now();
+      void this.syncOnce(ev.member.id).catch((err: Error) =>
+        this.#c.logger.debug({ peer: ev.member.id, err: err.message }, 'images sync after up'),
+      );
+    }
   };
+  #lastUpSync = -Infinity;
 
   readonly #broadcast: Broadcast;
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import {
+  IMAGE_SYNC_INTERVAL_MS,
   MANIFEST_LOCAL_BACKOFF_MS,
   PULL_LOCAL_BACKOFF_MS,
 } from '../../edge-sites/images/service.js';
@@ -75,6 +76,20 @@ describe('image replication', () => {
       timeout: 15_000,
       message: 'removal on b',
     });
+  });
+
+  it('an agent that joins learns the images there are at once, not at a later round', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    await a.images.push('before/join', 'v1', chunksOf(randomBytes(64 * 1024)), { sites: ['s1'] });
+    const t0 = Date.now();
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    // rounds with a random member come every 10 s (IMAGE_SYNC_INTERVAL_MS)
+    await waitFor(async () => (await b.images.manifests.get('before/join', 'v1')) !== undefined, {
+      timeout: 4000,
+      message: 'b to learn the image',
+    });
+    expect(Date.now() - t0).toBeLessThan(IMAGE_SYNC_INTERVAL_MS);
   });
 
   it("a push counts as a full copy in other agents' status at once", async () => {
