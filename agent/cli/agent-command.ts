@@ -1,7 +1,6 @@
 // `edgeswarm agent` (run an agent in the foreground) and `edgeswarm keygen`.
 import type { Command } from 'commander';
 import type { Agent } from '../agent.js';
-import { loadConfig } from '../config/load.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -60,6 +59,9 @@ export function registerAgentCommands(program: Command): void {
         'SIGINT/SIGTERM: the agent tells the cluster it is leaving and exits 0 within 5 s.',
     )
     .action(async (flags: AgentFlags) => {
+      // imported here (like the agent below) so that client commands do not pay for loading the
+      // config schema and what it checks against
+      const { loadConfig } = await import('../config/load.js');
       const { config } = loadConfig({
         flags: {
           config: flags.config,
@@ -76,7 +78,6 @@ export function registerAgentCommands(program: Command): void {
           logLevel: flags.logLevel,
         },
       });
-      // imported here so that client commands do not pay for loading libp2p
       const { Agent } = await import('../agent.js');
       await runAgent(new Agent({ config, onExit: () => process.exit(0) }));
     });

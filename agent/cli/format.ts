@@ -63,3 +63,15 @@ export class Progress {
     process.stderr.write('\n');
   }
 }
+
+/** Bytes in binary units: "512 B", "1.5 MiB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}

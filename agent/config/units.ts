@@ -48,25 +48,3 @@ export function parseRate(input: unknown): number | undefined {
   if (m) return Math.floor(Number(m[1]) * BIT_UNITS[m[2].toLowerCase()]);
   return parseBytes(s);
 }
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
-}
-
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = ms / 1000;
-  if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
-  const m = s / 60;
-  if (m < 120) return `${m.toFixed(0)}m`;
-  const h = m / 60;
-  if (h < 48) return `${h.toFixed(0)}h`;
-  return `${(h / 24).toFixed(0)}d`;
-}

@@ -116,6 +116,34 @@ describe('identity and durability', () => {
   });
 });
 
+describe('the CLI', () => {
+  it('client commands load the CLI alone, not the agent (config schema, libp2p, stores)', () => {
+    requireBuild();
+    // a module hook that writes down every module resolved
+    const hooks = `import { appendFileSync } from 'node:fs';
+export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(process.env.LOADED_LOG, r.url + '\\n'); return r; }`;
+    const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    const log = join(cluster.current.dataDir('cli-load'), 'loaded.log');
+    for (const args of [['--help'], ['kv', 'get', 'x', '--api', '127.0.0.1:1']]) {
+      writeFileSync(log, '');
+      const r = spawnSync(
+        process.execPath,
+        ['--import', `data:text/javascript,${encodeURIComponent(register)}`, CLI, ...args],
+        { env: { ...process.env, LOADED_LOG: log }, encoding: 'utf8', timeout: 20_000 },
+      );
+      expect(r.error).toBeUndefined();
+      const loaded = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+      expect(loaded.some((u) => u.endsWith('/dist/agent/cli/program.js'))).toBe(true);
+      const heavy = loaded.filter(
+        (u) =>
+          /\/dist\/(membership|storage|edge-sites)\//.test(u) ||
+          /node_modules\/(?!commander\/)/.test(u),
+      );
+      expect(heavy, args.join(' ')).toEqual([]);
+    }
+  });
+});
+
 describe('bad input', () => {
   it('a bad flag names the flag and exits 2', () => {
     const r = runCli(['agent', '--no-such-flag']);

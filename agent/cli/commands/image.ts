@@ -5,8 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { ClientOptions } from '../client.js';
-import { formatBytes } from '../../config/units.js';
-import { Progress, table } from '../format.js';
+import { formatBytes, Progress, table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
 
 type Opts = ClientOptions & { json?: boolean };
