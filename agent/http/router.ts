@@ -61,16 +61,20 @@ export class Router {
 
   /**
    * Finds the route for a method and raw path. Returns `{ allowed }` when the path exists under
-   * other methods (405), or undefined (404). A param that is not valid percent-encoding is a miss.
+   * other methods (405), `{ badEncoding }` when a route matches but one of its params is not
+   * valid percent-encoded UTF-8 (400), or undefined (404).
    */
-  match(method: string, rawPath: string): Match | { allowed: string[] } | undefined {
+  match(
+    method: string,
+    rawPath: string,
+  ): Match | { allowed: string[] } | { badEncoding: true } | undefined {
     const parts = rawPath.split('/').filter(Boolean);
     const allowed: string[] = [];
     for (const c of this.#routes) {
       const params = matchSegments(c.segments, parts);
       if (!params) continue;
       if (c.route.method === method || (method === 'HEAD' && c.route.method === 'GET'))
-        return { route: c.route, params };
+        return params === BAD_ENCODING ? { badEncoding: true } : { route: c.route, params };
       allowed.push(c.route.method);
     }
     return allowed.length > 0 ? { allowed } : undefined;
@@ -85,30 +89,37 @@ function decode(part: string): string | undefined {
   }
 }
 
-function matchSegments(segments: string[], parts: string[]): Record<string, string> | undefined {
+/** A route whose shape matches, with a param that does not decode. */
+const BAD_ENCODING = 'bad-encoding';
+
+function matchSegments(
+  segments: string[],
+  parts: string[],
+): Record<string, string> | typeof BAD_ENCODING | undefined {
   const star = segments.findIndex((s) => s.startsWith('*'));
   if (star < 0 ? segments.length !== parts.length : parts.length < segments.length)
     return undefined;
   const params: Record<string, string> = {};
+  let bad = false;
   const one = (seg: string, part: string): boolean => {
     if (seg.startsWith(':')) {
       const v = decode(part);
-      if (v === undefined) return false;
-      params[seg.slice(1)] = v;
+      if (v === undefined) bad = true;
+      else params[seg.slice(1)] = v;
       return true;
     }
     return seg === part;
   };
   if (star < 0) {
     for (let i = 0; i < parts.length; i++) if (!one(segments[i], parts[i])) return undefined;
-    return params;
+    return bad ? BAD_ENCODING : params;
   }
   const after = segments.length - star - 1;
   for (let i = 0; i < star; i++) if (!one(segments[i], parts[i])) return undefined;
   for (let i = 0; i < after; i++)
     if (!one(segments[star + 1 + i], parts[parts.length - after + i])) return undefined;
   const taken = parts.slice(star, parts.length - after).map(decode);
-  if (taken.some((t) => t === undefined)) return undefined;
+  if (bad || taken.some((t) => t === undefined)) return BAD_ENCODING;
   params[segments[star].slice(1)] = taken.join('/');
   return params;
 }

@@ -29,7 +29,12 @@ export interface HttpServerOptions {
   token: string;
   logger: Logger;
   metrics: AgentMetrics;
+  /** Default BODY_IDLE_TIMEOUT_MS. */
+  bodyIdleTimeoutMs?: number;
 }
+
+/** A request body that stops arriving for this long is answered 408 (ms). */
+export const BODY_IDLE_TIMEOUT_MS = 60_000;
 
 export function sendJson(
   res: ServerResponse,
@@ -160,7 +165,8 @@ export class HttpApiServer {
 
   async start(): Promise<void> {
     if (this.#server) return;
-    const server = createServer((req, res) => void this.#handle(req, res));
+    // no limit on a whole request (see #watchBody); headers must still come within 60 s
+    const server = createServer({ requestTimeout: 0 }, (req, res) => void this.#handle(req, res));
     server.keepAliveTimeout = 65_000;
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       const status = answerClientError(err, socket);
@@ -187,19 +193,60 @@ export class HttpApiServer {
     });
   }
 
+  /**
+   * A request body that stops arriving for bodyIdleTimeoutMs is answered 408 and its connection
+   * closed. There is no limit on a whole request's time (an image push may take hours at a slow
+   * link); Node's default of 300 s cut every longer upload with a 408.
+   */
+  #watchBody(req: IncomingMessage, res: ServerResponse): void {
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
+    if (!hasBody || req.complete) return;
+    const ms = this.#opts.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+    const socket = req.socket;
+    const onIdle = () => {
+      if (req.complete) return;
+      if (!res.headersSent) {
+        res.setHeader('connection', 'close');
+        sendError(res, 408, 'request_timeout', `no request body bytes arrived for ${ms} ms`);
+        res.once('finish', () => socket.destroy());
+      } else socket.destroy();
+    };
+    // on the request, not the socket: Node's own socket listener destroys the socket at once
+    // unless the request takes the timeout
+    req.setTimeout(ms, onIdle);
+    // the body is in: back to no timeout (Node sets its keep-alive one after the answer); an answer
+    // that ends first leaves the timer, and Node then closes the socket whose body stalled
+    req.once('end', () => {
+      socket.setTimeout(0);
+      req.off('timeout', onIdle);
+    });
+    res.once('close', () => req.off('timeout', onIdle));
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { router, token, logger, metrics } = this.#opts;
     const started = process.hrtime.bigint();
     let routeLabel = 'unmatched';
     const controller = new AbortController();
-    res.on('close', () => controller.abort());
-    res.on('finish', () => {
+    // counted once, when the answer is complete or the connection closes first (a watch stream
+    // ends by its client going away: it never finishes)
+    let counted = false;
+    const count = () => {
+      if (counted) return;
+      counted = true;
       metrics.httpRequests.inc({ route: routeLabel, code: String(res.statusCode) });
       metrics.httpDuration.observe(
         { route: routeLabel },
         Number(process.hrtime.bigint() - started) / 1e9,
       );
+    };
+    res.on('finish', count);
+    res.on('close', () => {
+      count();
+      controller.abort();
     });
+    this.#watchBody(req, res);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://agent');
@@ -214,6 +261,15 @@ export class HttpApiServer {
     const match = router.match(req.method ?? 'GET', rawPath);
     if (!match) {
       sendError(res, 404, 'not_found', `no route ${req.method} ${rawPath}`);
+      return;
+    }
+    if ('badEncoding' in match) {
+      sendError(
+        res,
+        400,
+        'bad_path',
+        `${rawPath}: not valid percent-encoded UTF-8 (encode every byte outside A-Z a-z 0-9 -._~ as %XX)`,
+      );
       return;
     }
     if ('allowed' in match) {

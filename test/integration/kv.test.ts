@@ -248,6 +248,12 @@ describe('replicated key/value store', () => {
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('value_too_large');
     expect((await p.http('GET', '/v1/kv/absent')).status).toBe(404);
     expect((await p.http('DELETE', '/v1/kv/absent')).status).toBe(404);
+    // a key no write would take is a 400 for a read or delete too, not a 404 "no key"
+    for (const method of ['GET', 'DELETE', 'PUT'] as const) {
+      const bad = await p.http(method, '/v1/kv/tab%09x');
+      expect(bad.status, method).toBe(400);
+      expect((bad.json as { error: { code: string } }).error.code).toBe('invalid_key');
+    }
     // the path is routed as sent: `..` in a key is part of the key, not a step up (fetch would
     // resolve it before sending, so this goes through node:http)
     const raw = (method: string, path: string, body?: string) =>

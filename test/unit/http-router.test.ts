@@ -16,7 +16,11 @@ describe('Router', () => {
     expect(r.match('GET', '/v1/services/web%201')).toMatchObject({ params: { id: 'web 1' } });
     expect(r.match('DELETE', '/v1/services/x')).toEqual({ allowed: ['GET', 'PUT'] });
     expect(r.match('GET', '/v1/nothing')).toBeUndefined();
-    expect(r.match('GET', '/v1/services/%E0%A4%A')).toBeUndefined();
+    // the route is there but the param does not decode: a 400, not a 404
+    expect(r.match('GET', '/v1/services/%E0%A4%A')).toEqual({ badEncoding: true });
+    expect(r.match('GET', '/v1/kv/a/%FF')).toEqual({ badEncoding: true });
+    expect(r.match('GET', '/v1/kv/%ED%A0%80')).toEqual({ badEncoding: true });
+    expect(r.match('DELETE', '/v1/services/%ZZ')).toEqual({ allowed: ['GET', 'PUT'] });
   });
 
   it('a wildcard takes the middle segments', () => {

@@ -5,9 +5,15 @@ import { HttpError } from '../../errors.js';
 import type { RequestContext, Route } from '../router.js';
 import { SseStream } from '../sse.js';
 
-function key(ctx: RequestContext): string {
+/** The key of the path, checked as a write would check it (so a read of a bad key is a 400 too). */
+function key(ctx: RequestContext, kv: KvService): string {
   const k = ctx.params.key;
   if (!k) throw new HttpError(400, 'invalid_key', 'key: must not be empty');
+  try {
+    kv.state.validateKey(k);
+  } catch (err) {
+    mapErrors(err);
+  }
   return k;
 }
 
@@ -24,7 +30,7 @@ export function kvRoutes(kv: KvService): Route[] {
       method: 'PUT',
       path: '/v1/kv/*key',
       handler: async (ctx) => {
-        const k = key(ctx);
+        const k = key(ctx, kv);
         const limit = kv.maxValueBytes;
         let body: Buffer;
         try {
@@ -49,7 +55,7 @@ export function kvRoutes(kv: KvService): Route[] {
       method: 'GET',
       path: '/v1/kv/*key',
       handler: async (ctx) => {
-        const k = key(ctx);
+        const k = key(ctx, kv);
         const e = await kv.get(k).catch(mapErrors);
         if (!e) throw new HttpError(404, 'not_found', `no key ${k}`);
         return { body: e.value, headers: { 'x-edgeswarm-version': e.version } };
@@ -59,7 +65,7 @@ export function kvRoutes(kv: KvService): Route[] {
       method: 'DELETE',
       path: '/v1/kv/*key',
       handler: async (ctx) => {
-        const k = key(ctx);
+        const k = key(ctx, kv);
         const r = await kv.del(k).catch(mapErrors);
         if (!r) throw new HttpError(404, 'not_found', `no key ${k}`);
         return { json: { ...r, deleted: true } };

@@ -2,6 +2,8 @@
 // fix (507, naming it), a chunk store made read-only by a failed write says it is being reopened
 // (503), as does a store closed for that moment (503),
 // anything else is a 500 that points at the log.
+import { connect } from 'node:net';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpApiServer } from '../../../agent/http/server.js';
 import { Router } from '../../../agent/http/router.js';
@@ -29,6 +31,7 @@ const THROWS: Record<string, unknown> = {
 describe('HTTP server: errors no route mapped', () => {
   let server: HttpApiServer;
   let base: string;
+  let metrics: AgentMetrics;
   beforeAll(async () => {
     const router = new Router();
     for (const [name, err] of Object.entries(THROWS))
@@ -40,13 +43,34 @@ describe('HTTP server: errors no route mapped', () => {
           throw err;
         },
       });
+    // a route that reads its whole body, and one that streams until its client goes away
+    router.add(
+      {
+        method: 'PUT',
+        path: '/t/body/:name',
+        auth: false,
+        handler: async (ctx) => ({ json: { bytes: (await ctx.body(1 << 20)).length } }),
+      },
+      {
+        method: 'GET',
+        path: '/t/stream',
+        auth: false,
+        handler: (ctx) => {
+          ctx.res.writeHead(200, { 'content-type': 'text/event-stream' });
+          ctx.res.write(': open\n\n');
+          return undefined;
+        },
+      },
+    );
+    metrics = new AgentMetrics();
     server = new HttpApiServer({
       host: '127.0.0.1',
       port: 0,
       router,
       token: 'not-used-here-0123456789',
       logger: silentLogger(),
-      metrics: new AgentMetrics(),
+      metrics,
+      bodyIdleTimeoutMs: 400,
     });
     await server.start();
     base = `http://127.0.0.1:${server.address!.port}`;
@@ -84,6 +108,60 @@ describe('HTTP server: errors no route mapped', () => {
     const [closed, closedError] = await get('closed');
     expect(closed).toBe(503);
     expect(closedError.code).toBe('store_unavailable');
+  });
+
+  it('a param that is not valid percent-encoded UTF-8 is a 400 bad_path, not a 404', async () => {
+    for (const path of ['/t/body/%FF', '/t/body/%ED%A0%80', '/t/body/%ZZ']) {
+      const res = await fetch(`${base}${path}`, { method: 'PUT', body: 'x' });
+      expect(res.status, path).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bad_path');
+    }
+  });
+
+  it('a body that stops arriving is a 408 after the idle timeout; a slow steady one is not cut', async () => {
+    // 3 of 5 bytes, then nothing
+    const t0 = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      const sock = connect(server.address!.port, '127.0.0.1', () =>
+        sock.write('PUT /t/body/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabc'),
+      );
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString()));
+      sock.on('close', () => resolve(got));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toMatch(/"request_timeout"/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+    // 20 pieces 150 ms apart: three seconds in all, never idle for 400 ms
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { port: server.address!.port, host: '127.0.0.1', method: 'PUT', path: '/t/body/b' },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      let k = 0;
+      const iv = setInterval(() => {
+        req.write('x'.repeat(100));
+        if (++k === 20) {
+          clearInterval(iv);
+          req.end();
+        }
+      }, 150);
+    });
+    expect(status).toBe(200);
+  });
+
+  it('a stream its client leaves is counted in the request metric', async () => {
+    const ctl = new AbortController();
+    const res = await fetch(`${base}/t/stream`, { signal: ctl.signal });
+    expect(res.status).toBe(200);
+    ctl.abort();
+    await new Promise((r) => setTimeout(r, 200));
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/edgeswarm_http_requests_total\{route="GET \/t\/stream",code="200"\} 1/);
   });
 
   it('anything else is a 500 pointing at the log, with no detail leaked', async () => {
