@@ -239,6 +239,12 @@ export class ImageService extends EventTarget {
     if (ev.type !== 'member:update' && ev.type !== 'member:alive') this.#scheduleEvaluate();
     // a member that joined or came back: compare manifests with it now rather than at a later
     // round (a new agent learns the images at once), at most one such round per second
+    if (ev.type === 'member:up' && !this.#announcedHeld) {
+      // the first member seen after a (re)start: say what we hold now, not at the next holder
+      // round, so that other agents' status counts our copies again at once
+      this.#announcedHeld = true;
+      void this.#announceHeldSoon();
+    }
     if (ev.type === 'member:up' && Date.now() - this.#lastUpSync >= IMAGE_UP_SYNC_GAP_MS) {
       this.#lastUpSync = Date.now();
       void this.syncOnce(ev.member.id).catch((err: Error) =>
@@ -247,6 +253,9 @@ export class ImageService extends EventTarget {
     }
   };
   #lastUpSync = -Infinity;
+  #announcedHeld = false;
+  /** Images whose complete copy here was announced (or is being pulled, which announces it). */
+  readonly #toldComplete = new Set<string>();
 
   readonly #broadcast: Broadcast;
 
@@ -409,6 +418,7 @@ export class ImageService extends EventTarget {
       await this.#store(m);
       // other agents' `image status` count this copy from now, not from the next holder round
       await this.#servedFor(m);
+      this.#toldComplete.add(m.digest);
       void this.#announce(m.digest);
       this.#c.logger.info(
         {
@@ -661,7 +671,14 @@ export class ImageService extends EventTarget {
     for await (const m of this.manifests.list()) {
       current.add(m.digest);
       const s = await this.#servedFor(m);
-      if (!s.bits.complete && this.#placedHere(m, members)) this.#startPull(m, false);
+      const placed = this.#placedHere(m, members);
+      if (!s.bits.complete && placed) this.#startPull(m, false);
+      // complete with no pull (no chunks, or all of them held already for another image): say so
+      // now rather than at the next holder round
+      if (s.bits.complete && placed && !this.#toldComplete.has(m.digest)) {
+        this.#toldComplete.add(m.digest);
+        void this.#announce(m.digest);
+      }
       counts[this.#stateOf(m, s, members)]++;
     }
     // pulls of images that are no longer current (replaced or removed), unless someone reads them
@@ -743,6 +760,7 @@ export class ImageService extends EventTarget {
           },
           'pull complete',
         );
+        this.#toldComplete.add(m.digest);
         await this.#announce(m.digest);
         void this.#provide(m.digest);
         this.dispatchEvent(
@@ -886,7 +904,8 @@ export class ImageService extends EventTarget {
 
   async #announce(digest: string): Promise<void> {
     const s = this.#served.get(digest);
-    if (!s || s.bits.count === 0) return;
+    // nothing held, nothing to say (an empty image is held complete with no chunks)
+    if (!s || (s.bits.count === 0 && !s.bits.complete)) return;
     await this.#publish({
       t: 'progress',
       d: digest,
@@ -899,6 +918,13 @@ export class ImageService extends EventTarget {
 
   async #announcePulling(): Promise<void> {
     for (const d of this.#pulls.keys()) await this.#announce(d);
+  }
+
+  /** #announceHeld once the placement evaluation after start has read what we hold. */
+  async #announceHeldSoon(): Promise<void> {
+    await this.#evaluating.catch(() => {});
+    for await (const m of this.manifests.list()) await this.#servedFor(m);
+    await this.#announceHeld();
   }
 
   async #announceHeld(): Promise<void> {

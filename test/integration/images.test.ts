@@ -78,6 +78,40 @@ describe('image replication', () => {
     });
   });
 
+  it("an empty image and a restarted holder's copies count in other agents' status at once", async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
+      timeout: 5000,
+    });
+    const copiesOn = async (agent: Agent, name: string, site: string) =>
+      (await agent.images.status(name, 'v1'))?.sites.find((s) => s.site === site)?.complete ?? [];
+    // zero bytes: held complete with no chunks, which used to be announced as nothing held
+    await a.images.push('empty/img', 'v1', chunksOf(Buffer.alloc(0)), { sites: 'all' });
+    await waitFor(async () => (await copiesOn(a, 'empty/img', 's2')).includes('b'), {
+      timeout: 5000,
+      message: "b's empty copy in a's status",
+    });
+    expect(await copiesOn(b, 'empty/img', 's1')).toEqual(['a']);
+    // a restarted holder says what it holds when it is back, not at the next 30 s round
+    await a.images.push('held/img', 'v1', chunksOf(randomBytes(64 * 1024)), { sites: ['s1'] });
+    await waitFor(async () => (await copiesOn(b, 'held/img', 's1')).includes('a'), {
+      timeout: 5000,
+    });
+    const dataA = a.dataDir;
+    await a.stop();
+    await waitFor(async () => (await copiesOn(b, 'held/img', 's1')).length === 0, {
+      timeout: 5000,
+      message: 'b to forget the copy of the agent that left',
+    });
+    await c.startAgent({ name: 'a', site: 's1', data: dataA, join: [b.addrs()[0]] });
+    await waitFor(async () => (await copiesOn(b, 'held/img', 's1')).includes('a'), {
+      timeout: 5000,
+      message: "the restarted a's copy in b's status",
+    });
+  });
+
   it('an agent that joins learns the images there are at once, not at a later round', async () => {
     const c = cluster.current;
     const a = await c.startAgent({ name: 'a', site: 's1' });
