@@ -155,6 +155,11 @@ export interface ServiceRegistration {
   tags: string[];
   meta: Record<string, string>;
   check?: CheckDefinition;
+  /**
+   * 'config' when the `services:` list of the config file registered it: such a service is
+   * deregistered at the next start if the list no longer has it. Absent for the API and the CLI.
+   */
+  source?: 'config';
 }
 
 export function validServiceId(id: string): boolean {

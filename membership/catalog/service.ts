@@ -165,10 +165,25 @@ export class CatalogService extends EventTarget {
         await store.del(key);
       }
     }
+    const configured = new Set<string>();
     for (const body of this.#o.configured ?? []) {
-      const reg = toRegistration(body.id ?? body.name, body);
+      const reg: ServiceRegistration = {
+        ...toRegistration(body.id ?? body.name, body),
+        source: 'config',
+      };
+      configured.add(reg.id);
       this.#local.set(reg.id, reg);
       await store.put(`local/${reg.id}`, te.encode(JSON.stringify(reg)), { sync: true });
+    }
+    // the config file decides what it registered: a service it no longer lists goes
+    for (const reg of [...this.#local.values()]) {
+      if (reg.source !== 'config' || configured.has(reg.id)) continue;
+      this.#local.delete(reg.id);
+      await store.del(`local/${reg.id}`, { sync: true });
+      this.#c.logger.info(
+        { id: reg.id, name: reg.name },
+        'service deregistered: the config file no longer lists it',
+      );
     }
     for (const reg of this.#local.values()) void this.#startCheck(reg);
     await this.#replication.start();

@@ -94,6 +94,38 @@ describe('service discovery', () => {
     });
   });
 
+  it("the config file's services: one it no longer lists is deregistered at the next start; API ones stay", async () => {
+    const c = cluster.current;
+    const data = c.dataDir('cfg');
+    const a1 = await c.startAgent({
+      name: 'a',
+      data,
+      extra: {
+        services: [
+          { id: 'api-1', name: 'api', port: 9000 },
+          { name: 'cache', port: 6379 },
+        ],
+      },
+    });
+    await a1.catalog.register('by-hand', { name: 'manual', port: 7000 });
+    const local = (x: typeof a1) => x.catalog.local().map((s) => [s.id, s.port, s.source]);
+    expect(local(a1)).toEqual([
+      ['api-1', 9000, 'config'],
+      ['by-hand', 7000, undefined],
+      ['cache', 6379, 'config'],
+    ]);
+    await a1.stop();
+    const a2 = await c.startAgent({
+      name: 'a',
+      data,
+      extra: { services: [{ id: 'api-1', name: 'api', port: 9001 }] },
+    });
+    expect(local(a2)).toEqual([
+      ['api-1', 9001, 'config'],
+      ['by-hand', 7000, undefined],
+    ]);
+  });
+
   it('a failing http check drops the instance within one interval and it comes back', async () => {
     const { a, d } = await cluster3();
     const status = { code: 200 };
