@@ -1,7 +1,9 @@
 // The replicated key/value store with real agents: replication, deletes, durability across SIGKILL,
 // catch-up, watches, limits and the CLI.
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KV_PROTOCOL } from '../../edge-sites/state/service.js';
 import { CLI, countDials, metricSum, useCluster } from '../helpers/agents.js';
@@ -310,6 +312,22 @@ describe('replicated key/value store', () => {
     expect(got.stdout).toBe('hello');
     expect(cli('kv', 'get', 'nope').status).toBe(1);
     expect(cli('kv', 'put', 'app/y').status).toBe(2);
+    // --json gives a value that is not UTF-8 as base64, not as replacement characters
+    const binary = Buffer.from([0x62, 0x69, 0x6e, 0x00, 0xff]);
+    const binFile = join(p.dataDir, 'value.bin');
+    writeFileSync(binFile, binary);
+    expect(cli('kv', 'put', 'bin', '--file', binFile).status).toBe(0);
+    expect(JSON.parse(cli('kv', 'get', 'bin', '--json').stdout)).toMatchObject({
+      key: 'bin',
+      valueBase64: binary.toString('base64'),
+    });
+    expect(JSON.parse(cli('kv', 'get', 'app/x', '--json').stdout)).toMatchObject({
+      value: 'hello',
+    });
+    // a key a URL would resolve away is named, exit 2 (it was "no route PUT /v1/")
+    const dots = cli('kv', 'put', '..', 'v');
+    expect(dots.status).toBe(2);
+    expect(dots.stderr).toMatch(/KEY "\.\." cannot be sent in a URL/);
     const ls = cli('kv', 'ls', 'app/', '--json');
     expect(JSON.parse(ls.stdout).map((e: { key: string }) => e.key)).toEqual(['app/x']);
     expect(cli('kv', 'del', 'app/x').status).toBe(0);

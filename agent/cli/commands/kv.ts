@@ -11,8 +11,22 @@ type Opts = ClientOptions & { json?: boolean };
 const path = (key: string) => {
   // an empty KEY made GET /v1/kv/ (the whole list) or a 405 about a method
   if (key === '') throw new UsageError('KEY must not be empty');
+  // a URL resolves a path segment . or .. (also as %2E) before it is sent
+  if (key === '.' || key === '..')
+    throw new UsageError(
+      `KEY ${JSON.stringify(key)} cannot be sent in a URL; use the HTTP API with the path as is (curl --path-as-is)`,
+    );
   return `/v1/kv/${encodeURIComponent(key)}`;
 };
+
+/** A value for --json: as text when it is UTF-8, else as base64 (`valueBase64`). */
+function jsonValue(bytes: Uint8Array): { value: string } | { valueBase64: string } {
+  try {
+    return { value: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+  } catch {
+    return { valueBase64: Buffer.from(bytes).toString('base64') };
+  }
+}
 
 /** Reads server-sent events from a response body, calling `onEvent` with each data payload. */
 export async function readSse(
@@ -76,7 +90,9 @@ export function registerKvCommands(program: Command): void {
   clientCommand(
     kv
       .command('get')
-      .description('print a value to stdout; exit 1 if the key is absent')
+      .description(
+        'print a value to stdout; exit 1 if the key is absent (--json: {key, version, value}, or valueBase64 for a value that is not UTF-8)',
+      )
       .argument('<key>'),
   ).action(async (key: string, opts: Opts) => {
     const res = await clientFrom(opts).raw('GET', path(key));
@@ -85,7 +101,7 @@ export function registerKvCommands(program: Command): void {
       printJson({
         key,
         version: res.headers.get('x-edgeswarm-version'),
-        value: new TextDecoder().decode(bytes),
+        ...jsonValue(bytes),
       });
     else process.stdout.write(bytes);
   });
