@@ -292,6 +292,18 @@ export class Membership extends EventTarget implements MemberLookup {
     if (ev.type === 'member:up' || ev.type === 'member:update' || ev.type === 'member:alive') {
       void this.#learnAddrs(ev.member.id, ev.member.meta.addrs);
     }
+    if (
+      (ev.type === 'member:up' || ev.type === 'member:update') &&
+      ev.member.meta.name === this.#meta.name &&
+      !this.#sameName.has(ev.member.id)
+    ) {
+      // names identify members in status, discovery answers and logs: say so once per member
+      this.#sameName.add(ev.member.id);
+      this.#c.logger.warn(
+        { id: ev.member.id, site: ev.member.meta.site, name: this.#meta.name },
+        "another member uses this agent's name; names must be unique in the cluster (start one of them with another --name)",
+      );
+    }
     if (ev.type === 'member:down') this.#c.metrics?.failureDetected();
     if (ev.type === 'member:reap') this.coords.forget(ev.member.id);
     this.#publishCounts();
@@ -315,6 +327,9 @@ export class Membership extends EventTarget implements MemberLookup {
     const c = this.#core.counts();
     this.#c.metrics?.counts(c);
   }
+
+  /** Members seen using our name (warned about once each). */
+  readonly #sameName = new Set<string>();
 
   /** The addresses last put in the peer store, per member, and when (see #learnAddrs). */
   readonly #learned = new Map<string, { key: string; at: number }>();

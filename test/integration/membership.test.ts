@@ -59,6 +59,15 @@ describe('membership over libp2p', () => {
     });
   });
 
+  it('two agents with the same name each warn about the other', async () => {
+    const c = cluster.current;
+    const p1 = await c.spawnAgent({ name: 'twin', site: 'east' });
+    const p2 = await c.spawnAgent({ name: 'twin', site: 'west', join: [p1.addrs[0]] });
+    const warned = (p: typeof p1, other: typeof p1) =>
+      p.waitForLog((l) => /uses this agent's name/.test(l.msg) && l.id === other.peerId, 5000);
+    await Promise.all([warned(p1, p2), warned(p2, p1)]);
+  });
+
   it('the members API and metrics report the cluster', async () => {
     const c = cluster.current;
     const t0 = Date.now();
