@@ -1,4 +1,4 @@
-// `npm run bench -- discovery [--n 50] [--registrations 50] [--queries 20000] [--no-dht-announce]
+// `npm run bench -- discovery [--n 50] [--registrations 200] [--queries 20000] [--no-dht-announce]
 //  [--settle 3] [--only a|b]`
 //   (a) local query latency over HTTP and DNS, from a load generator in another process, beside the
 //       same load generator against a minimal server in yet another process that answers a fixed
@@ -133,6 +133,13 @@ async function queryLatency(queries: number, figures: Figures, targets: Targets)
 const SETTLE_S = 3;
 
 /**
+ * Registrations (b) times by default. A p99 needs at least 100 samples to be anything but the
+ * slowest one: with 50 (the default until the nineteenth session) the reported p99 was the
+ * maximum. With 200 it is the 198th; the maximum is reported beside it (b_visible_everywhere_max_ms).
+ */
+const REGISTRATIONS = 200;
+
+/**
  * (b) Registration → visible on every agent of N, with the CPU all agents use idle and per
  * registration.
  */
@@ -259,6 +266,7 @@ async function spread(
     figures.b_registrations = regs;
     figures.b_visible_everywhere_p50_ms = Math.round(median(times) * 10) / 10;
     figures.b_visible_everywhere_p99_ms = Math.round(percentile(times, 99) * 10) / 10;
+    figures.b_visible_everywhere_max_ms = Math.round(Math.max(...times) * 10) / 10;
     figures.b_watcher_saw_everywhere_p50_ms = Math.round(median(watcherTimes) * 10) / 10;
     figures.b_watcher_saw_everywhere_p99_ms = Math.round(percentile(watcherTimes, 99) * 10) / 10;
     figures.b_baseline_consul_anti_entropy_s = 60;
@@ -278,7 +286,7 @@ async function spread(
       .map(([who, count]) => `n${who} ${count}x`)
       .join(', ');
     targets.push({
-      what: `registration visible on every agent, N=${n}, p99 (DHT announcements ${announce ? 'on' : 'off'})`,
+      what: `registration visible on every agent, N=${n}, p99 of ${regs} registrations (DHT announcements ${announce ? 'on' : 'off'})`,
       target: '<= 1000 ms',
       measured: `${figures.b_visible_everywhere_p99_ms} ms`,
       met: percentile(times, 99) <= 1000,
@@ -297,7 +305,7 @@ export default {
       switches: ['no-dht-announce'],
     });
     const n = o.int('n', 50);
-    const regs = o.int('registrations', 50);
+    const regs = o.int('registrations', REGISTRATIONS);
     const queries = o.int('queries', 20_000);
     const settleS = o.int('settle', SETTLE_S, { min: 0 });
     const only = o.str('only');
