@@ -209,12 +209,10 @@ export class ImageService extends EventTarget {
   /** Announced versions being fetched now (name:tag:rank). */
   readonly #fetching = new Set<string>();
   readonly #pulls = new Map<string, Pulling>();
-  /** Pulls that failed on our own store: not restarted (by evaluation) while waiting. */
-  readonly #pullBackoff = new Map<string, Backoff>();
+  /** Pulls that failed on our own store, and why: not restarted (by evaluation) while waiting. */
+  readonly #pullBackoff = new Map<string, { backoff: Backoff; reason: string }>();
   readonly #reopenBackoff = new Backoff(CHUNK_STORE_REOPEN_MS, CHUNK_STORE_REOPEN_MAX_MS);
   #reopenTimer: NodeJS.Timeout | undefined;
-  /** Why each paused pull (see #pullBackoff) is paused. */
-  readonly #pullPaused = new Map<string, string>();
   readonly #manifestBackoff = new Backoff(MANIFEST_LOCAL_BACKOFF_MS, MANIFEST_LOCAL_BACKOFF_MAX_MS);
   readonly #subs = new Map<string, Set<(i: number[]) => void>>();
   /** Readers waiting for chunks of an image, told when its pull fails on our own store. */
@@ -237,14 +235,14 @@ export class ImageService extends EventTarget {
     if (ev.type === 'member:down' || ev.type === 'member:left' || ev.type === 'member:reap')
       this.progress.forgetMember(ev.member.id);
     if (ev.type !== 'member:update' && ev.type !== 'member:alive') this.#scheduleEvaluate();
+    if (ev.type === 'member:up' && !this.#upSinceStart) {
+      // the first member seen after a (re)start: the next evaluation says again what we hold
+      // (the one at start may have had nobody to tell), not the next holder round
+      this.#upSinceStart = true;
+      this.#toldComplete.clear();
+    }
     // a member that joined or came back: compare manifests with it now rather than at a later
     // round (a new agent learns the images at once), at most one such round per second
-    if (ev.type === 'member:up' && !this.#announcedHeld) {
-      // the first member seen after a (re)start: say what we hold now, not at the next holder
-      // round, so that other agents' status counts our copies again at once
-      this.#announcedHeld = true;
-      void this.#announceHeldSoon();
-    }
     if (ev.type === 'member:up' && Date.now() - this.#lastUpSync >= IMAGE_UP_SYNC_GAP_MS) {
       this.#lastUpSync = Date.now();
       void this.syncOnce(ev.member.id).catch((err: Error) =>
@@ -253,7 +251,7 @@ export class ImageService extends EventTarget {
     }
   };
   #lastUpSync = -Infinity;
-  #announcedHeld = false;
+  #upSinceStart = false;
   /** Images whose complete copy here was announced (or is being pulled, which announces it). */
   readonly #toldComplete = new Set<string>();
 
@@ -357,7 +355,6 @@ export class ImageService extends EventTarget {
     this.#reopenBackoff.reset();
     this.#served.clear();
     this.#pullBackoff.clear();
-    this.#pullPaused.clear();
     this.#c.logger.info({}, 'chunk store reopened');
     if (!this.#started) await this.chunks.close();
     else this.#scheduleEvaluate(0);
@@ -465,11 +462,11 @@ export class ImageService extends EventTarget {
     const bytes = s.index.bytesOf(indexesOf(s.bits));
     const pull = this.#pulls.get(m.digest)?.pull;
     const state = this.#stateOf(m, s);
-    const backoff = this.#pullBackoff.get(m.digest);
+    const p = this.#pullBackoff.get(m.digest);
     const now = Date.now();
     const paused =
-      state === 'pulling' && !pull && backoff?.waiting(now)
-        ? { reason: this.#pullPaused.get(m.digest) ?? '', retryInMs: backoff.until - now }
+      state === 'pulling' && !pull && p?.backoff.waiting(now)
+        ? { reason: p.reason, retryInMs: p.backoff.until - now }
         : undefined;
     // outside a running pull, chunks were found in the store or flushed when a pull finished (a
     // stopped pull's last chunks are committed by the store within its commit delay)
@@ -715,7 +712,7 @@ export class ImageService extends EventTarget {
     }
     const s = this.#served.get(m.digest);
     if (!s) return;
-    if (!transient && this.#pullBackoff.get(m.digest)?.waiting(Date.now())) return;
+    if (!transient && this.#pullBackoff.get(m.digest)?.backoff.waiting(Date.now())) return;
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.#controller.signal]);
     const hold = this.pins.hold(s.index.hashes);
@@ -767,21 +764,21 @@ export class ImageService extends EventTarget {
           new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
         );
       })
-      .then(() => {
-        this.#pullBackoff.delete(m.digest);
-        this.#pullPaused.delete(m.digest);
-      })
+      .then(() => void this.#pullBackoff.delete(m.digest))
       .catch((err: Error) => {
         if (signal.aborted) return;
         if (isOutOfSpace(err) || err instanceof ChunkStoreFailedError) {
-          let backoff = this.#pullBackoff.get(m.digest);
-          if (!backoff)
+          let p = this.#pullBackoff.get(m.digest);
+          if (!p)
             this.#pullBackoff.set(
               m.digest,
-              (backoff = new Backoff(PULL_LOCAL_BACKOFF_MS, PULL_LOCAL_BACKOFF_MAX_MS)),
+              (p = {
+                backoff: new Backoff(PULL_LOCAL_BACKOFF_MS, PULL_LOCAL_BACKOFF_MAX_MS),
+                reason: '',
+              }),
             );
-          const ms = backoff.fail(Date.now());
-          this.#pullPaused.set(m.digest, err.message);
+          const ms = p.backoff.fail(Date.now());
+          p.reason = err.message;
           for (const fail of [...(this.#readerFailures.get(m.digest) ?? [])]) fail(err);
           this.#c.logger.warn(
             { image: `${m.name}:${m.tag}`, err: err.message, retryInMs: ms },
@@ -799,7 +796,7 @@ export class ImageService extends EventTarget {
       .finally(() => {
         hold.release();
         this.#pulls.delete(m.digest);
-        const until = this.#pullBackoff.get(m.digest)?.until ?? 0;
+        const until = this.#pullBackoff.get(m.digest)?.backoff.until ?? 0;
         if (!this.#started || s.bits.complete) this.#scheduleEvaluate(0);
         else this.#scheduleEvaluate(Math.max(2000, until - Date.now()));
       });
@@ -918,13 +915,6 @@ export class ImageService extends EventTarget {
 
   async #announcePulling(): Promise<void> {
     for (const d of this.#pulls.keys()) await this.#announce(d);
-  }
-
-  /** #announceHeld once the placement evaluation after start has read what we hold. */
-  async #announceHeldSoon(): Promise<void> {
-    await this.#evaluating.catch(() => {});
-    for await (const m of this.manifests.list()) await this.#servedFor(m);
-    await this.#announceHeld();
   }
 
   async #announceHeld(): Promise<void> {

@@ -209,13 +209,7 @@ describe('replicated key/value store', () => {
   });
 
   it('records refused in a session for clock drift are counted', async () => {
-    const c = cluster.current;
-    const kv = { syncInterval: '200ms' };
-    const a = await c.startAgent({ name: 'a', extra: { kv } });
-    const b = await c.startAgent({ name: 'b', join: [a.addrs()[0]], extra: { kv } });
-    await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
-      timeout: 5000,
-    });
+    const { a, b } = await twoWithFastRounds();
     // b's store refuses what a session brings as stamped too far ahead (as its clock check does)
     b.kv.state.apply = async (records) => ({
       changes: [],
