@@ -356,8 +356,8 @@ export class ImageService extends EventTarget {
     this.#served.clear();
     this.#pullBackoff.clear();
     this.#c.logger.info({}, 'chunk store reopened');
-    if (!this.#started) await this.chunks.close();
-    else this.#scheduleEvaluate(0);
+    // (a stop() meanwhile waited for this reopen on #evaluating, and closes the new store)
+    this.#scheduleEvaluate(0);
   }
 
   async stop(): Promise<void> {
@@ -948,7 +948,7 @@ export class ImageService extends EventTarget {
     if (this.#fetching.has(ref)) return;
     this.#fetching.add(ref);
     try {
-      await this.#fetchingManifests(0, () =>
+      await this.#fetchingManifests(() =>
         fetchRecords(
           () => this.#open(from),
           [[msg.n, msg.g, msg.v]],
@@ -1017,7 +1017,7 @@ export class ImageService extends EventTarget {
   async syncOnce(peer?: string): Promise<number> {
     const target = peer ?? this.#c.membership.randomPeer();
     if (!target || !this.#started) return 0;
-    return this.#fetchingManifests(0, () =>
+    return this.#fetchingManifests(() =>
       syncImages(
         () => this.#open(target),
         this.#syncDeps(target),
@@ -1027,12 +1027,13 @@ export class ImageService extends EventTarget {
   }
 
   /**
-   * Runs a manifest fetch unless they are paused (`paused` is then the answer): storing a fetched
-   * manifest that fails for want of space pauses them, since the next round would fetch the same.
+   * Runs a manifest fetch (resolving with the records fetched) unless they are paused, when it is
+   * 0: storing a fetched manifest that fails for want of space pauses them, since the next round
+   * would fetch the same.
    */
-  async #fetchingManifests<T>(paused: T, fetch: () => Promise<T>): Promise<T> {
+  async #fetchingManifests(fetch: () => Promise<number>): Promise<number> {
     const backoff = this.#manifestBackoff;
-    if (backoff.waiting(Date.now())) return paused;
+    if (backoff.waiting(Date.now())) return 0;
     try {
       const r = await fetch();
       if (backoff.failures > 0) this.#c.logger.info({}, 'manifest fetches resumed');

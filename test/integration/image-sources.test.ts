@@ -58,6 +58,13 @@ function pullFrom(
   });
 }
 
+/** A bitfield with every chunk of `index` set: a source that holds the whole image. */
+function allChunks(index: ImageIndex): Bitfield {
+  const full = new Bitfield(index.size);
+  for (let i = 0; i < index.size; i++) full.set(i);
+  return full;
+}
+
 /**
  * Serves every chunk of `index` from `store` on `node`; returns counts of the bytes sent, the
  * streams opened and the chunk reads that failed.
@@ -68,8 +75,7 @@ async function serveImage(
   index: ImageIndex,
   bytesPerSecond = 0,
 ): Promise<{ sent: number; opened: number; readFailures: number }> {
-  const full = new Bitfield(index.size);
-  for (let i = 0; i < index.size; i++) full.set(i);
+  const full = allChunks(index);
   const counted = { sent: 0, opened: 0, readFailures: 0 };
   const bucket = new TokenBucket(bytesPerSecond);
   const stop = new AbortController();
@@ -104,8 +110,7 @@ describe('pulling from a source that lies', () => {
     const r = await importImage([data], srcStore);
     const m = { digest: r.digest, chunks: r.chunks } as Pick<Manifest, 'digest' | 'chunks'>;
     const index = new ImageIndex(m);
-    const full = new Bitfield(index.size);
-    for (let i = 0; i < index.size; i++) full.set(i);
+    const full = allChunks(index);
 
     // the liar claims every chunk and answers every request with random bytes
     await liar.handle(CHUNKS_PROTOCOL, async (stream) => {
@@ -173,10 +178,9 @@ describe('a source whose streams keep breaking', () => {
     const { srcStore, dstStore } = await twoStores();
     const r = await importImage([randomBytes(2 * 1024 * 1024)], srcStore);
     const index = new ImageIndex({ digest: r.digest, chunks: r.chunks });
-    const full = new Bitfield(index.size);
-    for (let i = 0; i < index.size; i++) full.set(i);
+    const full = allChunks(index);
     // the flaky source says it has everything, then breaks the stream at the first request (as a
-    // source whose chunk reads fail does)
+    // source that crashes or resets its streams does)
     let opens = 0;
     await flaky.handle(CHUNKS_PROTOCOL, async (stream) => {
       opens++;

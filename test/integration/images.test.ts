@@ -124,6 +124,14 @@ describe('image replication', () => {
       message: 'b to learn the image',
     });
     expect(Date.now() - t0).toBeLessThan(IMAGE_SYNC_INTERVAL_MS);
+    // a's push was announced to nobody; its first member up makes it say again what it holds,
+    // rather than at the next holder round (IMAGE_HOLDER_ANNOUNCE_MS, 30 s)
+    await waitFor(
+      async () =>
+        (await b.images.status('before/join', 'v1'))?.sites.find((s) => s.site === 's1')
+          ?.complete[0] === 'a',
+      { timeout: 4000, message: "a's copy in b's status" },
+    );
   });
 
   it("a push counts as a full copy in other agents' status at once", async () => {
