@@ -2,7 +2,7 @@
 // SIGKILL, bad input (flags, config, HTTP) answered clearly.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -450,6 +450,27 @@ describe('bad input', () => {
     const bad = runCli(['image', 'push', dir, 'app:v2', ...auth]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(`edgeswarm: cannot push ${dir}: not a regular file\n`);
+    // pulling to a directory or into a missing one is bad usage, found before anything is fetched
+    // (a directory was an EISDIR with a stack after the whole download)
+    const toDir = runCli(['image', 'pull', 'app:v1', '-o', dir, ...auth]);
+    expect(toDir.code).toBe(2);
+    expect(toDir.stderr).toBe(`edgeswarm: -o: ${dir} is a directory; give the path of a file\n`);
+    const missing = join(dir, 'nope', 'out');
+    const toMissing = runCli(['image', 'pull', 'app:v1', '-o', missing, ...auth]);
+    expect(toMissing.code).toBe(2);
+    expect(toMissing.stderr).toBe(`edgeswarm: -o: cannot write ${missing}: ENOENT\n`);
+    // an unknown image: the agent's 404, and no partial file left behind
+    const unknown = runCli(['image', 'pull', 'app:v9', '-o', join(dir, 'out3'), ...auth]);
+    expect(unknown.code).toBe(1);
+    expect(existsSync(join(dir, 'out3.partial'))).toBe(false);
+    expect(existsSync(join(dir, 'out3'))).toBe(false);
+    // --json describes what was written (it printed nothing); with -o - stdout is the image
+    const json = runCli(['image', 'pull', 'app:v1', '-o', join(dir, 'out4'), '--json', ...auth]);
+    expect(json.code).toBe(0);
+    const out = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(out).toMatchObject({ name: 'app', tag: 'v1', version: 2, size: v2.length });
+    expect(out.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(runCli(['image', 'pull', 'app:v1', '-o', '-', '--json', ...auth]).code).toBe(2);
   });
 });
 

@@ -1,9 +1,16 @@
 // image push|pull|ls|status|rm.
-import { createReadStream, createWriteStream, renameSync, statSync, unlinkSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  openSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.js';
+import { EdgeswarmError, UsageError } from '../../errors.js';
 import type { ClientOptions } from '../client.js';
 import { formatBytes, Progress, table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
@@ -46,6 +53,36 @@ interface Status {
     complete: string[];
     bytesHeld: number;
   }>;
+}
+
+/**
+ * Opens OUTPUT.partial for writing, or a usage error naming the problem: OUTPUT is a directory,
+ * its directory does not exist, or it is not writable.
+ */
+function openPartial(output: string): { path: string; fd: number } {
+  let isDir = false;
+  try {
+    isDir = statSync(output).isDirectory();
+  } catch {
+    // does not exist yet: the usual case
+  }
+  if (isDir) throw new UsageError(`-o: ${output} is a directory; give the path of a file`);
+  const path = `${output}.partial`;
+  try {
+    return { path, fd: openSync(path, 'w') };
+  } catch (err) {
+    throw new UsageError(
+      `-o: cannot write ${output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
 }
 
 export function registerImageCommands(program: Command): void {
@@ -117,33 +154,55 @@ export function registerImageCommands(program: Command): void {
       .requiredOption('-o, --output <file>', 'where to write it (- for stdout)')
       .option('--version <n>', 'an earlier version kept for rollback'),
   ).action(async (ref: string, opts: Opts & { output: string; version?: string }) => {
-    const q = opts.version ? `?version=${encodeURIComponent(opts.version)}` : '';
-    const res = await clientFrom(opts).raw('GET', `${imagePath(ref)}/content${q}`);
+    if (opts.output === '-' && opts.json)
+      throw new UsageError('--json cannot be used with -o -: standard output carries the image');
+    const path = imagePath(ref);
+    // a file that cannot be written is found before anything is fetched, not after
+    const tmp = opts.output === '-' ? undefined : openPartial(opts.output);
+    let res: Response;
+    try {
+      const q = opts.version ? `?version=${encodeURIComponent(opts.version)}` : '';
+      res = await clientFrom(opts).raw('GET', `${path}/content${q}`);
+    } catch (err) {
+      if (tmp) removeQuietly(tmp.path);
+      throw err;
+    }
     const size = Number(res.headers.get('content-length') ?? 0);
     const progress = new Progress('pull', size);
-    const src = Readable.fromWeb(res.body as never).pipe(counter(progress));
-    if (opts.output === '-') {
-      await pipeline(src, process.stdout);
+    const body = Readable.fromWeb(res.body as never);
+    if (!tmp) {
+      await pipeline(body, counter(progress), process.stdout);
     } else {
       // write to a temporary name and rename at the end, so a failed pull leaves no half file
-      const tmp = `${opts.output}.partial`;
+      let broken = false;
+      body.once('error', () => (broken = true));
       try {
-        await pipeline(src, createWriteStream(tmp));
-        renameSync(tmp, opts.output);
+        await pipeline(body, counter(progress), createWriteStream(tmp.path, { fd: tmp.fd }));
+        renameSync(tmp.path, opts.output);
       } catch (err) {
-        try {
-          unlinkSync(tmp);
-        } catch {
-          // nothing written
-        }
+        removeQuietly(tmp.path);
+        // a local failure (ENOSPC, EIO) names the file; a broken download keeps its own message
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!broken && code)
+          throw new EdgeswarmError('write_failed', `cannot write ${opts.output}: ${code}`);
         throw err;
       }
     }
     progress.finish();
-    if (opts.output !== '-' && !opts.json)
-      process.stderr.write(
-        `wrote ${formatBytes(size)} to ${opts.output} (${res.headers.get('x-edgeswarm-digest')})\n`,
-      );
+    const digest = res.headers.get('x-edgeswarm-digest');
+    const version = Number(res.headers.get('x-edgeswarm-version'));
+    if (opts.json) {
+      const i = ref.lastIndexOf(':');
+      printJson({
+        name: ref.slice(0, i),
+        tag: ref.slice(i + 1),
+        version,
+        digest,
+        size,
+        output: opts.output,
+      });
+    } else if (tmp)
+      process.stderr.write(`wrote ${formatBytes(size)} to ${opts.output} (${digest})\n`);
   });
 
   clientCommand(
