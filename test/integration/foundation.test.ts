@@ -410,6 +410,12 @@ describe('bad input', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toBe('edgeswarm: KEY must not be empty\n');
     }
+    // a discovery limit of 0 is bad usage, from the CLI and the API alike (it exited 1, "no
+    // passing instances", as if none were registered)
+    const zero = runCli(['discover', 'web', '--limit', '0', '--api', p.api, '--token', p.token]);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toBe('edgeswarm: --limit: must be at least 1\n');
+    expect((await p.http('GET', '/v1/discover/web?limit=0')).status).toBe(400);
     const down = runCli(['status', '--api', 'http://127.0.0.1:1']);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/cannot reach the agent/);

@@ -47,9 +47,10 @@ export function parseCheck(spec: string, interval?: string): Record<string, stri
   return check;
 }
 
-function intArg(v: string, name: string): number {
+function intArg(v: string, name: string, min = 0): number {
   if (!/^\d+$/.test(v))
     throw new UsageError(`${name}: expected a number, got ${JSON.stringify(v)}`);
+  if (Number(v) < min) throw new UsageError(`${name}: must be at least ${min}`);
   return Number(v);
 }
 
@@ -182,7 +183,7 @@ export function registerServiceCommands(program: Command): void {
       if (opts.site) q.set('site', opts.site);
       for (const t of opts.tag ?? []) q.append('tag', t);
       if (opts.client) q.set('client', opts.client);
-      if (opts.limit !== undefined) q.set('limit', String(intArg(opts.limit, '--limit')));
+      if (opts.limit !== undefined) q.set('limit', String(intArg(opts.limit, '--limit', 1)));
       if (opts.all) q.set('all', 'true');
       const list = await clientFrom(opts).json<Instance[]>(
         'GET',

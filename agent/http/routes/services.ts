@@ -65,6 +65,8 @@ export function parseDiscoverQuery(
         `limit: expected a whole number, got ${JSON.stringify(limitRaw)}`,
       );
     limit = Number(limitRaw);
+    // no instances at all is never what a caller of discovery means (the CLI read it as "none found")
+    if (limit === 0) throw new HttpError(400, 'invalid_query', 'limit: must be at least 1');
   }
   const client = q.get('client') ?? remote ?? '';
   if (client.length > 128)
