@@ -21,6 +21,13 @@ export function envFor(key: string): string {
 }
 
 const LIST_KEYS = new Set(['tags', 'listen', 'join']);
+/** "a, b,c" → ["a", "b", "c"]: a list key set by one string (environment or file). */
+function splitList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
 /** Keys that can be set by flag or environment (the rest only in the file). */
 export const FLAG_KEYS = [
   'name',
@@ -134,7 +141,8 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if (configFile) {
     const doc = readConfigFile(configFile);
     for (const [k, v] of Object.entries(doc)) {
-      merged[k] = v;
+      // a list key given one string takes it as the environment does: comma-separated
+      merged[k] = LIST_KEYS.has(k) && typeof v === 'string' ? splitList(v) : v;
       sources[k] = `file ${configFile}`;
     }
   }
@@ -142,12 +150,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     const name = envFor(key);
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
-    merged[key] = LIST_KEYS.has(key)
-      ? raw
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : raw;
+    merged[key] = LIST_KEYS.has(key) ? splitList(raw) : raw;
     sources[key] = name;
   }
   for (const key of FLAG_KEYS) {
