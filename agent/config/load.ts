@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { SwimConfigError } from '../../membership/errors.js';
 import { resolveSwimConfig } from '../../membership/swim/index.js';
 import { ConfigError } from '../errors.js';
+import { formatPath, issueMessage } from '../zod-issue.js';
 import { agentConfigSchema, type AgentConfig } from './schema.js';
 
 /** The flag that sets a key (kebab-case, singular for repeatable list keys). */
@@ -94,8 +95,12 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    const msg = (err as Error).message.split('\n')[0];
-    throw new ConfigError('config', `${file} is not valid YAML: ${msg}`);
+    // the yaml library's message is "PROBLEM at line L, column C:" and then a code frame
+    const first = (err as Error).message.split('\n')[0];
+    const at = / at (line \d+, column \d+):$/.exec(first);
+    const where = at ? ` at ${at[1]}` : '';
+    const problem = at ? first.slice(0, at.index) : first;
+    throw new ConfigError('config', `${file} is not valid YAML${where}: ${problem}`);
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) {
@@ -104,20 +109,11 @@ function readConfigFile(file: string): Record<string, unknown> {
   return doc as Record<string, unknown>;
 }
 
-function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
-}
-
 /** Turns the first zod issue into a one-line ConfigError naming the key and its source. */
 export function configErrorFrom(error: z.ZodError, sources: Record<string, string>): ConfigError {
   const issue = error.issues[0];
   let key = formatPath(issue.path);
-  let message = issue.message;
+  let message = issueMessage(issue);
   if (issue.code === 'unrecognized_keys') {
     const keys = (issue as { keys: string[] }).keys;
     key = formatPath([...issue.path, keys[0]]);

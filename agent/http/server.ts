@@ -17,6 +17,7 @@ import { ChunkStoreFailedError, isOutOfSpace, StoreClosedError } from '../../sto
 import { EdgeswarmError, HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AgentMetrics } from '../metrics.js';
+import { formatPath, issueMessage } from '../zod-issue.js';
 import type { RequestContext, Reply, Router } from './router.js';
 
 /** Largest JSON request body accepted (bytes). Image and KV bodies have their own limits. */
@@ -94,12 +95,6 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): numb
   return status;
 }
 
-function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
-  return out;
-}
-
 /** The first zod issue as "field: problem". */
 export function describeZodError(err: z.ZodError): string {
   const issue = err.issues[0];
@@ -108,11 +103,7 @@ export function describeZodError(err: z.ZodError): string {
     return `${key}: unknown field`;
   }
   const where = formatPath(issue.path);
-  // zod says "Invalid input: expected array, received undefined" for a missing field
-  const message =
-    issue.code === 'invalid_type' && / received undefined$/.test(issue.message)
-      ? `required (${issue.expected})`
-      : issue.message;
+  const message = issueMessage(issue);
   return where ? `${where}: ${message}` : message;
 }
 

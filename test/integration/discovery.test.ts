@@ -391,6 +391,8 @@ describe('service discovery', () => {
     await bad({ port: 80 }, /^name: required \(string\)$/);
     await bad({ name: 'Web', port: 80 }, /^name: must be a lower-case DNS label/);
     await bad({ name: 'web', port: 70000 }, /^port: must be 1-65535/);
+    // the key's own rule, not zod's "Invalid key in record"
+    await bad({ name: 'web', port: 80, meta: { é: 'x' } }, /^meta\.é: meta keys are 1-63 of /);
     await bad(
       { name: 'web', port: 80, address: 'nowhere' },
       /^address: expected an IPv4 or IPv6 address/,

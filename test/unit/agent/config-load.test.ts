@@ -48,3 +48,24 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ configFile, env: {} })).toThrow(/^join: .*expected array/);
   });
 });
+
+describe('config errors', () => {
+  it('gives a YAML error its place and problem on one line, without the dangling code frame', () => {
+    const configFile = file('broken.yaml', 'name: a\nsite: [x\n');
+    expect(() => loadConfig({ configFile, env: {} })).toThrow(
+      new RegExp(
+        `^config: ${configFile} is not valid YAML at line 3, column 1: Flow sequence in block collection must be sufficiently indented and end with a \\]$`,
+      ),
+    );
+  });
+
+  it("names a bad map key by the key's own rule, not zod's 'Invalid key in record'", () => {
+    const configFile = file(
+      'meta.yaml',
+      'services:\n  - name: web\n    port: 80\n    meta: {é: x}\n',
+    );
+    expect(() => loadConfig({ configFile, env: {} })).toThrow(
+      /^services\[0\]\.meta\.é: meta keys are 1-63 of A-Z a-z 0-9 _ \. - \(from file /,
+    );
+  });
+});
