@@ -1,26 +1,76 @@
 // Health checks run by the agent a service is registered on: http (2xx passes), tcp (a connection
 // opens), ttl (passes while refreshed within its ttl). Each check runs at once and then every
 // interval; a run that overruns its timeout fails.
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { connect } from 'node:net';
 import type { CheckDefinition } from './registration.js';
 import type { Health } from './types.js';
 
 export type CheckListener = (health: Health, output: string) => void;
 
+/** Redirects an http check follows, as fetch did (a 3xx past them fails). */
+export const HTTP_CHECK_MAX_REDIRECTS = 5;
+
+/**
+ * GETs `url`: 2xx passes, after up to HTTP_CHECK_MAX_REDIRECTS redirects, all within `timeoutMs`.
+ * node:http rather than fetch, whose "bad ports" list (1, 6000, 6665-6669 and ~75 more) refused
+ * some services' ports outright, and whose every connection failure read only "fetch failed".
+ */
 export async function runHttpCheck(url: string, timeoutMs: number): Promise<[Health, string]> {
-  try {
-    const res = await fetch(url, {
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: { 'user-agent': 'edgeswarm-health-check' },
-    });
-    await res.body?.cancel();
-    if (res.status >= 200 && res.status < 300) return ['passing', `HTTP ${res.status}`];
-    return ['failing', `HTTP ${res.status}`];
-  } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
-    if (e.name === 'TimeoutError') return ['failing', `no answer within ${timeoutMs}ms`];
-    return ['failing', e.cause?.code ?? e.message];
+  const deadline = Date.now() + timeoutMs;
+  let target = url;
+  for (let hop = 0; ; hop++) {
+    const [health, out, location] = await getOnce(target, deadline - Date.now(), timeoutMs);
+    if (location === undefined || hop === HTTP_CHECK_MAX_REDIRECTS) return [health, out];
+    try {
+      target = new URL(location, target).href;
+    } catch {
+      return ['failing', `${out}: bad redirect ${JSON.stringify(location)}`];
+    }
   }
+}
+
+/** One GET: [health, output, the redirect's location for a 3xx that has one]. */
+function getOnce(
+  url: string,
+  remainingMs: number,
+  timeoutMs: number,
+): Promise<[Health, string, string?]> {
+  return new Promise((resolve) => {
+    const get = url.startsWith('https:') ? httpsGet : url.startsWith('http:') ? httpGet : null;
+    if (!get || remainingMs <= 0) {
+      resolve(['failing', get ? `no answer within ${timeoutMs}ms` : `not an http(s) URL: ${url}`]);
+      return;
+    }
+    let req: ReturnType<typeof httpGet>;
+    const done = (h: Health, out: string, location?: string) => {
+      clearTimeout(timer);
+      req.destroy();
+      resolve([h, out, location]);
+    };
+    const timer = setTimeout(() => done('failing', `no answer within ${timeoutMs}ms`), remainingMs);
+    try {
+      req = get(url, { headers: { 'user-agent': 'edgeswarm-health-check' } }, (res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        const location = status >= 300 && status < 400 ? res.headers.location : undefined;
+        done(status >= 200 && status < 300 ? 'passing' : 'failing', `HTTP ${status}`, location);
+      });
+    } catch (err) {
+      clearTimeout(timer);
+      resolve(['failing', (err as Error).message]);
+      return;
+    }
+    req.once('error', (err: NodeJS.ErrnoException) => done('failing', describeError(err)));
+  });
+}
+
+/** "ECONNREFUSED", "ENOTFOUND", "not HTTP (HPE_INVALID_CONSTANT)", or the message. */
+function describeError(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? (err as { errors?: NodeJS.ErrnoException[] }).errors?.[0]?.code;
+  if (code?.startsWith('HPE_')) return `not an HTTP answer (${code})`;
+  return code ?? err.message;
 }
 
 export function runTcpCheck(target: string, timeoutMs: number): Promise<[Health, string]> {
@@ -39,7 +89,7 @@ export function runTcpCheck(target: string, timeoutMs: number): Promise<[Health,
       timeoutMs,
     );
     sock.once('connect', () => done('passing', 'connected'));
-    sock.once('error', (err: NodeJS.ErrnoException) => done('failing', err.code ?? err.message));
+    sock.once('error', (err: NodeJS.ErrnoException) => done('failing', describeError(err)));
   });
 }
 
