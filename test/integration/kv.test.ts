@@ -187,9 +187,8 @@ describe('replicated key/value store', () => {
   it('an agent whose disk is full pauses its sessions instead of being sent the difference every round', async () => {
     const { a, b } = await twoWithFastRounds();
     const inBefore = await metricSum(b, 'edgeswarm_replication_bytes_total{direction="in"');
-    // writes that were never broadcast: only a session can bring them to b
-    for (let i = 0; i < 20; i++) await a.kv.state.write(`full/${i}`, te.encode('x'.repeat(1000)));
-    // b's store fails as LevelDB does on a full disk; each try is one call
+    // b's store fails as LevelDB does on a full disk; each try is one call. Set before the writes:
+    // a fast round between two of them brought full/0 to b while its store still worked
     const tries: number[] = [];
     b.kv.state.apply = async () => {
       tries.push(Date.now());
@@ -197,6 +196,8 @@ describe('replicated key/value store', () => {
         code: 'LEVEL_IO_ERROR',
       });
     };
+    // writes that were never broadcast: only a session can bring them to b
+    for (let i = 0; i < 20; i++) await a.kv.state.write(`full/${i}`, te.encode('x'.repeat(1000)));
     await waitFor(() => tries.length > 0, { timeout: 5000, message: 'a session to reach b' });
     await sleep(4000);
     // paused 5 s after the first failure: the difference was not sent again (it was, every round)
