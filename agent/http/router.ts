@@ -37,7 +37,21 @@ export interface Route {
   path: string;
   /** Needs the bearer token (default true). */
   auth?: boolean;
+  /**
+   * The query parameters it takes; any other is a 400 naming it (a typo such as `?prefx=` would
+   * otherwise be ignored: a watch of everything). Default none; 'any' for routes that external
+   * tools call with their own parameters (/metrics, /v1/health).
+   */
+  query?: readonly string[] | 'any';
   handler: Handler;
+}
+
+/** The first query parameter `route` does not take, or undefined. */
+export function unknownParam(route: Route, query: URLSearchParams): string | undefined {
+  if (route.query === 'any') return undefined;
+  const takes = route.query ?? [];
+  for (const k of query.keys()) if (!takes.includes(k)) return k;
+  return undefined;
 }
 
 interface Compiled {

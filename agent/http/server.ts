@@ -18,7 +18,7 @@ import { EdgeswarmError, HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AgentMetrics } from '../metrics.js';
 import { formatPath, issueMessage } from '../zod-issue.js';
-import type { RequestContext, Reply, Router } from './router.js';
+import { unknownParam, type RequestContext, type Reply, type Router } from './router.js';
 
 /** Largest JSON request body accepted (bytes). Image and KV bodies have their own limits. */
 export const MAX_JSON_BODY = 1024 * 1024;
@@ -277,6 +277,18 @@ export class HttpApiServer {
     if (match.route.auth !== false && !tokenMatches(req.headers.authorization, token)) {
       res.setHeader('www-authenticate', 'Bearer');
       sendError(res, 401, 'unauthorized', 'missing or wrong bearer token (see DATA/admin.token)');
+      return;
+    }
+    const unknown = unknownParam(match.route, url.searchParams);
+    if (unknown !== undefined) {
+      const q = match.route.query;
+      const takes = Array.isArray(q) && q.length > 0 ? `; it takes ${q.join(', ')}` : '';
+      sendError(
+        res,
+        400,
+        'invalid_query',
+        `unknown query parameter ${JSON.stringify(unknown)} for ${routeLabel}${takes}`,
+      );
       return;
     }
     const ctx: RequestContext = {

@@ -379,6 +379,11 @@ describe('service discovery', () => {
     expect(changes[0].at).toBeGreaterThanOrEqual(t0);
     expect(changes[1].at).toBeGreaterThanOrEqual(changes[0].at);
     expect(changes[1].at).toBeLessThanOrEqual(Date.now());
+    // a name no service can have, or a misspelt parameter, is a 400, not a watch that never fires
+    // or one of everything
+    expect((await p.http('GET', '/v1/catalog/watch?name=Web')).status).toBe(400);
+    expect((await p.http('GET', '/v1/catalog/watch?nmae=web')).status).toBe(400);
+    expect((await p.http('GET', '/v1/watch?prefx=app/')).status).toBe(400);
   });
 
   it('the HTTP API validates registrations and discovery queries, naming the field', async () => {

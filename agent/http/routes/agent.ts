@@ -13,11 +13,18 @@ export const joinBodySchema = z
 
 export function agentRoutes(agent: Agent): Route[] {
   return [
-    { method: 'GET', path: '/v1/health', auth: false, handler: () => ({ json: { status: 'ok' } }) },
+    {
+      method: 'GET',
+      path: '/v1/health',
+      auth: false,
+      query: 'any',
+      handler: () => ({ json: { status: 'ok' } }),
+    },
     {
       method: 'GET',
       path: '/metrics',
       auth: false,
+      query: 'any',
       handler: async () => ({
         body: await agent.metrics.text(),
         headers: { 'content-type': agent.metrics.contentType },

@@ -58,6 +58,7 @@ export function imageRoutes(images: ImageService): Route[] {
     {
       method: 'PUT',
       path: '/v1/images/*name/:tag',
+      query: ['sites', 'copies'],
       handler: async (ctx) => {
         const { name, tag } = ref(ctx);
         const placement = parsePlacement(ctx.query);
@@ -88,6 +89,7 @@ export function imageRoutes(images: ImageService): Route[] {
     {
       method: 'GET',
       path: '/v1/images/*name/:tag/content',
+      query: ['version'],
       handler: async (ctx) => {
         const { name, tag } = ref(ctx);
         const v = ctx.query.get('version');

@@ -74,6 +74,7 @@ export function kvRoutes(kv: KvService): Route[] {
     {
       method: 'GET',
       path: '/v1/kv',
+      query: ['prefix', 'limit'],
       handler: async (ctx) => {
         const prefix = ctx.query.get('prefix') ?? undefined;
         const limitRaw = ctx.query.get('limit');
@@ -87,6 +88,7 @@ export function kvRoutes(kv: KvService): Route[] {
     {
       method: 'GET',
       path: '/v1/watch',
+      query: ['prefix'],
       handler: (ctx) => {
         const prefix = ctx.query.get('prefix') ?? '';
         const listener = (evt: Event) => {

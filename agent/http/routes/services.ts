@@ -37,14 +37,19 @@ function bool(v: string | null, name: string): boolean | undefined {
   );
 }
 
+/** 400 unless `name` could be a service's name (a watch of any other would never fire). */
+function checkServiceName(name: string): void {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name))
+    throw new HttpError(400, 'invalid_name', 'name: must be a lower-case DNS label');
+}
+
 /** Parses the query string of /v1/discover/{name}; 400 naming the parameter. */
 export function parseDiscoverQuery(
   name: string,
   q: URLSearchParams,
   remote: string | undefined,
 ): DiscoverQuery {
-  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name))
-    throw new HttpError(400, 'invalid_name', 'name: must be a lower-case DNS label');
+  checkServiceName(name);
   const strategy = (q.get('strategy') ?? 'nearest') as Strategy;
   if (!STRATEGIES.includes(strategy))
     throw new HttpError(
@@ -154,6 +159,7 @@ export function serviceRoutes(catalog: CatalogService): Route[] {
     {
       method: 'GET',
       path: '/v1/discover/:name',
+      query: ['strategy', 'site', 'tag', 'client', 'limit', 'all'],
       handler: async (ctx) => {
         const q = parseDiscoverQuery(ctx.params.name, ctx.query, ctx.req.socket.remoteAddress);
         const found = await catalog.discover(q, ctx.signal);
@@ -179,8 +185,10 @@ export function serviceRoutes(catalog: CatalogService): Route[] {
     {
       method: 'GET',
       path: '/v1/catalog/watch',
+      query: ['name'],
       handler: (ctx) => {
         const name = ctx.query.get('name') ?? undefined;
+        if (name !== undefined) checkServiceName(name);
         const listener = (evt: Event) => {
           const change = (evt as CustomEvent<CatalogChange>).detail;
           if (name !== undefined && !change.names.includes(name)) return;

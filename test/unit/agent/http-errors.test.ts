@@ -43,6 +43,17 @@ describe('HTTP server: errors no route mapped', () => {
           throw err;
         },
       });
+    // a route that takes one query parameter, and one that takes any
+    router.add(
+      {
+        method: 'GET',
+        path: '/t/q/one',
+        auth: false,
+        query: ['prefix'],
+        handler: () => ({ json: {} }),
+      },
+      { method: 'GET', path: '/t/q/any', auth: false, query: 'any', handler: () => ({ json: {} }) },
+    );
     // a route that reads its whole body, and one that streams until its client goes away
     router.add(
       {
@@ -116,6 +127,22 @@ describe('HTTP server: errors no route mapped', () => {
       expect(res.status, path).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bad_path');
     }
+  });
+
+  it('a query parameter the route does not take is a 400 naming it and what the route takes', async () => {
+    // `?prefx=` on a watch was ignored: the client watched everything
+    const [typo, typoError] = await get('q/one?prefx=a');
+    expect(typo).toBe(400);
+    expect(typoError).toEqual({
+      code: 'invalid_query',
+      message: 'unknown query parameter "prefx" for GET /t/q/one; it takes prefix',
+    });
+    expect((await get('q/one?prefix=a'))[0]).toBe(200);
+    // a route that declares none takes none
+    const [none, noneError] = await get('bug?x=1');
+    expect(none).toBe(400);
+    expect(noneError.message).toBe('unknown query parameter "x" for GET /t/bug');
+    expect((await get('q/any?whatever=1'))[0]).toBe(200);
   });
 
   it('a body that stops arriving is a 408 after the idle timeout; a slow steady one is not cut', async () => {
