@@ -166,6 +166,21 @@ export function validServiceId(id: string): boolean {
   return SERVICE_ID_RE.test(id);
 }
 
+/** A check as the API takes it: `{http|tcp, interval, timeout}` or `{ttl}`, durations in ms. */
+export type CheckBody =
+  | { http: string; interval: number; timeout: number }
+  | { tcp: string; interval: number; timeout: number }
+  | { ttl: number };
+
+/** The inverse of toRegistration for a check: what GET answers is what PUT takes. */
+export function checkBody(def: CheckDefinition): CheckBody {
+  if (def.kind === 'ttl') return { ttl: def.interval };
+  const { interval, timeout } = def;
+  return def.kind === 'http'
+    ? { http: def.target, interval, timeout }
+    : { tcp: def.target, interval, timeout };
+}
+
 /** Normalises a validated body into a registration. */
 export function toRegistration(id: string, body: RegistrationBody): ServiceRegistration {
   let check: CheckDefinition | undefined;

@@ -16,7 +16,13 @@ import {
   worstCaseCatalogBytes,
 } from './codec.js';
 import { discover, RoundRobinCounters } from './query.js';
-import { toRegistration, type RegistrationBody, type ServiceRegistration } from './registration.js';
+import {
+  checkBody,
+  toRegistration,
+  type CheckBody,
+  type RegistrationBody,
+  type ServiceRegistration,
+} from './registration.js';
 import {
   CatalogReplication,
   type ReplicationComponents,
@@ -75,8 +81,9 @@ export interface CatalogOptions extends ReplicationOptions {
  */
 export const CATALOG_SAVE_DELAY_MS = 1_000;
 
-/** A local registration with its current health. */
-export interface LocalService extends ServiceRegistration {
+/** A local registration with its current health, its check in the shape the API takes. */
+export interface LocalService extends Omit<ServiceRegistration, 'check'> {
+  check?: CheckBody;
   health: Health;
   output?: string;
 }
@@ -281,7 +288,13 @@ export class CatalogService extends EventTarget {
 
   #describe(r: ServiceRegistration): LocalService {
     const c = this.#checks.get(r.id);
-    return { ...r, health: c ? c.health : 'passing', output: c?.output };
+    const { check, ...rest } = r;
+    return {
+      ...rest,
+      ...(check ? { check: checkBody(check) } : {}),
+      health: c ? c.health : 'passing',
+      output: c?.output,
+    };
   }
 
   #startCheck(reg: ServiceRegistration): Promise<void> {

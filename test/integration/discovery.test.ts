@@ -442,10 +442,26 @@ describe('service discovery', () => {
       name: 'web',
       port: 80,
       tags: ['v1'],
-      check: { kind: 'tcp', interval: 1000 },
+      check: { tcp: '127.0.0.1:1', interval: 1000, timeout: 1000 },
     });
     const list = await p.http('GET', '/v1/services');
     expect((list.json as Array<{ id: string }>).map((s) => s.id)).toEqual(['web-1']);
+    // what GET answers is what PUT takes: the check goes back as it came (it was {kind, target})
+    const [listed] = list.json as Array<{ check: unknown }>;
+    const again = await p.http('PUT', '/v1/services/web-1', {
+      name: 'web',
+      port: 80,
+      check: listed.check,
+    });
+    expect(again.status).toBe(200);
+    expect((again.json as { check: unknown }).check).toEqual(listed.check);
+    const ttl = await p.http('PUT', '/v1/services/t', {
+      name: 't',
+      port: 1,
+      check: { ttl: '30s' },
+    });
+    expect((ttl.json as { check: unknown }).check).toEqual({ ttl: 30_000 });
+    expect((await p.http('DELETE', '/v1/services/t')).status).toBe(200);
     // a catalog peers would refuse (over 512 KiB) is refused here, naming why; before, it was
     // accepted, refused by every peer, and sent again at every anti-entropy round
     const meta = Object.fromEntries(

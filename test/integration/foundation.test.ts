@@ -400,6 +400,14 @@ describe('bad input', () => {
     ]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toBe('edgeswarm: check.ttl: must be at most 24h\n');
+    const api = ['--api', p.api, '--token', p.token];
+    const reg = ['services', 'register', '--name', 'web', '--port', '80', '--check', 'ttl:30s'];
+    expect(runCli([...reg, ...api]).code).toBe(0);
+    const ls = runCli(['services', 'ls', ...api]);
+    expect(ls.stdout).toMatch(/^web\s+web\s+80\s+-\s+-\s+ttl\s+failing$/m);
+    expect(JSON.parse(runCli(['services', 'ls', '--json', ...api]).stdout)[0].check).toEqual({
+      ttl: 30_000,
+    });
     // an empty KV key is bad usage (`kv get ""` printed the whole key list)
     for (const args of [
       ['get', ''],

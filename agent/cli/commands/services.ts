@@ -17,7 +17,7 @@ interface LocalService {
   tags: string[];
   health: string;
   output?: string;
-  check?: { kind: string; target: string; interval: number };
+  check?: { http?: string; tcp?: string; ttl?: number };
 }
 
 interface Instance {
@@ -45,6 +45,11 @@ export function parseCheck(spec: string, interval?: string): Record<string, stri
     );
   if (interval !== undefined) check.interval = interval;
   return check;
+}
+
+/** "http", "tcp" or "ttl": the kind of a check as the API gives it. */
+function checkKind(c: NonNullable<LocalService['check']>): string {
+  return c.http !== undefined ? 'http' : c.tcp !== undefined ? 'tcp' : 'ttl';
 }
 
 function intArg(v: string, name: string, min = 0): number {
@@ -125,7 +130,7 @@ export function registerServiceCommands(program: Command): void {
             s.port,
             s.address ?? '-',
             s.tags.join(',') || '-',
-            s.check ? s.check.kind : '-',
+            s.check ? checkKind(s.check) : '-',
             s.health,
           ]),
         )}\n`,
