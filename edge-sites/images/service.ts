@@ -542,13 +542,19 @@ export class ImageService extends EventTarget {
     return p;
   }
 
-  /** Per site: images placed there that have all their wanted copies, and images placed there. */
+  /**
+   * Per site: images placed there that have all their wanted copies, and images placed there. A
+   * site whose members have all left counts none: it holds nothing and is not coming back (it
+   * showed 0 of N complete until its members were forgotten). A dead member may come back, so a
+   * site of dead members still counts what it should hold.
+   */
   async sitesSummary(): Promise<Map<string, { complete: number; total: number }>> {
     const out = new Map<string, { complete: number; total: number }>();
     const members = this.#c.membership.members();
+    const staying = new Set(members.filter((m) => m.state !== 'left').map((m) => m.site));
     for await (const m of this.manifests.list()) {
       for (const s of siteStatus(m, members, this.#progressWithSelf(m))) {
-        if (!s.placed) continue;
+        if (!s.placed || !staying.has(s.site)) continue;
         const e = out.get(s.site) ?? { complete: 0, total: 0 };
         e.total++;
         if (s.wanted > 0 && s.complete.length >= s.wanted) e.complete++;

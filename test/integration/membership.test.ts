@@ -68,6 +68,34 @@ describe('membership over libp2p', () => {
     await Promise.all([warned(p1, p2), warned(p2, p1)]);
   });
 
+  it('sites: a site whose members all left counts no images it should hold', async () => {
+    const c = cluster.current;
+    const p1 = await c.spawnAgent({ name: 'p1', site: 'east' });
+    const p2 = await c.spawnAgent({ name: 'p2', site: 'west', join: [p1.addrs[0]] });
+    const put = await fetch(`${p1.api}/v1/images/app/v1?sites=all`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${p1.token}` },
+      body: new Uint8Array(1000),
+    });
+    expect(put.status).toBe(200);
+    type Site = { site: string; members: { left: number }; images: { total: number } };
+    const sites = async () => (await p1.http('GET', '/v1/sites')).json as Site[];
+    await waitFor(async () => (await sites()).every((s) => s.images.total === 1), {
+      timeout: 10_000,
+      message: 'both sites to count the image',
+    });
+    await p2.stop();
+    await waitFor(async () => (await sites()).find((s) => s.site === 'west')?.members.left === 1, {
+      timeout: 5000,
+      message: 'p1 to see p2 leave',
+    });
+    // it counted 0 of 1 complete at west, a site nobody is in any more
+    expect((await sites()).map((s) => [s.site, s.images])).toEqual([
+      ['east', { complete: 1, total: 1 }],
+      ['west', { complete: 0, total: 0 }],
+    ]);
+  });
+
   it('the members API and metrics report the cluster', async () => {
     const c = cluster.current;
     const t0 = Date.now();
