@@ -21,12 +21,15 @@ import { setFlagsFromString } from 'node:v8';
 export const HEAP_GROWING_PERCENT = 200;
 
 /** Applies HEAP_GROWING_PERCENT unless node was started with its own. */
-export function tuneHeap(execArgv: readonly string[] = process.execArgv): void {
+export function tuneHeap(
+  execArgv: readonly string[] = process.execArgv,
+  setFlags: (flags: string) => void = setFlagsFromString,
+): void {
   if (
     execArgv.some(
       (a) => a.startsWith('--heap-growing-percent') || a.startsWith('--heap_growing_percent'),
     )
   )
     return;
-  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  setFlags(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }
