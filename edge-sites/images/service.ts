@@ -57,6 +57,11 @@ export const IMAGE_UP_SYNC_GAP_MS = 1_000;
 export const IMAGE_PROGRESS_INTERVAL_MS = 1_000;
 export const IMAGE_HOLDER_ANNOUNCE_MS = 30_000;
 /**
+ * Providers found in the DHT for an image are used this long before it is asked again (ms). A
+ * puller asks when it knows no holder in its own site.
+ */
+export const PROVIDER_LOOKUP_CACHE_MS = 10_000;
+/**
  * A pull that failed on this agent's own store (a full disk, a store made read-only) is not
  * started again for this long, doubled after each such failure up to PULL_LOCAL_BACKOFF_MAX_MS
  * (ms). Other failures (sources gone) are retried after 2 s.
@@ -818,7 +823,10 @@ export class ImageService extends EventTarget {
     for (const p of this.#dhtSources.get(m.digest) ?? []) cands.add(p);
     cands.delete(this.selfId);
     const live = [...cands].filter((p) => ms.state(p) === 'alive' || ms.state(p) === 'suspect');
-    if (live.length === 0) void this.#findProviders(m.digest);
+    // No holder known in our own site: ask the DHT (at most once per PROVIDER_LOOKUP_CACHE_MS).
+    // Holders say what they hold every IMAGE_HOLDER_ANNOUNCE_MS, so an agent that joined a site
+    // took the whole image across the WAN from the origin meanwhile, past site-mates holding it.
+    if (!live.some((p) => ms.site(p) === ms.selfSite)) void this.#findProviders(m.digest);
     const rank = (p: string) => [ms.site(p) === ms.selfSite ? 0 : 1, ms.rtt(p) ?? 1e9] as const;
     return live.sort((a, b) => {
       const [sa, ra] = rank(a);
@@ -841,7 +849,7 @@ export class ImageService extends EventTarget {
     } catch {
       // no DHT answer: gossip will tell us
     }
-    setTimeout(() => this.#dhtSources.delete(digest), 10_000).unref();
+    setTimeout(() => this.#dhtSources.delete(digest), PROVIDER_LOOKUP_CACHE_MS).unref();
   }
 
   async #provide(digest: string): Promise<void> {

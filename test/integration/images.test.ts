@@ -134,6 +134,37 @@ describe('image replication', () => {
     );
   });
 
+  it('an agent that joins a site takes the image from a site-mate, not across the WAN', async () => {
+    const c = cluster.current;
+    // the origin's WAN is slow, as it is: 8 MiB takes ~4 s across it
+    const a = await c.startAgent({
+      name: 'a',
+      site: 's1',
+      extra: { images: { wanRate: '16Mbit' } },
+    });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    const size = 8 * 1024 * 1024;
+    await a.images.push('join/img', 'v1', chunksOf(randomBytes(size)), { sites: 'all', copies: 2 });
+    await waitFor(async () => (await local(b, 'join/img', 'v1'))?.state === 'complete', {
+      timeout: 20_000,
+      message: 'b to hold a copy',
+    });
+    const d = await c.startAgent({ name: 'd', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(async () => (await local(d, 'join/img', 'v1'))?.state === 'complete', {
+      timeout: 20_000,
+      message: 'the joiner d to hold a copy',
+    });
+    // d knew only the origin until b's next holder round (30 s) and took all 8 MiB across the
+    // WAN; it now asks the DHT when it knows no holder in its own site, and finds b there
+    const wan = await metricSum(d, 'edgeswarm_replication_bytes_total{direction="in",scope="wan"');
+    const site = await metricSum(
+      d,
+      'edgeswarm_replication_bytes_total{direction="in",scope="site"',
+    );
+    expect(wan + site).toBeGreaterThanOrEqual(size);
+    expect(wan).toBeLessThan(size / 2);
+  });
+
   it("a push counts as a full copy in other agents' status at once", async () => {
     const c = cluster.current;
     const a = await c.startAgent({ name: 'a', site: 's1' });
