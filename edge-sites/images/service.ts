@@ -10,7 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { Backoff, Broadcast } from '../../membership/index.js';
-import { ChunkStore } from '../../storage/chunks/index.js';
+import { ChunkStore, KeyedLock } from '../../storage/chunks/index.js';
 import {
   ChunkCorruptError,
   ChunkStoreFailedError,
@@ -225,6 +225,8 @@ export class ImageService extends EventTarget {
   readonly #pendingHave = new Map<string, number[]>();
   readonly #dhtSources = new Map<string, Set<string>>();
   readonly #byDigest = new Map<string, { name: string; tag: string; version: number }>();
+  /** Version assignment and store of local pushes, one at a time per NAME:TAG. */
+  readonly #pushLock = new KeyedLock();
   #upload!: TokenBucket;
   #wan!: TokenBucket;
   #started = false;
@@ -403,21 +405,32 @@ export class ImageService extends EventTarget {
         onProgress: opts.onProgress,
       });
       await this.chunks.flush();
-      const version = await this.manifests.nextVersion(name, tag);
-      const m = await signManifest(
-        {
-          name,
-          tag,
-          digest: r.digest,
-          size: r.size,
-          chunks: r.chunks,
-          createdAt: Date.now(),
-          version,
-          placement,
-        },
-        this.#c.privateKey,
-      );
-      await this.#store(m);
+      // The next version and its store are one step per NAME:TAG: concurrent pushes all took the
+      // same version and all answered success, and only one of them was kept. A manifest of that
+      // version that a peer pushed meanwhile can still win the tie: then the next version is taken.
+      const m = await this.#pushLock.run(`${name}:${tag}`, async () => {
+        for (let attempt = 1; ; attempt++) {
+          const version = await this.manifests.nextVersion(name, tag);
+          const signed = await signManifest(
+            {
+              name,
+              tag,
+              digest: r.digest,
+              size: r.size,
+              chunks: r.chunks,
+              createdAt: Date.now(),
+              version,
+              placement,
+            },
+            this.#c.privateKey,
+          );
+          if (await this.#store(signed)) return signed;
+          if (attempt === 5)
+            throw new Error(
+              `${name}:${tag}: version ${version} was taken by a peer's push 5 times`,
+            );
+        }
+      });
       // other agents' `image status` count this copy from now, not from the next holder round
       await this.#servedFor(m);
       this.#toldComplete.add(m.digest);

@@ -165,6 +165,22 @@ describe('image replication', () => {
     expect(wan).toBeLessThan(size / 2);
   });
 
+  it('concurrent pushes to one NAME:TAG each get a version of their own', async () => {
+    const c = cluster.current;
+    const a = await c.startAgent({ name: 'a', site: 's1' });
+    // all of them answered version 1, and only one of them was kept
+    const bodies = [1, 2, 3].map(() => randomBytes(100_000));
+    const pushed = await Promise.all(
+      bodies.map((b) => a.images.push('race/img', 'v1', chunksOf(b), { sites: 'all' })),
+    );
+    expect(pushed.map((m) => m.version).sort()).toEqual([1, 2, 3]);
+    expect((await a.images.status('race/img', 'v1'))!.versions).toEqual([1, 2, 3]);
+    for (const m of pushed) {
+      const kept = await a.images.manifests.get('race/img', 'v1', m.version);
+      expect(kept?.digest).toBe(m.digest);
+    }
+  });
+
   it("a push counts as a full copy in other agents' status at once", async () => {
     const c = cluster.current;
     const a = await c.startAgent({ name: 'a', site: 's1' });
