@@ -323,6 +323,25 @@ describe('replicated key/value store', () => {
     const dots = cli('kv', 'put', '..', 'v');
     expect(dots.status).toBe(2);
     expect(dots.stderr).toMatch(/KEY "\.\." cannot be sent in a URL/);
+    // a reader that goes away early (`| head`) ends the CLI quietly: it was an unhandled EPIPE
+    // with a stack trace (the JSON of a 1 MiB value is bigger than a pipe holds)
+    writeFileSync(binFile, Buffer.alloc(1024 * 1024, 0x61));
+    expect(cli('kv', 'put', 'big', '--file', binFile).status).toBe(0);
+    for (const json of ['', '--json']) {
+      const piped = spawnSync(
+        'bash',
+        [
+          '-c',
+          `"$0" "$1" kv get big ${json} --api "$2" --data "$3" | head -c 10 >/dev/null; echo "exit \${PIPESTATUS[0]}" >&2`,
+          process.execPath,
+          CLI,
+          p.api,
+          p.dataDir,
+        ],
+        { encoding: 'utf8', timeout: 15_000 },
+      );
+      expect(piped.stderr, json).toBe('exit 0\n');
+    }
     const ls = cli('kv', 'ls', 'app/', '--json');
     expect(JSON.parse(ls.stdout).map((e: { key: string }) => e.key)).toEqual(['app/x']);
     expect(cli('kv', 'del', 'app/x').status).toBe(0);
