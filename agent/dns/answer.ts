@@ -119,9 +119,14 @@ export function answerQuery(
     additionals,
   });
   const opcode = ((query.flags ?? 0) >> 11) & 0xf;
-  if (opcode !== 0) return reply(RCODE.NOTIMP);
+  // the opcode is echoed (RFC 1035 4.1.1): dig dropped a NOTIMP to +opcode=status that had 0
+  if (opcode !== 0)
+    return { ...base, flags: (opcode << 11) | rd | RCODE.NOTIMP, answers: [], additionals: [] };
   if (questions.length !== 1) return reply(RCODE.FORMERR);
   const q: Question = questions[0];
+  // only the Internet class is served (CHAOS `version.bind` and the like are not ours)
+  const qclass = q.class as string | undefined;
+  if (qclass !== undefined && qclass !== 'IN' && qclass !== 'ANY') return reply(RCODE.REFUSED);
   // dns-packet's types omit ANY (255), which it decodes as the string 'ANY'
   const isAny = (q.type as string) === 'ANY';
   const parsed = parseName(q.name);

@@ -105,4 +105,28 @@ describe('answerQuery', () => {
     expect(ask('example.com', 'A').rcode).toBe('REFUSED');
     expect(ask('web.service.edgeswarm', 'TXT').answers).toHaveLength(0);
   });
+
+  it('another opcode is NOTIMP with the opcode echoed; another class is REFUSED', () => {
+    // dig discarded the NOTIMP to +opcode=status, which came back with opcode 0
+    const status = dnsPacket.encode({
+      type: 'query',
+      id: 7,
+      flags: (2 << 11) | dnsPacket.RECURSION_DESIRED,
+      questions: [{ name: 'web.service.edgeswarm', type: 'A' }],
+    });
+    const res = dnsPacket.decode(
+      dnsPacket.encode(answerQuery(dnsPacket.decode(status), resolver)),
+    ) as unknown as Decoded & { opcode: string; flag_rd: boolean };
+    expect([res.id, res.rcode, res.opcode, res.flag_rd]).toEqual([7, 'NOTIMP', 'STATUS', true]);
+    const chaos = dnsPacket.encode({
+      type: 'query',
+      id: 8,
+      questions: [{ name: 'web.service.edgeswarm', type: 'A', class: 'CH' }],
+    });
+    const ch = dnsPacket.decode(
+      dnsPacket.encode(answerQuery(dnsPacket.decode(chaos), resolver)),
+    ) as unknown as Decoded;
+    expect(ch.rcode).toBe('REFUSED');
+    expect(ch.answers).toHaveLength(0);
+  });
 });
