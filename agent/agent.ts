@@ -225,7 +225,10 @@ export class Agent {
         logger: this.logger,
         metrics: this.metrics,
       });
-      await this.#http.start();
+      const { host, port } = cfg.api;
+      await this.#http.start().catch((err: Error) => {
+        throw ListenError.forKey('api', host, port, err);
+      });
     }
     if (cfg.dns) {
       const catalog = this.catalog;
@@ -241,7 +244,10 @@ export class Agent {
           find: (name) => catalog.find(name, AbortSignal.timeout(DNS_DHT_LOOKUP_MS)),
         },
       });
-      await this.#dns.start();
+      const { host, port } = cfg.dns;
+      await this.#dns.start().catch((err: Error) => {
+        throw ListenError.forKey('dns', host, port, err);
+      });
     }
     this.#startedAt = Date.now();
     if (cfg.join.length > 0) this.#joiner.joinInBackground(cfg.join);

@@ -56,6 +56,17 @@ export class ListenError extends EdgeswarmError {
     this.name = 'ListenError';
   }
 
+  /** The API or DNS server could not bind: "api: cannot listen on H:P (address in use)". */
+  static forKey(key: 'api' | 'dns', host: string, port: number, err: Error): ListenError {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code ? (BIND_ERRORS[code] ?? code) : err.message;
+    const e = new ListenError(`${host.includes(':') ? `[${host}]` : host}:${port} (${why})`, {
+      cause: err,
+    });
+    e.message = `${key}: ${e.message}`;
+    return e;
+  }
+
   /** From libp2p's UnsupportedListenAddressesError ("  /ip4/…: Error: listen EADDRINUSE: …"). */
   static fromLibp2p(err: Error): ListenError {
     const lines = err.message
@@ -68,6 +79,12 @@ export class ListenError extends EdgeswarmError {
     });
   }
 }
+
+const BIND_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'address in use',
+  EADDRNOTAVAIL: 'no such address on this host',
+  EACCES: 'permission denied',
+};
 
 /** A failure reported by the agent's HTTP API to a client command. */
 export class ApiError extends EdgeswarmError {

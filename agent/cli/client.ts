@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError, UsageError } from '../errors.js';
+import { fetchBlockedReason } from '../fetch-ports.js';
 
 export interface ClientOptions {
   api?: string;
@@ -13,13 +14,19 @@ export interface ClientOptions {
 export const DEFAULT_API = 'http://127.0.0.1:7780';
 
 function normalizeApi(api: string): string {
-  const withScheme = /^https?:\/\//.test(api) ? api : `http://${api}`;
+  const bad = () =>
+    new UsageError(`--api: ${JSON.stringify(api)} is not a URL like http://127.0.0.1:7780`);
+  // another scheme (ftp://h:1) was taken for a host named "ftp"
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(api) && !/^https?:\/\//i.test(api)) throw bad();
+  const withScheme = /^https?:\/\//i.test(api) ? api : `http://${api}`;
   let url: URL;
   try {
     url = new URL(withScheme);
   } catch {
-    throw new UsageError(`--api: ${JSON.stringify(api)} is not a URL like http://127.0.0.1:7780`);
+    throw bad();
   }
+  const why = url.port ? fetchBlockedReason(Number(url.port)) : undefined;
+  if (why) throw new UsageError(`--api: ${why}`);
   return url.origin;
 }
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { configServiceSchema } from '../../membership/catalog/registration.js';
 import { swimConfigOverridesSchema } from '../../membership/swim/index.js';
 import { MAX_VALUE_BYTES_LIMIT } from '../../storage/state/index.js';
+import { fetchBlockedReason } from '../fetch-ports.js';
 import { peerAddrSchema } from '../peer-addr.js';
 import { parseBytes, parseDuration, parseRate } from './units.js';
 
@@ -183,7 +184,12 @@ export const agentConfigSchema = z
     /** Peers to join through at start; each is retried in the background until it answers. */
     join: z.array(peerAddrSchema('dial')).default([]),
     /** HTTP API listen address, or off. */
-    api: hostPort().default({ host: '127.0.0.1', port: 7780 }),
+    api: hostPort()
+      .superRefine((v, ctx) => {
+        const why = v ? fetchBlockedReason(v.port) : undefined;
+        if (why) ctx.addIssue({ code: 'custom', message: why });
+      })
+      .default({ host: '127.0.0.1', port: 7780 }),
     /** DNS listen address (UDP and TCP), or off. */
     dns: hostPort().default({ host: '127.0.0.1', port: 8600 }),
     /** Pre-shared cluster key file. Default DATA/cluster.key, created at first start if missing. */

@@ -124,7 +124,7 @@ describe('the CLI', () => {
 export async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(process.env.LOADED_LOG, r.url + '\\n'); return r; }`;
     const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
     const log = join(cluster.current.dataDir('cli-load'), 'loaded.log');
-    for (const args of [['--help'], ['kv', 'get', 'x', '--api', '127.0.0.1:1']]) {
+    for (const args of [['--help'], ['kv', 'get', 'x', '--api', '127.0.0.1:2']]) {
       writeFileSync(log, '');
       const r = spawnSync(
         process.execPath,
@@ -168,6 +168,29 @@ describe('bad input', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^edgeswarm: invalid configuration: api: .*nonsense.*--api/);
+    // a port fetch refuses (the CLI could never reach it: "bad port"), in the agent and the CLI
+    const blocked = runCli([
+      'agent',
+      '--api',
+      '127.0.0.1:6666',
+      '--data',
+      cluster.current.dataDir('bad'),
+    ]);
+    expect(blocked.code).toBe(2);
+    expect(blocked.stderr).toMatch(
+      /^edgeswarm: invalid configuration: api: port 6666 is one that fetch/,
+    );
+    const client = runCli(['status', '--api', 'http://127.0.0.1:6666']);
+    expect([client.code, client.stderr]).toEqual([
+      2,
+      'edgeswarm: --api: port 6666 is one that fetch (the edgeswarm CLI, browsers) refuses to connect to; choose another\n',
+    ]);
+    // another scheme is not a host named after it ("cannot reach the agent at http://ftp")
+    const ftp = runCli(['status', '--api', 'ftp://127.0.0.1:7780']);
+    expect([ftp.code, ftp.stderr]).toEqual([
+      2,
+      'edgeswarm: --api: "ftp://127.0.0.1:7780" is not a URL like http://127.0.0.1:7780\n',
+    ]);
   });
 
   it('a listen or join address that is well-formed but wrong is named, exit 2', () => {
@@ -207,6 +230,26 @@ describe('bad input', () => {
       expect(r.stderr).toBe(
         `edgeswarm: cannot listen on /ip4/127.0.0.1/tcp/${port} (listen EADDRINUSE: address already in use 127.0.0.1:${port})\n`,
       );
+      // the API and DNS ports say which setting it was (they gave only Node's message)
+      const base = ['agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'];
+      const api = runCli([
+        ...base,
+        ...['--data', cluster.current.dataDir('busy-api'), '--api', `127.0.0.1:${port}`],
+        ...['--dns', 'off'],
+      ]);
+      expect([api.code, api.stderr]).toEqual([
+        1,
+        `edgeswarm: api: cannot listen on 127.0.0.1:${port} (address in use)\n`,
+      ]);
+      const dns = runCli([
+        ...base,
+        ...['--data', cluster.current.dataDir('busy-dns'), '--api', 'off'],
+        ...['--dns', `127.0.0.1:${port}`],
+      ]);
+      expect([dns.code, dns.stderr]).toEqual([
+        1,
+        `edgeswarm: dns: cannot listen on 127.0.0.1:${port} (address in use)\n`,
+      ]);
     } finally {
       busy.close();
     }
@@ -424,7 +467,8 @@ describe('bad input', () => {
     expect(zero.code).toBe(2);
     expect(zero.stderr).toBe('edgeswarm: --limit: must be at least 1\n');
     expect((await p.http('GET', '/v1/discover/web?limit=0')).status).toBe(400);
-    const down = runCli(['status', '--api', 'http://127.0.0.1:1']);
+    // (port 1 is one fetch refuses outright: this was never a connection refused)
+    const down = runCli(['status', '--api', `http://127.0.0.1:${await freeFixedPort()}`]);
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/cannot reach the agent/);
     const unauth = runCli(['status', '--api', p.api, '--token', 'wrong']);
