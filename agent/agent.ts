@@ -1,8 +1,8 @@
 // The agent: composition and lifecycle. It opens the data directory, creates the libp2p node and
 // the capabilities (services shaped like libp2p services: start/stop, narrow components), serves
 // the HTTP API and DNS, joins the cluster, and stops everything in order.
-import { mkdirSync } from 'node:fs';
-import { join as joinPath, resolve } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { join as joinPath, resolve, sep } from 'node:path';
 import type { Connection } from '@libp2p/interface';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -179,7 +179,7 @@ export class Agent {
   async #start(): Promise<void> {
     const cfg = this.config;
     try {
-      mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+      makeDirs(this.dataDir, 0o700);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new ConfigError(
@@ -485,4 +485,25 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * mkdir -p, one level at a time. Node's recursive mkdir loops forever, at full CPU and deaf to
+ * SIGTERM, on a path under /proc (mkdir gives ENOENT there, and it retries the parent, which
+ * exists); this stops at the first level that cannot be made.
+ */
+export function makeDirs(path: string, mode: number): void {
+  const full = resolve(path);
+  const parts = full.split(sep).filter(Boolean);
+  let at = full.startsWith(sep) ? sep : '';
+  for (const part of parts) {
+    at = joinPath(at, part);
+    try {
+      mkdirSync(at, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (!statSync(at).isDirectory())
+        throw Object.assign(new Error(`${at} is not a directory`), { code: 'ENOTDIR' });
+    }
+  }
 }

@@ -19,6 +19,8 @@ function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
     env: { ...process.env, ...env },
     encoding: 'utf8',
     timeout: 20_000,
+    // a CLI that hangs deaf to SIGTERM (it did, under /proc) fails its test instead of outliving it
+    killSignal: 'SIGKILL',
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -332,6 +334,17 @@ describe('bad input', () => {
     expect(asFile.stderr).toMatch(
       /data: cannot use .* as the data directory: it \(or a parent\) is a file/,
     );
+    // under a file, too; and under /proc, where Node's recursive mkdir looped forever at full CPU
+    // and ignored SIGTERM
+    const underFile = runCli(['agent', '--data', join(file, 'sub'), ...off]);
+    expect(underFile.stderr).toMatch(/data: cannot use .* it \(or a parent\) is a file/);
+    if (existsSync('/proc/self')) {
+      const proc = runCli(['agent', '--data', '/proc/edgeswarm-nope', ...off]);
+      expect([proc.code, proc.stderr]).toEqual([
+        2,
+        'edgeswarm: invalid configuration: data: cannot use /proc/edgeswarm-nope as the data directory: ENOENT\n',
+      ]);
+    }
   });
 
   it('the API answers 401 without a token and 400 naming the problem for bad JSON', async () => {
