@@ -82,7 +82,9 @@ export class Router {
     method: string,
     rawPath: string,
   ): Match | { allowed: string[] } | { badEncoding: true } | undefined {
-    const parts = rawPath.split('/').filter(Boolean);
+    // every segment as sent, empty ones too: `/v1/kv/dir/` is the key "dir/" (as `dir%2F` is),
+    // not "dir", and `/v1/services//ttl` is not `/v1/services/ttl`
+    const parts = rawPath.split('/').slice(1);
     const allowed: string[] = [];
     for (const c of this.#routes) {
       const params = matchSegments(c.segments, parts);
@@ -117,6 +119,8 @@ function matchSegments(
   let bad = false;
   const one = (seg: string, part: string): boolean => {
     if (seg.startsWith(':')) {
+      // an empty param matches nothing: `DELETE /v1/services/` is no route, not "use GET"
+      if (part === '') return false;
       const v = decode(part);
       if (v === undefined) bad = true;
       else params[seg.slice(1)] = v;

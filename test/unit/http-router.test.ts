@@ -35,4 +35,14 @@ describe('Router', () => {
       params: { name: 'library/ubuntu', tag: '22.04' },
     });
   });
+
+  it('routes the path as sent: empty segments are kept, and an empty param matches nothing', () => {
+    // `dir/` was the key "dir" while `dir%2F` was "dir/"; `a//b` was "a/b"
+    expect(r.match('GET', '/v1/kv/dir/')).toMatchObject({ params: { key: 'dir/' } });
+    expect(r.match('GET', '/v1/kv/a//b')).toMatchObject({ params: { key: 'a//b' } });
+    // `/v1/services//x` was `/v1/services/x`; `PUT /v1/services/` was "not allowed, use GET"
+    expect(r.match('GET', '/v1/services//x')).toBeUndefined();
+    expect(r.match('PUT', '/v1/services/')).toBeUndefined();
+    expect(r.match('GET', '/v1//services/x')).toBeUndefined();
+  });
 });

@@ -159,7 +159,7 @@ export function registerServiceCommands(program: Command): void {
     program
       .command('discover')
       .description(
-        'find instances of a service, best first, from the local agent (no network round trip)',
+        'find instances of a service, best first, from the local agent (a name it has never seen is looked up in the DHT for up to 1 s)',
       )
       .argument('<name>')
       .option(
