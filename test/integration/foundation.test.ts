@@ -457,6 +457,21 @@ describe('bad input', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toBe('edgeswarm: check.ttl: must be at most 24h\n');
     const api = ['--api', p.api, '--token', p.token];
+    // an empty id or name is bad usage naming it (they were route errors: "DELETE is not allowed
+    // on /v1/services/; use GET", and `pass ''` registered nothing under the id "ttl")
+    for (const [args, what] of [
+      [['services', 'deregister', ''], 'ID'],
+      [['services', 'pass', ''], 'ID'],
+      [['services', 'register', '--name', '', '--port', '80'], '--name'],
+      [['services', 'register', '--name', 'web', '--id', '', '--port', '80'], '--id'],
+      [['discover', ''], 'NAME'],
+    ] as const) {
+      const r = runCli([...args, ...api]);
+      expect([r.code, r.stderr], args.join(' ')).toEqual([
+        2,
+        `edgeswarm: ${what} must not be empty\n`,
+      ]);
+    }
     const reg = ['services', 'register', '--name', 'web', '--port', '80', '--check', 'ttl:30s'];
     expect(runCli([...reg, ...api]).code).toBe(0);
     const ls = runCli(['services', 'ls', ...api]);

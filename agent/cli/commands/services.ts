@@ -52,6 +52,12 @@ function checkKind(c: NonNullable<LocalService['check']>): string {
   return c.http !== undefined ? 'http' : c.tcp !== undefined ? 'tcp' : 'ttl';
 }
 
+/** A value that goes into the URL path, encoded; an empty one is bad usage naming it. */
+function segment(value: string, what: string): string {
+  if (value === '') throw new UsageError(`${what} must not be empty`);
+  return encodeURIComponent(value);
+}
+
 function intArg(v: string, name: string, min = 0): number {
   if (!/^\d+$/.test(v))
     throw new UsageError(`${name}: expected a number, got ${JSON.stringify(v)}`);
@@ -87,17 +93,14 @@ export function registerServiceCommands(program: Command): void {
         interval?: string;
       },
     ) => {
+      if (opts.name === '') throw new UsageError('--name must not be empty');
+      const id = segment(opts.id ?? opts.name, '--id');
       const body: Record<string, unknown> = { name: opts.name, port: intArg(opts.port, '--port') };
       if (opts.address) body.address = opts.address;
       if (opts.tag) body.tags = opts.tag;
       if (opts.check) body.check = parseCheck(opts.check, opts.interval);
       else if (opts.interval) throw new UsageError('--interval needs --check');
-      const id = opts.id ?? opts.name;
-      const res = await clientFrom(opts).json<LocalService>(
-        'PUT',
-        `/v1/services/${encodeURIComponent(id)}`,
-        body,
-      );
+      const res = await clientFrom(opts).json<LocalService>('PUT', `/v1/services/${id}`, body);
       if (opts.json) printJson(res);
       else
         process.stdout.write(
@@ -109,10 +112,7 @@ export function registerServiceCommands(program: Command): void {
   clientCommand(
     services.command('deregister').description('remove a service from this agent').argument('<id>'),
   ).action(async (id: string, opts: Opts) => {
-    const res = await clientFrom(opts).json<unknown>(
-      'DELETE',
-      `/v1/services/${encodeURIComponent(id)}`,
-    );
+    const res = await clientFrom(opts).json<unknown>('DELETE', `/v1/services/${segment(id, 'ID')}`);
     if (opts.json) printJson(res);
     else process.stdout.write(`deregistered ${id}\n`);
   });
@@ -147,7 +147,7 @@ export function registerServiceCommands(program: Command): void {
     ).action(async (id: string, opts: Opts) => {
       const res = await clientFrom(opts).json<LocalService>(
         'PUT',
-        `/v1/services/${encodeURIComponent(id)}/ttl`,
+        `/v1/services/${segment(id, 'ID')}/ttl`,
         { status: verb },
       );
       if (opts.json) printJson(res);
@@ -192,7 +192,7 @@ export function registerServiceCommands(program: Command): void {
       if (opts.all) q.set('all', 'true');
       const list = await clientFrom(opts).json<Instance[]>(
         'GET',
-        `/v1/discover/${encodeURIComponent(name)}?${q}`,
+        `/v1/discover/${segment(name, 'NAME')}?${q}`,
       );
       if (opts.json) return printJson(list);
       if (list.length === 0) {
