@@ -15,6 +15,9 @@ import {
 import { HttpError } from '../../errors.js';
 import type { RequestContext, Route } from '../router.js';
 
+/** Route words after /v1/images/NAME/TAG; a push may not use them as tags. */
+const RESERVED_TAGS = new Set(['content', 'verify']);
+
 function ref(ctx: RequestContext): { name: string; tag: string } {
   try {
     return { name: validateImageName(ctx.params.name), tag: validateImageTag(ctx.params.tag) };
@@ -61,6 +64,14 @@ export function imageRoutes(images: ImageService): Route[] {
       query: ['sites', 'copies'],
       handler: async (ctx) => {
         const { name, tag } = ref(ctx);
+        // `PUT /v1/images/x/y/content` pushed x/y:content, which `GET` of the same path reads as
+        // the content of x/y:... no such image; the words that end routes are not tags
+        if (RESERVED_TAGS.has(tag))
+          throw new HttpError(
+            400,
+            'invalid_tag',
+            `tag: "${tag}" is reserved (GET /v1/images/NAME/TAG/${tag} is a route of its own)`,
+          );
         const placement = parsePlacement(ctx.query);
         try {
           const m = await images.push(name, tag, ctx.req, placement, { signal: ctx.signal });
