@@ -1,6 +1,6 @@
 // The replicated key/value store with real agents: replication, deletes, durability across SIGKILL,
 // catch-up, watches, limits and the CLI.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
@@ -231,6 +231,41 @@ describe('replicated key/value store', () => {
         )) > 0,
       { timeout: 5000, message: 'the refusal to be counted on b' },
     );
+  });
+
+  it('kv watch prints changes, and says so when the agent ends the watch', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'w' });
+    const watch = spawn(process.execPath, [
+      CLI,
+      'kv',
+      'watch',
+      'w/',
+      '--api',
+      p.api,
+      '--data',
+      p.dataDir,
+    ]);
+    let out = '';
+    let err = '';
+    watch.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    watch.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => watch.once('exit', (code) => r(code)));
+    try {
+      // the watch may not be open yet when the first put lands: put until one is seen
+      await waitFor(
+        async () => {
+          await p.http('PUT', '/v1/kv/w/a', 'x');
+          return out.includes('put w/a (1 bytes)');
+        },
+        { timeout: 10_000, interval: 300, message: 'the watch to print a put' },
+      );
+      await p.stop();
+      // it was "edgeswarm: terminated"
+      expect(await exited).toBe(1);
+      expect(err).toBe('edgeswarm: the agent closed the watch (it stopped or restarted)\n');
+    } finally {
+      watch.kill('SIGKILL');
+    }
   });
 
   it('limits, errors, watches and the CLI', async () => {

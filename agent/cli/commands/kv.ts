@@ -1,7 +1,7 @@
 // kv put|get|del|ls|watch: the replicated key/value store.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.js';
+import { EdgeswarmError, UsageError } from '../../errors.js';
 import type { ClientOptions } from '../client.js';
 import { table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
@@ -142,7 +142,11 @@ export function registerKvCommands(program: Command): void {
   ).action(async (prefix: string | undefined, opts: Opts) => {
     const q = prefix ? `?prefix=${encodeURIComponent(prefix)}` : '';
     const res = await clientFrom(opts).raw('GET', `/v1/watch${q}`);
-    if (!res.body) return;
+    // the stream ends only when the agent ends it (Ctrl-C ends us first): say so, exit 1 (it was
+    // "edgeswarm: terminated", or nothing)
+    const closed = () =>
+      new EdgeswarmError('watch_closed', 'the agent closed the watch (it stopped or restarted)');
+    if (!res.body) throw closed();
     await readSse(res.body, (data) => {
       if (opts.json) {
         process.stdout.write(`${data}\n`);
@@ -152,6 +156,7 @@ export function registerKvCommands(program: Command): void {
       process.stdout.write(
         `${e.op} ${e.key}${e.op === 'put' ? ` (${e.size} bytes)` : ''} version ${e.version}\n`,
       );
-    });
+    }).catch(() => undefined);
+    throw closed();
   });
 }
