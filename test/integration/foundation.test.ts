@@ -536,6 +536,23 @@ describe('bad input', () => {
     const bad = runCli(['image', 'push', dir, 'app:v2', ...auth]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(`edgeswarm: cannot push ${dir}: not a regular file\n`);
+    // a placement in a site no member is in is accepted with a warning (it was silent), and
+    // status says why nothing is there
+    const nowhere = runCli([
+      'image',
+      'push',
+      join(dir, 'v1'),
+      'far:v1',
+      '--sites',
+      'nosuchsite',
+      ...auth,
+    ]);
+    expect(nowhere.code).toBe(0);
+    expect(nowhere.stderr).toContain(
+      'warning: no live member is in site nosuchsite; the image waits there until one joins\n',
+    );
+    const farStatus = runCli(['image', 'status', 'far:v1', ...auth]);
+    expect(farStatus.stdout).toMatch(/^nosuchsite\s+yes\s+0\/0 \(no live member\)/m);
     // pulling to a directory or into a missing one is bad usage, found before anything is fetched
     // (a directory was an EISDIR with a stack after the whole download)
     const toDir = runCli(['image', 'pull', 'app:v1', '-o', dir, ...auth]);

@@ -138,7 +138,12 @@ export function registerImageCommands(program: Command): void {
       digest: string;
       size: number;
       chunks: number;
+      emptySites?: string[];
     };
+    for (const site of out.emptySites ?? [])
+      process.stderr.write(
+        `warning: no live member is in site ${site}; the image waits there until one joins\n`,
+      );
     if (opts.json) printJson(out);
     else
       process.stdout.write(
@@ -245,7 +250,9 @@ export function registerImageCommands(program: Command): void {
         (s.sites ?? []).map((x) => [
           x.site,
           x.placed ? 'yes' : 'no',
-          x.placed ? `${x.complete.length}/${x.wanted}` : '-',
+          x.placed
+            ? `${x.complete.length}/${x.wanted}${x.wanted === 0 ? ' (no live member)' : ''}`
+            : '-',
           x.complete.join(',') || '-',
           formatBytes(x.bytesHeld),
         ]),

@@ -75,6 +75,12 @@ export function imageRoutes(images: ImageService): Route[] {
         const placement = parsePlacement(ctx.query);
         try {
           const m = await images.push(name, tag, ctx.req, placement, { signal: ctx.signal });
+          // placed sites no live member is in: the image waits there until one joins (a typo in
+          // --sites was accepted without a word)
+          const status = await images.status(name, tag);
+          const emptySites = (status?.sites ?? [])
+            .filter((x) => x.placed && x.wanted === 0)
+            .map((x) => x.site);
           return {
             json: {
               name: m.name,
@@ -84,6 +90,7 @@ export function imageRoutes(images: ImageService): Route[] {
               size: m.size,
               chunks: m.chunks.length,
               placement: m.placement,
+              emptySites,
             },
           };
         } catch (err) {
