@@ -21,7 +21,7 @@ export function checkKey(key: string, maxKeyBytes: number): void {
     );
   const n = utf8Length(key);
   if (n > maxKeyBytes) {
-    throw new InvalidKeyError(`key of ${n} bytes exceeds the limit of ${maxKeyBytes}`);
+    throw new InvalidKeyError(`key is ${n} bytes, over the limit of ${maxKeyBytes}`);
   }
 }
 

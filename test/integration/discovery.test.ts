@@ -484,6 +484,11 @@ describe('service discovery', () => {
     expect(after).toHaveLength(1 + accepted);
     expect((await p.http('GET', '/v1/discover/web?strategy=fastest')).status).toBe(400);
     expect((await p.http('GET', '/v1/discover/web?limit=-1')).status).toBe(400);
+    // a whole number, only too large: the message gives the range (it said "expected a whole number")
+    const huge = await p.http('GET', '/v1/discover/web?limit=99999999999');
+    expect((huge.json as { error: { message: string } }).error.message).toBe(
+      'limit: expected a whole number from 1 to 999999, got "99999999999"',
+    );
     expect((await p.http('GET', '/v1/discover/web?all=maybe')).status).toBe(400);
     // a tag no instance could have is a mistake, named, not a filter that quietly matches nothing
     const emptyTag = await p.http('GET', '/v1/discover/web?tag=');

@@ -284,7 +284,10 @@ describe('replicated key/value store', () => {
     for (const method of ['GET', 'DELETE', 'PUT'] as const) {
       const bad = await p.http(method, '/v1/kv/tab%09x');
       expect(bad.status, method).toBe(400);
-      expect((bad.json as { error: { code: string } }).error.code).toBe('invalid_key');
+      expect((bad.json as { error: { code: string } }).error).toEqual({
+        code: 'invalid_key',
+        message: 'key: has a control character (U+0009)',
+      });
     }
     // the path is routed as sent: `..` in a key is part of the key, not a step up (fetch would
     // resolve it before sending, so this goes through node:http)

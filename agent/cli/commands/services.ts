@@ -60,7 +60,7 @@ function segment(value: string, what: string): string {
 
 function intArg(v: string, name: string, min = 0): number {
   if (!/^\d+$/.test(v))
-    throw new UsageError(`${name}: expected a number, got ${JSON.stringify(v)}`);
+    throw new UsageError(`${name}: expected a whole number, got ${JSON.stringify(v)}`);
   if (Number(v) < min) throw new UsageError(`${name}: must be at least ${min}`);
   return Number(v);
 }

@@ -20,7 +20,8 @@ function key(ctx: RequestContext, kv: KvService): string {
 function mapErrors(err: unknown): never {
   if (err instanceof ValueTooLargeError) throw new HttpError(413, 'value_too_large', err.message);
   if (err instanceof InvalidKeyError)
-    throw new HttpError(400, 'invalid_key', `key: ${err.message}`);
+    // "key: has a control character (U+0000)", not "key: key has ..."
+    throw new HttpError(400, 'invalid_key', `key: ${err.message.replace(/^key (?=is |has )/, '')}`);
   throw err;
 }
 
@@ -79,7 +80,11 @@ export function kvRoutes(kv: KvService): Route[] {
         const prefix = ctx.query.get('prefix') ?? undefined;
         const limitRaw = ctx.query.get('limit');
         if (limitRaw !== null && !/^\d{1,7}$/.test(limitRaw))
-          throw new HttpError(400, 'invalid_query', 'limit: expected a whole number');
+          throw new HttpError(
+            400,
+            'invalid_query',
+            `limit: expected a whole number from 0 to 9999999, got ${JSON.stringify(limitRaw)}`,
+          );
         return {
           json: await kv.list(prefix, { limit: limitRaw === null ? undefined : Number(limitRaw) }),
         };

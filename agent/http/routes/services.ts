@@ -67,7 +67,7 @@ export function parseDiscoverQuery(
       throw new HttpError(
         400,
         'invalid_query',
-        `limit: expected a whole number, got ${JSON.stringify(limitRaw)}`,
+        `limit: expected a whole number from 1 to 999999, got ${JSON.stringify(limitRaw)}`,
       );
     limit = Number(limitRaw);
     // no instances at all is never what a caller of discovery means (the CLI read it as "none found")
