@@ -279,6 +279,17 @@ export class HttpApiServer {
       sendError(res, 401, 'unauthorized', 'missing or wrong bearer token (see DATA/admin.token)');
       return;
     }
+    // a compressed body was read as it came: gzip bytes in a "bad_json" message, or stored as is
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      sendError(
+        res,
+        415,
+        'unsupported_encoding',
+        `content-encoding ${JSON.stringify(encoding)} is not supported; send the body uncompressed`,
+      );
+      return;
+    }
     const unknown = unknownParam(match.route, url.searchParams);
     if (unknown !== undefined) {
       const q = match.route.query;

@@ -129,6 +129,24 @@ describe('HTTP server: errors no route mapped', () => {
     }
   });
 
+  it('a compressed body is a 415, not read as it came', async () => {
+    const res = await fetch(`${base}/t/body/x`, {
+      method: 'PUT',
+      headers: { 'content-encoding': 'gzip' },
+      body: new Uint8Array([0x1f, 0x8b, 8, 0]),
+    });
+    expect(res.status).toBe(415);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      'unsupported_encoding',
+    );
+    const plain = await fetch(`${base}/t/body/x`, {
+      method: 'PUT',
+      headers: { 'content-encoding': 'identity' },
+      body: 'abc',
+    });
+    expect(await plain.json()).toEqual({ bytes: 3 });
+  });
+
   it('a query parameter the route does not take is a 400 naming it and what the route takes', async () => {
     // `?prefx=` on a watch was ignored: the client watched everything
     const [typo, typoError] = await get('q/one?prefx=a');
