@@ -96,8 +96,32 @@ export class Joiner {
     } catch (err) {
       const msg = timeout.aborted
         ? `no answer within ${JOIN_ATTEMPT_TIMEOUT_MS} ms (wrong cluster key, or unreachable)`
-        : (err as Error).message;
+        : describeJoinError(err as Error);
       return { addr, error: msg };
     }
   }
+}
+
+/**
+ * A failed dial in words a user can act on. libp2p's own were about its internals: "Missing
+ * newline" (an HTTP server answered), "Unexpected EOF - stream closed while reading 0/24 bytes"
+ * (something else closed), "Payload identity key ... does not match expected remote identity key".
+ * Matched on libp2p's error names and messages; anything else keeps its message.
+ */
+export function describeJoinError(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return 'connection refused (nothing listens there)';
+  if (
+    err.name === 'UnexpectedPeerError' ||
+    /does not match expected remote identity/.test(err.message)
+  )
+    return 'the agent there has another peer id than the address names';
+  if (
+    code === 'ECONNRESET' ||
+    /Missing newline|Unexpected EOF|stream closed while reading|InvalidMessage|InvalidDataLength|length too long/.test(
+      `${err.name} ${err.message}`,
+    )
+  )
+    return 'the handshake failed: not an edgeswarm agent there, or one with another cluster key';
+  return err.message;
 }

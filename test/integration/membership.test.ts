@@ -68,6 +68,26 @@ describe('membership over libp2p', () => {
     await Promise.all([warned(p1, p2), warned(p2, p1)]);
   });
 
+  it('a join that fails says why in words, not in libp2p internals', async () => {
+    const p = await cluster.current.spawnAgent({ name: 'j' });
+    const api = new URL(p.api);
+    const wrongId = p.addrs[0].replace(
+      /\/p2p\/.*$/,
+      '/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo',
+    );
+    const res = await p.http('POST', '/v1/join', {
+      addrs: [`${api.hostname}:${api.port}`, wrongId],
+    });
+    expect(res.status).toBe(502);
+    const msg = (res.json as { error: { message: string } }).error.message;
+    // an HTTP server there was "Message length length too long - 7 > 2" or "Missing newline"
+    expect(msg).toContain(
+      `${api.hostname}:${api.port}: the handshake failed: not an edgeswarm agent there, or one with another cluster key`,
+    );
+    // "Payload identity key ... does not match expected remote identity key ..."
+    expect(msg).toContain(`${wrongId}: the agent there has another peer id than the address names`);
+  });
+
   it('sites: a site whose members all left counts no images it should hold', async () => {
     const c = cluster.current;
     const p1 = await c.spawnAgent({ name: 'p1', site: 'east' });
