@@ -86,6 +86,10 @@ describe('membership over libp2p', () => {
     );
     // "Payload identity key ... does not match expected remote identity key ..."
     expect(msg).toContain(`${wrongId}: the agent there has another peer id than the address names`);
+    // one peer through two addresses is one join (it answered joined: 2, the peer twice)
+    const q = await cluster.current.spawnAgent({ name: 'q' });
+    const twice = await p.http('POST', '/v1/join', { addrs: [q.addrs[0], q.addrs[0]] });
+    expect(twice.json).toMatchObject({ joined: 1, peers: [q.peerId] });
   });
 
   it('sites: a site whose members all left counts no images it should hold', async () => {

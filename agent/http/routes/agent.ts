@@ -37,7 +37,9 @@ export function agentRoutes(agent: Agent): Route[] {
       handler: async (ctx) => {
         const body = await ctx.json(joinBodySchema);
         const results = await agent.join(body.addrs, ctx.signal);
-        const joined = results.filter((r) => r.peerId).length;
+        // one peer reached through two addresses is one join ({addrs:[X,X]} answered joined: 2)
+        const peers = [...new Set(results.flatMap((r) => (r.peerId ? [r.peerId] : [])))];
+        const joined = peers.length;
         const failed = results
           .filter((r) => r.error)
           .map((r) => ({ addr: r.addr, error: r.error }));
@@ -49,7 +51,7 @@ export function agentRoutes(agent: Agent): Route[] {
           );
         }
         return {
-          json: { joined, peers: results.filter((r) => r.peerId).map((r) => r.peerId), failed },
+          json: { joined, peers, failed },
         };
       },
     },
