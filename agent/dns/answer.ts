@@ -177,3 +177,36 @@ export function answerQuery(
   }
   return reply(RCODE.NOERROR);
 }
+
+/** The UDP payload size this server advertises in its OPT record (bytes; RFC 6891). */
+export const EDNS_UDP_SIZE = 4096;
+
+/**
+ * EDNS (RFC 6891) for a response: a query with an OPT record gets one back (it got none, which
+ * strict resolvers treat as a server without EDNS), and a query of an EDNS version above 0 gets
+ * BADVERS (extended rcode 16: 1 in the OPT record, 0 in the header) and no answers.
+ */
+export function withEdns(query: DecodedPacket, res: Packet): Packet {
+  const opt = (query.additionals ?? []).find((a) => a.type === 'OPT') as
+    { ednsVersion?: number } | undefined;
+  if (!opt) return res;
+  const badVersion = (opt.ednsVersion ?? 0) > 0;
+  const record = {
+    type: 'OPT',
+    name: '.',
+    udpPayloadSize: EDNS_UDP_SIZE,
+    extendedRcode: badVersion ? 1 : 0,
+    ednsVersion: 0,
+    flags: 0,
+    options: [],
+  } as unknown as Answer; // dns-packet's Answer union has no OPT member with these fields
+  if (badVersion)
+    return {
+      ...res,
+      flags: (res.flags ?? 0) & ~0xf,
+      answers: [],
+      authorities: [],
+      additionals: [record],
+    };
+  return { ...res, additionals: [...(res.additionals ?? []), record] };
+}

@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
-import { answerQuery, queriedService, type DnsResolver } from './answer.js';
+import { answerQuery, queriedService, withEdns, type DnsResolver } from './answer.js';
 
 /** Largest UDP answer without EDNS (RFC 1035). */
 export const UDP_PLAIN_LIMIT = 512;
@@ -99,7 +99,7 @@ export class DnsServer {
       await resolver.find(service).catch(() => {});
     let res: Packet;
     try {
-      res = answerQuery(q, this.#opts.resolver, { ttl: this.#opts.ttl });
+      res = withEdns(q, answerQuery(q, this.#opts.resolver, { ttl: this.#opts.ttl }));
     } catch (err) {
       this.#opts.logger.warn({ err: (err as Error).message }, 'dns: could not answer');
       res = { type: 'response', id: q.id, flags: 2, questions: q.questions };
@@ -114,9 +114,11 @@ export class DnsServer {
       );
       if (out.length > limit) {
         const answers = [...(res.answers ?? [])];
+        // the OPT record stays: it is the client's EDNS answer, not data that can be dropped
+        const opt = (res.additionals ?? []).filter((a) => a.type === 'OPT');
         let additionals = [...(res.additionals ?? [])];
-        while (out.length > limit && (answers.length > 0 || additionals.length > 0)) {
-          if (additionals.length > 0) additionals = [];
+        while (out.length > limit && (answers.length > 0 || additionals.length > opt.length)) {
+          if (additionals.length > opt.length) additionals = opt;
           else answers.pop();
           out = dnsPacket.encode({
             ...res,

@@ -16,7 +16,15 @@ beforeEach(async () => {
     port: 0,
     resolver: {
       lookup: (name) =>
-        name === 'web' ? [{ address: '10.0.0.1', port: 80, node: 'n1' }] : undefined,
+        name === 'web'
+          ? [{ address: '10.0.0.1', port: 80, node: 'n1' }]
+          : name === 'many'
+            ? Array.from({ length: 60 }, (_, i) => ({
+                address: `10.0.1.${i}`,
+                port: 80,
+                node: 'n',
+              }))
+            : undefined,
     },
     logger: createLogger('silent'),
     registry: new Registry(),
@@ -101,6 +109,49 @@ describe('DnsServer', () => {
       [1, FORMERR],
       [2, 0],
     ]);
+  });
+
+  it('EDNS: an OPT record in the query gets one back, kept when the answer is truncated; version 1 is BADVERS', async () => {
+    const ask = async (name: string, opt?: { size: number; version: number }) => {
+      const q = dnsPacket.encode({
+        type: 'query',
+        id: 9,
+        questions: [{ type: 'A', name }],
+        additionals: opt
+          ? [
+              {
+                type: 'OPT',
+                name: '.',
+                udpPayloadSize: opt.size,
+                ednsVersion: opt.version,
+              } as unknown as dnsPacket.Answer,
+            ]
+          : [],
+      });
+      const [reply] = await udp(q);
+      const d = dnsPacket.decode(reply) as unknown as {
+        flag_tc: boolean;
+        rcode: string;
+        answers: unknown[];
+        additionals: Array<{ type: string; extendedRcode?: number; udpPayloadSize?: number }>;
+      };
+      return { d, size: reply.length, opts: d.additionals.filter((a) => a.type === 'OPT') };
+    };
+    const plain = await ask('web.service.edgeswarm');
+    expect(plain.opts).toEqual([]);
+    const edns = await ask('web.service.edgeswarm', { size: 1232, version: 0 });
+    expect(edns.d.answers).toHaveLength(1);
+    expect(edns.opts).toMatchObject([{ udpPayloadSize: 4096, extendedRcode: 0 }]);
+    // 60 addresses do not fit in 512 bytes: truncated, and the OPT record survives the cut
+    const cut = await ask('many.service.edgeswarm', { size: 512, version: 0 });
+    expect(cut.d.flag_tc).toBe(true);
+    expect(cut.size).toBeLessThanOrEqual(512);
+    expect(cut.d.answers.length).toBeGreaterThan(0);
+    expect(cut.opts).toHaveLength(1);
+    // BADVERS is extended rcode 16: 1 in the OPT record above a header rcode of 0
+    const v1 = await ask('web.service.edgeswarm', { size: 1232, version: 1 });
+    expect(v1.d.answers).toEqual([]);
+    expect(v1.opts).toMatchObject([{ extendedRcode: 1 }]);
   });
 
   it('formatError echoes only the id, opcode and RD', () => {
