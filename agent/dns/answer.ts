@@ -102,12 +102,46 @@ function addrRecord(name: string, address: string, ttl: number): Answer {
     : { name, type: 'A', ttl, data: address };
 }
 
+/**
+ * The zone's SOA record: in the authority section of a negative answer (NXDOMAIN, or no record of
+ * the type asked) so that resolvers can cache it (RFC 2308; for `minimum` seconds, 0 here, as
+ * every answer has TTL 0), and the answer to an SOA query for the zone itself.
+ */
+export function zoneSoa(): Answer {
+  return {
+    name: DNS_DOMAIN,
+    type: 'SOA',
+    ttl: 0,
+    data: {
+      mname: `ns.${DNS_DOMAIN}`,
+      rname: `hostmaster.${DNS_DOMAIN}`,
+      serial: 1,
+      refresh: 3600,
+      retry: 600,
+      expire: 86400,
+      minimum: 0,
+    },
+  };
+}
+
 /** Builds the response to a query packet. */
 export function answerQuery(
   query: DecodedPacket,
   resolver: DnsResolver,
   opts: AnswerOptions = {},
 ): Packet {
+  const res = answerRecords(query, resolver, opts);
+  const rcode = (res.flags ?? 0) & 0xf;
+  const q = query.questions?.[0];
+  const kind = q ? parseName(q.name).kind : 'unknown';
+  if (rcode === RCODE.NOERROR && kind === 'zone' && q?.type === 'SOA')
+    return { ...res, answers: [zoneSoa()] };
+  // NXDOMAIN is only ever given for names in the zone; an empty NOERROR may be for one outside
+  const noData = rcode === RCODE.NOERROR && (res.answers ?? []).length === 0 && kind !== 'unknown';
+  return rcode === RCODE.NXDOMAIN || noData ? { ...res, authorities: [zoneSoa()] } : res;
+}
+
+function answerRecords(query: DecodedPacket, resolver: DnsResolver, opts: AnswerOptions): Packet {
   const ttl = opts.ttl ?? 0;
   const questions = query.questions ?? [];
   const base = { type: 'response' as const, id: query.id, questions };

@@ -106,6 +106,32 @@ describe('answerQuery', () => {
     expect(ask('web.service.edgeswarm', 'TXT').answers).toHaveLength(0);
   });
 
+  it('negative answers carry the zone SOA; an SOA query for the zone gets it', () => {
+    const full = (name: string, type: string) =>
+      dnsPacket.decode(dnsPacket.encode(answerQuery(query(name, type), resolver))) as unknown as {
+        rcode: string;
+        answers: Rr[];
+        authorities: Rr[];
+      };
+    for (const [name, type, rcode] of [
+      ['nope.service.edgeswarm', 'A', 'NXDOMAIN'],
+      ['down.service.edgeswarm', 'A', 'NOERROR'],
+      ['web.service.edgeswarm', 'TXT', 'NOERROR'],
+    ]) {
+      const r = full(name, type);
+      expect(r.rcode, name).toBe(rcode);
+      expect(
+        r.authorities.map((a) => [a.name, a.type]),
+        name,
+      ).toEqual([['edgeswarm', 'SOA']]);
+    }
+    expect(full('web.service.edgeswarm', 'A').authorities).toEqual([]);
+    expect(full('example.com', 'A').authorities).toEqual([]);
+    const soa = full('edgeswarm', 'SOA');
+    expect(soa.answers.map((a) => a.type)).toEqual(['SOA']);
+    expect(soa.authorities).toEqual([]);
+  });
+
   it('another opcode is NOTIMP with the opcode echoed; another class is REFUSED', () => {
     // dig discarded the NOTIMP to +opcode=status, which came back with opcode 0
     const status = dnsPacket.encode({
