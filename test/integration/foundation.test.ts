@@ -479,6 +479,17 @@ describe('bad input', () => {
     expect(JSON.parse(runCli(['services', 'ls', '--json', ...api]).stdout)[0].check).toEqual({
       ttl: 30_000,
     });
+    // nothing passing, and an unknown name, are told apart (both said "no passing instances")
+    const failing = runCli(['discover', 'web', ...api]);
+    expect([failing.code, failing.stdout]).toEqual([
+      1,
+      'no passing instances of web (1 registered; --all shows failing ones)\n',
+    ]);
+    const unknown = runCli(['discover', 'nosuch', ...api]);
+    expect([unknown.code, unknown.stdout]).toEqual([
+      1,
+      'no service named nosuch is known in the cluster\n',
+    ]);
     // an empty KV key is bad usage (`kv get ""` printed the whole key list)
     for (const args of [
       ['get', ''],

@@ -196,7 +196,18 @@ export function registerServiceCommands(program: Command): void {
       );
       if (opts.json) return printJson(list);
       if (list.length === 0) {
-        process.stdout.write(`no ${opts.all ? '' : 'passing '}instances of ${name}\n`);
+        // an unknown name is not a service whose instances all fail: say which
+        const known = (
+          await clientFrom(opts).json<Array<{ name: string; instances: number }>>(
+            'GET',
+            '/v1/catalog',
+          )
+        ).find((c) => c.name === name);
+        process.stdout.write(
+          !known
+            ? `no service named ${name} is known in the cluster\n`
+            : `no ${opts.all ? '' : 'passing '}instances of ${name}${opts.all || opts.site || opts.tag ? '' : ` (${known.instances} registered; --all shows failing ones)`}\n`,
+        );
         process.exitCode = 1;
         return;
       }
