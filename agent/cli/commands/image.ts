@@ -1,5 +1,6 @@
 // image push|pull|ls|status|rm.
 import {
+  closeSync,
   createReadStream,
   createWriteStream,
   openSync,
@@ -169,7 +170,10 @@ export function registerImageCommands(program: Command): void {
       const q = opts.version ? `?version=${encodeURIComponent(opts.version)}` : '';
       res = await clientFrom(opts).raw('GET', `${path}/content${q}`);
     } catch (err) {
-      if (tmp) removeQuietly(tmp.path);
+      if (tmp) {
+        closeSync(tmp.fd);
+        removeQuietly(tmp.path);
+      }
       throw err;
     }
     const size = Number(res.headers.get('content-length') ?? 0);
