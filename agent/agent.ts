@@ -492,7 +492,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * SIGTERM, on a path under /proc (mkdir gives ENOENT there, and it retries the parent, which
  * exists); this stops at the first level that cannot be made.
  */
-export function makeDirs(path: string, mode: number): void {
+function makeDirs(path: string, mode: number): void {
   const full = resolve(path);
   const parts = full.split(sep).filter(Boolean);
   let at = full.startsWith(sep) ? sep : '';

@@ -51,8 +51,10 @@ export class DataDirLockedError extends EdgeswarmError {
  * error, whose text is several lines with stack frames, as one line per address.
  */
 export class ListenError extends EdgeswarmError {
-  constructor(detail: string, options?: ErrorOptions) {
-    super('listen_failed', `cannot listen on ${detail}`, options);
+  /** "cannot listen on DETAIL", after "KEY: " when the setting is named. */
+  constructor(detail: string, options?: ErrorOptions & { key?: string }) {
+    const key = options?.key ? `${options.key}: ` : '';
+    super('listen_failed', `${key}cannot listen on ${detail}`, options);
     this.name = 'ListenError';
   }
 
@@ -60,11 +62,8 @@ export class ListenError extends EdgeswarmError {
   static forKey(key: 'api' | 'dns', host: string, port: number, err: Error): ListenError {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code ? (BIND_ERRORS[code] ?? code) : err.message;
-    const e = new ListenError(`${host.includes(':') ? `[${host}]` : host}:${port} (${why})`, {
-      cause: err,
-    });
-    e.message = `${key}: ${e.message}`;
-    return e;
+    const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    return new ListenError(`${at} (${why})`, { cause: err, key });
   }
 
   /** From libp2p's UnsupportedListenAddressesError ("  /ip4/…: Error: listen EADDRINUSE: …"). */
