@@ -298,7 +298,7 @@ export class HttpApiServer {
         res,
         400,
         'invalid_query',
-        `unknown query parameter ${JSON.stringify(unknown)} for ${routeLabel}${takes}`,
+        `unknown query parameter ${JSON.stringify(unknown)} for ${req.method} ${rawPath}${takes}`,
       );
       return;
     }

@@ -161,6 +161,11 @@ describe('HTTP server: errors no route mapped', () => {
     expect(none).toBe(400);
     expect(noneError.message).toBe('unknown query parameter "x" for GET /t/bug');
     expect((await get('q/any?whatever=1'))[0]).toBe(200);
+    // the path as sent, not the route's pattern (it said "for PUT /v1/kv/*key")
+    const res = await fetch(`${base}/t/body/a%20b?x=1`, { method: 'PUT', body: 'x' });
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
+      'unknown query parameter "x" for PUT /t/body/a%20b',
+    );
   });
 
   it('a body that stops arriving is a 408 after the idle timeout; a slow steady one is not cut', async () => {
