@@ -1,10 +1,19 @@
 // Output helpers for the client commands: aligned tables, and a progress bar on a terminal.
 
+/**
+ * Columns are padded to their longest cell up to this width; a longer cell pushes only its own
+ * row out of line (one 4 KiB key padded every row of `kv ls` to 4 KiB).
+ */
+export const TABLE_MAX_COLUMN = 48;
+
 /** Renders rows as a left-aligned table with a header line. */
 export function table(headers: string[], rows: Array<Array<string | number | undefined>>): string {
   const cells = rows.map((r) => r.map((c) => (c === undefined ? '' : String(c))));
   const widths = headers.map((h, i) =>
-    Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)),
+    Math.max(
+      h.length,
+      ...cells.map((r) => (r[i] ?? '').length).filter((n) => n <= TABLE_MAX_COLUMN),
+    ),
   );
   const line = (r: string[]) =>
     r
