@@ -4,7 +4,7 @@
  * Columns are padded to their longest cell up to this width; a longer cell pushes only its own
  * row out of line (one 4 KiB key padded every row of `kv ls` to 4 KiB).
  */
-export const TABLE_MAX_COLUMN = 48;
+export const TABLE_MAX_COLUMN = 64;
 
 /** Renders rows as a left-aligned table with a header line. */
 export function table(headers: string[], rows: Array<Array<string | number | undefined>>): string {
