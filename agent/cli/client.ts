@@ -13,6 +13,15 @@ export interface ClientOptions {
 
 export const DEFAULT_API = 'http://127.0.0.1:7780';
 
+/**
+ * A value that goes into the URL path as one segment, encoded; an empty one is bad usage naming
+ * it (it reached the API as another route: `DELETE /v1/services/` said "use GET").
+ */
+export function pathSegment(value: string, what: string): string {
+  if (value === '') throw new UsageError(`${what} must not be empty`);
+  return encodeURIComponent(value);
+}
+
 function normalizeApi(api: string): string {
   const bad = () =>
     new UsageError(`--api: ${JSON.stringify(api)} is not a URL like http://127.0.0.1:7780`);

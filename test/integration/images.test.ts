@@ -31,6 +31,13 @@ async function local(agent: Agent, name: string, tag: string) {
   return (await agent.images.status(name, tag))?.local;
 }
 
+/** Members of `site` with a full copy of NAME:v1, as `agent`'s status has them. */
+async function copiesOn(agent: Agent, name: string, site: string): Promise<string[]> {
+  return (
+    (await agent.images.status(name, 'v1'))?.sites.find((s) => s.site === site)?.complete ?? []
+  );
+}
+
 describe('image replication', () => {
   it('push on A: B (placed) pulls a verified copy; the bytes are identical', async () => {
     const c = cluster.current;
@@ -85,8 +92,6 @@ describe('image replication', () => {
     await waitFor(() => a.membership.counts().alive === 2 && b.membership.counts().alive === 2, {
       timeout: 5000,
     });
-    const copiesOn = async (agent: Agent, name: string, site: string) =>
-      (await agent.images.status(name, 'v1'))?.sites.find((s) => s.site === site)?.complete ?? [];
     // zero bytes: held complete with no chunks, which used to be announced as nothing held
     await a.images.push('empty/img', 'v1', chunksOf(Buffer.alloc(0)), { sites: 'all' });
     await waitFor(async () => (await copiesOn(a, 'empty/img', 's2')).includes('b'), {
@@ -126,12 +131,10 @@ describe('image replication', () => {
     expect(Date.now() - t0).toBeLessThan(IMAGE_SYNC_INTERVAL_MS);
     // a's push was announced to nobody; its first member up makes it say again what it holds,
     // rather than at the next holder round (IMAGE_HOLDER_ANNOUNCE_MS, 30 s)
-    await waitFor(
-      async () =>
-        (await b.images.status('before/join', 'v1'))?.sites.find((s) => s.site === 's1')
-          ?.complete[0] === 'a',
-      { timeout: 4000, message: "a's copy in b's status" },
-    );
+    await waitFor(async () => (await copiesOn(b, 'before/join', 's1'))[0] === 'a', {
+      timeout: 4000,
+      message: "a's copy in b's status",
+    });
   });
 
   it('an agent that joins a site takes the image from a site-mate, not across the WAN', async () => {
@@ -190,12 +193,10 @@ describe('image replication', () => {
     });
     await a.images.push('only/s1', 'v1', chunksOf(randomBytes(256 * 1024)), { sites: ['s1'] });
     // holders repeat this every 30 s (IMAGE_HOLDER_ANNOUNCE_MS); the push itself says it
-    await waitFor(
-      async () =>
-        (await b.images.status('only/s1', 'v1'))?.sites.find((s) => s.site === 's1')
-          ?.complete[0] === 'a',
-      { timeout: 5000, message: "a's copy in b's status" },
-    );
+    await waitFor(async () => (await copiesOn(b, 'only/s1', 's1'))[0] === 'a', {
+      timeout: 5000,
+      message: "a's copy in b's status",
+    });
   });
 
   it('a pull that fails on a full disk here pauses with a growing backoff, not every 2 s', async () => {

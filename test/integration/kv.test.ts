@@ -190,8 +190,10 @@ describe('replicated key/value store', () => {
     // b's store fails as LevelDB does on a full disk; each try is one call. Set before the writes:
     // a fast round between two of them brought full/0 to b while its store still worked
     const tries: number[] = [];
-    b.kv.state.apply = async () => {
+    let offered = 0;
+    b.kv.state.apply = async (records) => {
       tries.push(Date.now());
+      for (const r of records) offered += r.value?.length ?? 0;
       throw Object.assign(new Error('IO error: /data/db/000003.log: No space left on device'), {
         code: 'LEVEL_IO_ERROR',
       });
@@ -203,10 +205,13 @@ describe('replicated key/value store', () => {
     // paused 5 s after the first failure: the difference was not sent again (it was, every round)
     expect(tries.filter((t) => t - tries[0] > 1000)).toEqual([]);
     expect(await b.kv.get('full/0')).toBeUndefined();
-    // the bytes of the failed session crossed the network all the same, and are counted
+    // the bytes of the failed session crossed the network all the same, and are counted: at least
+    // the values it brought (how many of the 20 depends on when the first session ran: one that
+    // ran between two writes brought only those before it, and the pause kept out the rest)
+    expect(offered).toBeGreaterThanOrEqual(1000);
     expect(
       (await metricSum(b, 'edgeswarm_replication_bytes_total{direction="in"')) - inBefore,
-    ).toBeGreaterThan(20 * 1000);
+    ).toBeGreaterThan(offered);
   });
 
   it('records refused in a session for clock drift are counted', async () => {

@@ -2,21 +2,20 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EdgeswarmError, UsageError } from '../../errors.js';
-import type { ClientOptions } from '../client.js';
+import { pathSegment, type ClientOptions } from '../client.js';
 import { table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
 
 type Opts = ClientOptions & { json?: boolean };
 
 const path = (key: string) => {
-  // an empty KEY made GET /v1/kv/ (the whole list) or a 405 about a method
-  if (key === '') throw new UsageError('KEY must not be empty');
   // a URL resolves a path segment . or .. (also as %2E) before it is sent
   if (key === '.' || key === '..')
     throw new UsageError(
       `KEY ${JSON.stringify(key)} cannot be sent in a URL; use the HTTP API with the path as is (curl --path-as-is)`,
     );
-  return `/v1/kv/${encodeURIComponent(key)}`;
+  // an empty KEY made GET /v1/kv/ (the whole list) or a 405 about a method
+  return `/v1/kv/${pathSegment(key, 'KEY')}`;
 };
 
 /** A value for --json: as text when it is UTF-8, else as base64 (`valueBase64`). */

@@ -1,7 +1,7 @@
 // Service commands: services register|deregister|ls|pass|fail, and discover.
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import type { ClientOptions } from '../client.js';
+import { pathSegment, type ClientOptions } from '../client.js';
 import { table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
 
@@ -52,12 +52,6 @@ function checkKind(c: NonNullable<LocalService['check']>): string {
   return c.http !== undefined ? 'http' : c.tcp !== undefined ? 'tcp' : 'ttl';
 }
 
-/** A value that goes into the URL path, encoded; an empty one is bad usage naming it. */
-function segment(value: string, what: string): string {
-  if (value === '') throw new UsageError(`${what} must not be empty`);
-  return encodeURIComponent(value);
-}
-
 function intArg(v: string, name: string, min = 0): number {
   if (!/^\d+$/.test(v))
     throw new UsageError(`${name}: expected a whole number, got ${JSON.stringify(v)}`);
@@ -94,7 +88,7 @@ export function registerServiceCommands(program: Command): void {
       },
     ) => {
       if (opts.name === '') throw new UsageError('--name must not be empty');
-      const id = segment(opts.id ?? opts.name, '--id');
+      const id = pathSegment(opts.id ?? opts.name, '--id');
       const body: Record<string, unknown> = { name: opts.name, port: intArg(opts.port, '--port') };
       if (opts.address) body.address = opts.address;
       if (opts.tag) body.tags = opts.tag;
@@ -112,7 +106,10 @@ export function registerServiceCommands(program: Command): void {
   clientCommand(
     services.command('deregister').description('remove a service from this agent').argument('<id>'),
   ).action(async (id: string, opts: Opts) => {
-    const res = await clientFrom(opts).json<unknown>('DELETE', `/v1/services/${segment(id, 'ID')}`);
+    const res = await clientFrom(opts).json<unknown>(
+      'DELETE',
+      `/v1/services/${pathSegment(id, 'ID')}`,
+    );
     if (opts.json) printJson(res);
     else process.stdout.write(`deregistered ${id}\n`);
   });
@@ -147,7 +144,7 @@ export function registerServiceCommands(program: Command): void {
     ).action(async (id: string, opts: Opts) => {
       const res = await clientFrom(opts).json<LocalService>(
         'PUT',
-        `/v1/services/${segment(id, 'ID')}/ttl`,
+        `/v1/services/${pathSegment(id, 'ID')}/ttl`,
         { status: verb },
       );
       if (opts.json) printJson(res);
@@ -192,7 +189,7 @@ export function registerServiceCommands(program: Command): void {
       if (opts.all) q.set('all', 'true');
       const list = await clientFrom(opts).json<Instance[]>(
         'GET',
-        `/v1/discover/${segment(name, 'NAME')}?${q}`,
+        `/v1/discover/${pathSegment(name, 'NAME')}?${q}`,
       );
       if (opts.json) return printJson(list);
       if (list.length === 0) {
