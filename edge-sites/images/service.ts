@@ -1,207 +1,48 @@
 // Master-less image replication. Any agent can push an image; its signed manifest spreads by
 // gossip (a small head announcement, then the manifest fetched from the announcer) and by
-// anti-entropy; every agent works out from the manifest's placement and the membership whether it
-// must hold the image, and if so pulls what it lacks from every agent that has pieces of it (see
-// puller.ts), itself becoming a source for the others as chunks arrive.
-import type { GossipSub } from '@libp2p/gossipsub';
-import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
-import type { KadDHT } from '@libp2p/kad-dht';
-import { peerIdFromString } from '@libp2p/peer-id';
-import { CID } from 'multiformats/cid';
-import { sha256 } from 'multiformats/hashes/sha2';
-import { Backoff, Broadcast } from '../../membership/index.js';
+// anti-entropy (exchange.ts); every agent works out from the manifest's placement and the
+// membership whether it must hold the image, and if so pulls what it lacks (pulls.ts) from every
+// agent that has pieces of it (puller.ts), itself becoming a source for the others as chunks
+// arrive (server.ts).
+import type { Stream } from '@libp2p/interface';
 import { ChunkStore, KeyedLock } from '../../storage/chunks/index.js';
-import {
-  ChunkCorruptError,
-  ChunkStoreFailedError,
-  InsufficientSpaceError,
-  isOutOfSpace,
-} from '../../storage/errors.js';
-import type { KvStore } from '../../storage/index.js';
+import { Backoff } from '../../membership/index.js';
+import { ChunkCorruptError } from '../../storage/errors.js';
 import {
   collectGarbage,
-  decodeImageRecord,
-  encodeManifest,
-  encodeTombstone,
   exportImage,
   importImage,
   ManifestStore,
   PinSet,
   signManifest,
-  verifyImageRecord,
   type Manifest,
-  type PinHold,
 } from '../../storage/images/index.js';
-import { shouldHold, type PlacementMember } from '../placement.js';
+import { shouldHold } from '../placement.js';
 import { Bitfield } from './bitfield.js';
+import { ChunkEvents } from './chunk-events.js';
+import { ImageExchange } from './exchange.js';
 import { ImageIndex } from './image-index.js';
-import { fetchRecords, serveImages, syncImages, type SyncDeps } from './manifest-sync.js';
-import { DEFAULT_PULL_OPTIONS, Pull, type PullOptions } from './puller.js';
-import { serveChunks, type ServedImage } from './server.js';
+import {
+  CHUNK_STORE_REOPEN_MAX_MS,
+  CHUNK_STORE_REOPEN_MS,
+  IMAGE_GC_INTERVAL_MS,
+  IMAGE_HOLDER_ANNOUNCE_MS,
+  IMAGE_PROGRESS_INTERVAL_MS,
+  IMAGE_SYNC_INTERVAL_MS,
+  IMAGE_UP_SYNC_GAP_MS,
+  READ_FAILURE_LOG_MS,
+  type ImageComponents,
+  type ImageOptions,
+  type ImageSummary,
+  type LocalState,
+  type LocalStatus,
+} from './options.js';
+import { ImageProviders } from './providers.js';
+import { ImagePulls, type Served } from './pulls.js';
+import { serveChunks } from './server.js';
 import { ProgressTable, siteStatus, type SiteStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
-import {
-  CHUNKS_PROTOCOL,
-  decodeGossip,
-  encodeGossip,
-  IMAGES_PROTOCOL,
-  IMAGES_TOPIC,
-  type ImagesGossip,
-} from './wire.js';
-
-/** Time between manifest anti-entropy rounds (ms). */
-export const IMAGE_SYNC_INTERVAL_MS = 10_000;
-/** Rounds started by members coming up (joins, restarts) are at least this far apart (ms). */
-export const IMAGE_UP_SYNC_GAP_MS = 1_000;
-/** A pulling agent announces its progress this often (ms); a holder every IMAGE_HOLDER_ANNOUNCE_MS. */
-export const IMAGE_PROGRESS_INTERVAL_MS = 1_000;
-export const IMAGE_HOLDER_ANNOUNCE_MS = 30_000;
-/**
- * Providers found in the DHT for an image are used this long before it is asked again (ms). A
- * puller asks when it knows no holder in its own site.
- */
-export const PROVIDER_LOOKUP_CACHE_MS = 10_000;
-/**
- * A pull that failed on this agent's own store (a full disk, a store made read-only) is not
- * started again for this long, doubled after each such failure up to PULL_LOCAL_BACKOFF_MAX_MS
- * (ms). Other failures (sources gone) are retried after 2 s.
- */
-export const PULL_LOCAL_BACKOFF_MS = 5_000;
-export const PULL_LOCAL_BACKOFF_MAX_MS = 60_000;
-/**
- * A pull starts only when the device holding the data directory has the bytes it still needs plus
- * this much free (bytes), so that a pull does not fill the disk that KV writes and registrations
- * need too; otherwise it is paused as if the disk were full.
- */
-export const PULL_FREE_SPACE_RESERVE_BYTES = 64 * 2 ** 20;
-
-/**
- * Manifest fetches (anti-entropy rounds, announced versions) stop for this long after storing one
- * failed for want of space, doubling after each such failure up to MANIFEST_LOCAL_BACKOFF_MAX_MS
- * (ms): until then every round fetched the same manifests again (a manifest holds ~2 KiB per MiB
- * of image).
- */
-export const MANIFEST_LOCAL_BACKOFF_MS = 10_000;
-export const MANIFEST_LOCAL_BACKOFF_MAX_MS = 120_000;
-
-/**
- * A chunk store that turned read-only after a failed commit is closed and opened again this long
- * after (ms), doubling after each reopen that fails, up to CHUNK_STORE_REOPEN_MAX_MS. Opening
- * re-checks the index against the packs, as after a crash.
- */
-export const CHUNK_STORE_REOPEN_MS = 2_000;
-export const CHUNK_STORE_REOPEN_MAX_MS = 60_000;
-
-/** Time between garbage collections of unreferenced chunks (ms). */
-export const IMAGE_GC_INTERVAL_MS = 10 * 60_000;
-/** New chunks are told to connected pullers in batches this often (ms). */
-export const HAVE_BATCH_MS = 20;
-/** Failed chunk reads while serving (EIO, say) are logged at most once per this long (ms). */
-export const READ_FAILURE_LOG_MS = 60_000;
-
-export interface ImageMembership {
-  readonly selfId: string;
-  readonly selfSite: string;
-  members(): Array<PlacementMember & { name: string }>;
-  site(id: string): string | undefined;
-  state(id: string): string | undefined;
-  rtt(id: string): number | undefined;
-  randomPeer(opts?: { otherSite?: boolean }): string | undefined;
-  addEventListener(type: 'change', l: (e: Event) => void): void;
-  removeEventListener(type: 'change', l: (e: Event) => void): void;
-}
-
-export interface ImageComponents {
-  node: {
-    peerId: PeerId;
-    services: { pubsub: GossipSub; dht: KadDHT };
-    handle(
-      protocol: string,
-      handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-      opts?: { maxInboundStreams?: number; maxOutboundStreams?: number },
-    ): Promise<void>;
-    unhandle(protocol: string): Promise<void>;
-    dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
-  };
-  privateKey: PrivateKey;
-  /** Namespace of the agent's store for manifests. */
-  store: KvStore;
-  /** Directory for chunk files. */
-  chunkDir: string;
-  membership: ImageMembership;
-  logger: {
-    debug(o: object, m?: string): void;
-    info(o: object, m?: string): void;
-    warn(o: object, m?: string): void;
-  };
-  metrics?: {
-    bytes(direction: 'in' | 'out', scope: 'site' | 'wan', n: number): void;
-    images(counts: Record<LocalState, number>): void;
-    dropped(reason: string): void;
-    badChunk(): void;
-  };
-}
-
-export interface ImageOptions {
-  keepVersions?: number;
-  /** Upload cap for serving chunks, bytes/s (0 = none). */
-  uploadRate?: number;
-  /** Cap on chunk bytes sent to other sites, bytes/s (0 = none). */
-  wanRate?: number;
-  /** Largest image accepted by push (bytes). */
-  maxImageBytes?: number;
-  pull?: Partial<PullOptions>;
-  syncIntervalMs?: number;
-}
-
-export type LocalState = 'complete' | 'pulling' | 'not_placed';
-
-export interface ImageSummary {
-  name: string;
-  tag: string;
-  version: number;
-  digest: string;
-  size: number;
-  chunks: number;
-  creator: string;
-  createdAt: number;
-  placement: Manifest['placement'];
-  /** What this agent holds of it. */
-  local: LocalStatus;
-}
-
-export interface LocalStatus {
-  state: LocalState;
-  bytes: number;
-  /**
-   * Set while this agent's pull of the image is paused after it failed on this agent's own store
-   * (a full disk): why, and in how long it is tried again (ms).
-   */
-  paused?: { reason: string; retryInMs: number };
-  /** Chunks held here (readable and served to peers). */
-  chunks: number;
-  /** Of those, chunks that survive a crash (a pull stores chunks and flushes them every 500 ms). */
-  durableChunks: number;
-}
-
-interface Served extends ServedImage {
-  manifest: Manifest;
-}
-
-interface Pulling {
-  pull: Pull;
-  done: Promise<void>;
-  controller: AbortController;
-  hold: PinHold;
-  transient: boolean;
-}
-
-export async function digestKey(digest: string): Promise<CID> {
-  return CID.createV1(
-    0x55,
-    await sha256.digest(new TextEncoder().encode(`/edgeswarm/image/${digest}`)),
-  );
-}
+import { CHUNKS_PROTOCOL, IMAGES_PROTOCOL } from './wire.js';
 
 export class ImageService extends EventTarget {
   readonly #c: ImageComponents;
@@ -211,20 +52,13 @@ export class ImageService extends EventTarget {
   readonly pins = new PinSet();
   readonly progress = new ProgressTable();
   readonly #served = new Map<string, Served>();
-  /** Announced versions being fetched now (name:tag:rank). */
-  readonly #fetching = new Set<string>();
-  readonly #pulls = new Map<string, Pulling>();
-  /** Pulls that failed on our own store, and why: not restarted (by evaluation) while waiting. */
-  readonly #pullBackoff = new Map<string, { backoff: Backoff; reason: string }>();
+  readonly #events = new ChunkEvents();
+  readonly #exchange: ImageExchange;
+  readonly #pulls: ImagePulls;
+  readonly #providers: ImageProviders;
+  readonly #byDigest = new Map<string, { name: string; tag: string; version: number }>();
   readonly #reopenBackoff = new Backoff(CHUNK_STORE_REOPEN_MS, CHUNK_STORE_REOPEN_MAX_MS);
   #reopenTimer: NodeJS.Timeout | undefined;
-  readonly #manifestBackoff = new Backoff(MANIFEST_LOCAL_BACKOFF_MS, MANIFEST_LOCAL_BACKOFF_MAX_MS);
-  readonly #subs = new Map<string, Set<(i: number[]) => void>>();
-  /** Readers waiting for chunks of an image, told when its pull fails on our own store. */
-  readonly #readerFailures = new Map<string, Set<(err: Error) => void>>();
-  readonly #pendingHave = new Map<string, number[]>();
-  readonly #dhtSources = new Map<string, Set<string>>();
-  readonly #byDigest = new Map<string, { name: string; tag: string; version: number }>();
   /** Version assignment and store of local pushes, one at a time per NAME:TAG. */
   readonly #pushLock = new KeyedLock();
   #upload!: TokenBucket;
@@ -234,7 +68,6 @@ export class ImageService extends EventTarget {
   readonly #timers: NodeJS.Timeout[] = [];
   #evaluating: Promise<void> = Promise.resolve();
   #evalTimer: NodeJS.Timeout | undefined;
-  #haveTimer: NodeJS.Timeout | undefined;
   /** Chunk reads that failed while serving, since the last warning, and when that was (ms). */
   #readFailures = { count: 0, loggedAt: -Infinity };
   readonly #onMembers = (evt: Event) => {
@@ -262,18 +95,51 @@ export class ImageService extends EventTarget {
   /** Images whose complete copy here was announced (or is being pulled, which announces it). */
   readonly #toldComplete = new Set<string>();
 
-  readonly #broadcast: Broadcast;
-
   constructor(components: ImageComponents, options: ImageOptions = {}) {
     super();
     this.#c = components;
     this.#o = options;
-    this.#broadcast = new Broadcast(
-      { pubsub: components.node.services.pubsub, membership: components.membership },
-      IMAGES_TOPIC,
-      // only signed messages: a message's publisher is who it speaks for
-      (m) => void (m.from ? this.#gossip(m.from, m.data).catch(() => {}) : undefined),
-    );
+    const node = components.node;
+    const dial = node.dialProtocol.bind(node);
+    const scope = (peer: string) => this.#scope(peer);
+    this.#exchange = new ImageExchange({
+      pubsub: node.services.pubsub,
+      membership: components.membership,
+      dial,
+      manifests: () => this.manifests,
+      store: (m) => this.#store(m),
+      removed: () => this.#scheduleEvaluate(0),
+      progress: this.progress,
+      scope,
+      logger: components.logger,
+      metrics: components.metrics,
+      signal: this.#controller.signal,
+    });
+    this.#providers = new ImageProviders(node.services.dht, this.#controller.signal);
+    this.#pulls = new ImagePulls({
+      chunks: () => this.chunks,
+      pins: this.pins,
+      dial,
+      membership: components.membership,
+      progress: this.progress,
+      providers: this.#providers,
+      events: this.#events,
+      scope,
+      logger: components.logger,
+      metrics: components.metrics,
+      options: options.pull,
+      signal: this.#controller.signal,
+      started: (m) => void this.#announce(m.digest),
+      completed: async (m) => {
+        this.#toldComplete.add(m.digest);
+        await this.#announce(m.digest);
+        void this.#providers.provide(m.digest);
+        this.dispatchEvent(
+          new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
+        );
+      },
+      ended: (delayMs) => this.#scheduleEvaluate(delayMs),
+    });
   }
 
   get selfId(): string {
@@ -297,13 +163,10 @@ export class ImageService extends EventTarget {
     );
     await node.handle(
       IMAGES_PROTOCOL,
-      (stream, conn) => void this.#serveImages(stream, conn.remotePeer.toString()),
-      {
-        maxInboundStreams: 32,
-        maxOutboundStreams: 32,
-      },
+      (stream, conn) => void this.#exchange.serve(stream, conn.remotePeer.toString()),
+      { maxInboundStreams: 32, maxOutboundStreams: 32 },
     );
-    this.#broadcast.start();
+    this.#exchange.start();
     this.#c.membership.addEventListener('change', this.#onMembers);
     const every = (ms: number, fn: () => Promise<unknown> | void) => {
       const t = setInterval(
@@ -348,8 +211,7 @@ export class ImageService extends EventTarget {
    */
   async #reopenChunks(): Promise<void> {
     if (!this.#started) return;
-    for (const p of this.#pulls.values()) p.controller.abort();
-    await Promise.allSettled([...this.#pulls.values()].map((p) => p.done));
+    await this.#pulls.abortAll();
     await this.chunks.close().catch(() => {});
     try {
       this.chunks = await this.#openChunks();
@@ -361,7 +223,7 @@ export class ImageService extends EventTarget {
     this.#reopenTimer = undefined;
     this.#reopenBackoff.reset();
     this.#served.clear();
-    this.#pullBackoff.clear();
+    this.#pulls.resume();
     this.#c.logger.info({}, 'chunk store reopened');
     // (a stop() meanwhile waited for this reopen on #evaluating, and closes the new store)
     this.#scheduleEvaluate(0);
@@ -374,12 +236,11 @@ export class ImageService extends EventTarget {
     clearTimeout(this.#reopenTimer);
     for (const t of this.#timers) clearInterval(t);
     clearTimeout(this.#evalTimer);
-    clearTimeout(this.#haveTimer);
+    this.#events.stop();
     const node = this.#c.node;
     this.#c.membership.removeEventListener('change', this.#onMembers);
-    this.#broadcast.stop();
-    for (const p of this.#pulls.values()) p.controller.abort();
-    await Promise.allSettled([...this.#pulls.values()].map((p) => p.done));
+    this.#exchange.stop();
+    await this.#pulls.abortAll();
     await node.unhandle(CHUNKS_PROTOCOL).catch(() => {});
     await node.unhandle(IMAGES_PROTOCOL).catch(() => {});
     await this.#evaluating.catch(() => {});
@@ -457,7 +318,7 @@ export class ImageService extends EventTarget {
     const res = await this.manifests.put(m);
     if (res.status !== 'stored') return false;
     this.#byDigest.set(m.digest, { name: m.name, tag: m.tag, version: m.version });
-    void this.#publish({ t: 'head', n: m.name, g: m.tag, v: m.version, r: false });
+    void this.#exchange.publish({ t: 'head', n: m.name, g: m.tag, v: m.version, r: false });
     this.dispatchEvent(
       new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
     );
@@ -469,7 +330,7 @@ export class ImageService extends EventTarget {
   async remove(name: string, tag: string): Promise<boolean> {
     const t = await this.manifests.remove(name, tag, this.#c.privateKey);
     if (!t) return false;
-    void this.#publish({ t: 'head', n: name, g: tag, v: t.version, r: true });
+    void this.#exchange.publish({ t: 'head', n: name, g: tag, v: t.version, r: true });
     this.#scheduleEvaluate(0);
     void this.gc().catch(() => {});
     return true;
@@ -478,14 +339,9 @@ export class ImageService extends EventTarget {
   async #localOf(m: Manifest): Promise<LocalStatus> {
     const s = await this.#servedFor(m);
     const bytes = s.index.bytesOf(indexesOf(s.bits));
-    const pull = this.#pulls.get(m.digest)?.pull;
+    const pull = this.#pulls.get(m.digest);
     const state = this.#stateOf(m, s);
-    const p = this.#pullBackoff.get(m.digest);
-    const now = Date.now();
-    const paused =
-      state === 'pulling' && !pull && p?.backoff.waiting(now)
-        ? { reason: p.reason, retryInMs: p.backoff.until - now }
-        : undefined;
+    const paused = state === 'pulling' ? this.#pulls.paused(m.digest) : undefined;
     // outside a running pull, chunks were found in the store or flushed when a pull finished (a
     // stopped pull's last chunks are committed by the store within its commit delay)
     return {
@@ -503,7 +359,7 @@ export class ImageService extends EventTarget {
    */
   #stateOf(m: Manifest, s: Served, members = this.#c.membership.members()): LocalState {
     if (s.bits.complete) return 'complete';
-    return this.#pulls.has(m.digest) || this.#placedHere(m, members) ? 'pulling' : 'not_placed';
+    return this.#pulls.get(m.digest) || this.#placedHere(m, members) ? 'pulling' : 'not_placed';
   }
 
   #placedHere(m: Manifest, members = this.#c.membership.members()): boolean {
@@ -587,7 +443,7 @@ export class ImageService extends EventTarget {
   /** The image's bytes in order, pulling missing chunks from peers first in line. */
   async *content(m: Manifest, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     const s = await this.#servedFor(m);
-    if (!s.bits.complete) this.#startPull(m, true);
+    if (!s.bits.complete) this.#pulls.start(s, true);
     for (let k = 0; k < m.chunks.length; k++) {
       const i = s.index.indexOf(m.chunks[k].hash)!;
       if (!s.bits.has(i)) {
@@ -596,8 +452,8 @@ export class ImageService extends EventTarget {
           const x = s.index.indexOf(m.chunks[j].hash)!;
           if (!s.bits.has(x)) ahead.push(x);
         }
-        this.#pulls.get(m.digest)?.pull.urgent(ahead);
-        await this.#waitFor(m.digest, s.bits, i, signal);
+        this.#pulls.get(m.digest)?.urgent(ahead);
+        await this.#events.waitFor(m.digest, s.bits, i, signal);
       }
       let data: Uint8Array | undefined;
       for (;;) {
@@ -610,45 +466,12 @@ export class ImageService extends EventTarget {
         if (data) break;
         // corrupt (now quarantined) or gone: fetch it again from a peer, then read on
         this.#lost(m.digest, i);
-        this.#startPull(m, true);
-        this.#pulls.get(m.digest)?.pull.urgent([i]);
-        await this.#waitFor(m.digest, s.bits, i, signal);
+        this.#pulls.start(s, true);
+        this.#pulls.get(m.digest)?.urgent([i]);
+        await this.#events.waitFor(m.digest, s.bits, i, signal);
       }
       yield data;
     }
-  }
-
-  #waitFor(digest: string, bits: Bitfield, i: number, signal?: AbortSignal): Promise<void> {
-    if (bits.has(i)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const done = () => {
-        this.#subs.get(digest)?.delete(check);
-        this.#readerFailures.get(digest)?.delete(onFailure);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const check = () => {
-        if (bits.has(i)) {
-          done();
-          resolve();
-        }
-      };
-      const onAbort = () => {
-        done();
-        reject(signal?.reason);
-      };
-      // the pull that would bring the chunk failed on our own store (a full disk): no waiting
-      const onFailure = (err: Error) => {
-        done();
-        reject(err);
-      };
-      let set = this.#subs.get(digest);
-      if (!set) this.#subs.set(digest, (set = new Set()));
-      set.add(check);
-      let failures = this.#readerFailures.get(digest);
-      if (!failures) this.#readerFailures.set(digest, (failures = new Set()));
-      failures.add(onFailure);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
   }
 
   /**
@@ -669,7 +492,7 @@ export class ImageService extends EventTarget {
     }
   }
 
-  // ---- placement and pulls ----
+  // ---- placement ----
 
   #scheduleEvaluate(delay = 500): void {
     if (!this.#started) return;
@@ -693,7 +516,7 @@ export class ImageService extends EventTarget {
       current.add(m.digest);
       const s = await this.#servedFor(m);
       const placed = this.#placedHere(m, members);
-      if (!s.bits.complete && placed) this.#startPull(m, false);
+      if (!s.bits.complete && placed) this.#pulls.start(s, false);
       // complete with no pull (no chunks, or all of them held already for another image): say so
       // now rather than at the next holder round
       if (s.bits.complete && placed && !this.#toldComplete.has(m.digest)) {
@@ -703,8 +526,7 @@ export class ImageService extends EventTarget {
       counts[this.#stateOf(m, s, members)]++;
     }
     // pulls of images that are no longer current (replaced or removed), unless someone reads them
-    for (const [digest, p] of this.#pulls)
-      if (!current.has(digest) && !p.transient) p.controller.abort();
+    this.#pulls.abortStale(current);
     this.#c.metrics?.images(counts);
   }
 
@@ -720,217 +542,28 @@ export class ImageService extends EventTarget {
     return s;
   }
 
-  /** Throws InsufficientSpaceError when the rest of the image would not fit (see the reserve). */
-  async #checkSpace(s: Served): Promise<void> {
-    let need = PULL_FREE_SPACE_RESERVE_BYTES;
-    for (let i = 0; i < s.index.size; i++) if (!s.bits.has(i)) need += s.index.sizes[i];
-    const free = await this.chunks.freeBytes();
-    if (free !== undefined && free < need) throw new InsufficientSpaceError(need, free);
-  }
-
-  #startPull(m: Manifest, transient: boolean): void {
-    const existing = this.#pulls.get(m.digest);
-    if (existing) {
-      if (!transient) existing.transient = false;
-      return;
-    }
-    const s = this.#served.get(m.digest);
-    if (!s) return;
-    if (!transient && this.#pullBackoff.get(m.digest)?.backoff.waiting(Date.now())) return;
-    const controller = new AbortController();
-    const signal = AbortSignal.any([controller.signal, this.#controller.signal]);
-    const hold = this.pins.hold(s.index.hashes);
-    const pull = new Pull(
-      s.index,
-      s.bits,
-      {
-        chunks: this.chunks,
-        sources: () => this.#sources(m),
-        open: (peer, sig) =>
-          this.#c.node.dialProtocol(peerIdFromString(peer), CHUNKS_PROTOCOL, { signal: sig }),
-        gotChunk: (i) => this.#gotChunk(m.digest, i),
-        received: (peer, n) => this.#c.metrics?.bytes('in', this.#scope(peer), n),
-        spared: (peer) => peer === m.creator && this.#scope(peer) === 'wan',
-        badSource: (peer) => {
-          this.#c.metrics?.badChunk();
-          this.#c.logger.warn(
-            { peer, image: `${m.name}:${m.tag}` },
-            'a source served a chunk that does not match its hash; dropped',
-          );
-        },
-        log: this.#c.logger,
-      },
-      { ...DEFAULT_PULL_OPTIONS, ...this.#o.pull },
-    );
-    const t0 = Date.now();
-    this.#c.logger.info(
-      { image: `${m.name}:${m.tag}`, version: m.version, have: s.bits.count, of: s.index.size },
-      'pull started',
-    );
-    void this.#announce(m.digest);
-    const entry: Pulling = { pull, controller, hold, transient, done: Promise.resolve() };
-    entry.done = this.#checkSpace(s)
-      .then(() => pull.run(signal))
-      .then(async () => {
-        this.#c.logger.info(
-          {
-            image: `${m.name}:${m.tag}`,
-            version: m.version,
-            ms: Date.now() - t0,
-            bytes: pull.bytesReceived,
-          },
-          'pull complete',
-        );
-        this.#toldComplete.add(m.digest);
-        await this.#announce(m.digest);
-        void this.#provide(m.digest);
-        this.dispatchEvent(
-          new CustomEvent('change', { detail: { name: m.name, tag: m.tag, version: m.version } }),
-        );
-      })
-      .then(() => void this.#pullBackoff.delete(m.digest))
-      .catch((err: Error) => {
-        if (signal.aborted) return;
-        if (isOutOfSpace(err) || err instanceof ChunkStoreFailedError) {
-          let p = this.#pullBackoff.get(m.digest);
-          if (!p)
-            this.#pullBackoff.set(
-              m.digest,
-              (p = {
-                backoff: new Backoff(PULL_LOCAL_BACKOFF_MS, PULL_LOCAL_BACKOFF_MAX_MS),
-                reason: '',
-              }),
-            );
-          const ms = p.backoff.fail(Date.now());
-          p.reason = err.message;
-          for (const fail of [...(this.#readerFailures.get(m.digest) ?? [])]) fail(err);
-          this.#c.logger.warn(
-            { image: `${m.name}:${m.tag}`, err: err.message, retryInMs: ms },
-            isOutOfSpace(err)
-              ? 'pull paused: no space left on the device holding the data directory'
-              : 'pull paused: the chunk store failed; it is being reopened',
-          );
-          return;
-        }
-        this.#c.logger.warn(
-          { image: `${m.name}:${m.tag}`, err: err.message },
-          'pull failed; will retry',
-        );
-      })
-      .finally(() => {
-        hold.release();
-        this.#pulls.delete(m.digest);
-        const until = this.#pullBackoff.get(m.digest)?.backoff.until ?? 0;
-        if (!this.#started || s.bits.complete) this.#scheduleEvaluate(0);
-        else this.#scheduleEvaluate(Math.max(2000, until - Date.now()));
-      });
-    this.#pulls.set(m.digest, entry);
-  }
-
-  /** Candidate sources for an image, best first: same site, then by estimated RTT. */
-  #sources(m: Manifest): string[] {
-    const ms = this.#c.membership;
-    const cands = new Set<string>();
-    for (const [peer, p] of this.progress.of(m.digest)) if (p.have > 0) cands.add(peer);
-    cands.add(m.creator);
-    for (const p of this.#dhtSources.get(m.digest) ?? []) cands.add(p);
-    cands.delete(this.selfId);
-    const live = [...cands].filter((p) => ms.state(p) === 'alive' || ms.state(p) === 'suspect');
-    // No holder known in our own site: ask the DHT (at most once per PROVIDER_LOOKUP_CACHE_MS).
-    // Holders say what they hold every IMAGE_HOLDER_ANNOUNCE_MS, so an agent that joined a site
-    // took the whole image across the WAN from the origin meanwhile, past site-mates holding it.
-    if (!live.some((p) => ms.site(p) === ms.selfSite)) void this.#findProviders(m.digest);
-    const rank = (p: string) => [ms.site(p) === ms.selfSite ? 0 : 1, ms.rtt(p) ?? 1e9] as const;
-    return live.sort((a, b) => {
-      const [sa, ra] = rank(a);
-      const [sb, rb] = rank(b);
-      return sa - sb || ra - rb;
-    });
-  }
-
-  async #findProviders(digest: string): Promise<void> {
-    if (this.#dhtSources.has(digest)) return;
-    const set = new Set<string>();
-    this.#dhtSources.set(digest, set);
-    try {
-      const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]);
-      for await (const ev of this.#c.node.services.dht.findProviders(await digestKey(digest), {
-        signal,
-      })) {
-        if (ev.name === 'PROVIDER') for (const p of ev.providers) set.add(p.id.toString());
-      }
-    } catch {
-      // no DHT answer: gossip will tell us
-    }
-    setTimeout(() => this.#dhtSources.delete(digest), PROVIDER_LOOKUP_CACHE_MS).unref();
-  }
-
-  async #provide(digest: string): Promise<void> {
-    try {
-      const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(30_000)]);
-      for await (const _ of this.#c.node.services.dht.provide(await digestKey(digest), { signal }))
-        void _;
-    } catch {
-      // best effort
-    }
-  }
-
-  #gotChunk(digest: string, i: number): void {
-    let list = this.#pendingHave.get(digest);
-    if (!list) this.#pendingHave.set(digest, (list = []));
-    list.push(i);
-    this.#haveTimer ??= setTimeout(() => {
-      this.#haveTimer = undefined;
-      for (const [d, idx] of this.#pendingHave)
-        for (const fn of [...(this.#subs.get(d) ?? [])]) fn(idx);
-      this.#pendingHave.clear();
-    }, HAVE_BATCH_MS);
-  }
-
   /** A chunk of an image was found corrupt (and quarantined): want it again. */
   #lost(digest: string, i: number): void {
     const s = this.#served.get(digest);
     if (!s) return;
     const pull = this.#pulls.get(digest);
-    if (pull) pull.pull.lost(i);
+    if (pull) pull.lost(i);
     else s.bits.clear(i);
     this.#c.metrics?.badChunk();
     this.#scheduleEvaluate(0);
-  }
-
-  /** Serving a chunk failed to read it (not corruption): warn, at most once a READ_FAILURE_LOG_MS. */
-  #readFailed(err: Error): void {
-    const f = this.#readFailures;
-    f.count++;
-    const now = Date.now();
-    if (now - f.loggedAt < READ_FAILURE_LOG_MS) return;
-    this.#c.logger.warn(
-      { err: err.message, failures: f.count },
-      'chunk reads failing while serving: answered as missing (check the disk holding the data directory)',
-    );
-    f.count = 0;
-    f.loggedAt = now;
   }
 
   #scope(peer: string): 'site' | 'wan' {
     return this.#c.membership.site(peer) === this.#c.membership.selfSite ? 'site' : 'wan';
   }
 
-  // ---- gossip and anti-entropy ----
-
-  async #publish(msg: ImagesGossip): Promise<void> {
-    try {
-      await this.#broadcast.publish(encodeGossip(msg));
-    } catch {
-      // no peers yet
-    }
-  }
+  // ---- announcements and anti-entropy ----
 
   async #announce(digest: string): Promise<void> {
     const s = this.#served.get(digest);
     // nothing held, nothing to say (an empty image is held complete with no chunks)
     if (!s || (s.bits.count === 0 && !s.bits.complete)) return;
-    await this.#publish({
+    await this.#exchange.publish({
       t: 'progress',
       d: digest,
       have: s.bits.count,
@@ -941,7 +574,7 @@ export class ImageService extends EventTarget {
   }
 
   async #announcePulling(): Promise<void> {
-    for (const d of this.#pulls.keys()) await this.#announce(d);
+    for (const d of this.#pulls.digests()) await this.#announce(d);
   }
 
   async #announceHeld(): Promise<void> {
@@ -949,148 +582,13 @@ export class ImageService extends EventTarget {
       if (s.bits.complete && this.#byDigest.has(d)) await this.#announce(d);
   }
 
-  async #gossip(from: string, data: Uint8Array): Promise<void> {
-    let msg: ImagesGossip;
-    try {
-      msg = decodeGossip(data);
-    } catch {
-      this.#c.metrics?.dropped('images_gossip');
-      return;
-    }
-    if (msg.t === 'progress') {
-      this.progress.set(msg.d, from, {
-        have: msg.have,
-        total: msg.total,
-        bytes: msg.bytes,
-        done: msg.done,
-        at: Date.now(),
-      });
-      return;
-    }
-    const head = (await this.manifests.heads()).find((h) => h.name === msg.n && h.tag === msg.g);
-    if (head && headRank(head.version, head.removed) >= headRank(msg.v, msg.r)) return;
-    // every agent that stores a version announces it: fetch it from the first announcer only
-    // (a manifest of a 256 MiB image is ~0.5 MB; anti-entropy retries if this fetch fails)
-    const ref = `${msg.n}:${msg.g}:${headRank(msg.v, msg.r)}`;
-    if (this.#fetching.has(ref)) return;
-    this.#fetching.add(ref);
-    try {
-      await this.#fetchingManifests(() =>
-        fetchRecords(
-          () => this.#open(from),
-          [[msg.n, msg.g, msg.v]],
-          this.#syncDeps(from),
-          AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
-        ),
-      );
-    } catch (err) {
-      this.#c.logger.debug(
-        { from, err: (err as Error).message },
-        'could not fetch an announced manifest (anti-entropy will)',
-      );
-    } finally {
-      this.#fetching.delete(ref);
-    }
-  }
-
-  #open(peer: string): Promise<Stream> {
-    return this.#c.node.dialProtocol(peerIdFromString(peer), IMAGES_PROTOCOL, {
-      signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(10_000)]),
-    });
-  }
-
-  /** Manifest exchange with `peer`: the record bytes count as replication bytes too. */
-  #syncDeps(peer?: string): SyncDeps {
-    const scope = peer ? this.#scope(peer) : 'site';
-    return {
-      heads: () => this.manifests.heads(),
-      record: async (name, tag, version) => {
-        const t = await this.manifests.tombstone(name, tag);
-        if (t && t.version >= version) return encodeTombstone(t);
-        const m = await this.manifests.get(name, tag, version);
-        const out = m ? encodeManifest(m) : undefined;
-        if (out) this.#c.metrics?.bytes('out', scope, out.length);
-        return out;
-      },
-      accept: async (bytes) => {
-        this.#c.metrics?.bytes('in', scope, bytes.length);
-        let rec;
-        try {
-          rec = decodeImageRecord(bytes);
-          await verifyImageRecord(rec);
-        } catch {
-          this.#c.metrics?.dropped('bad_manifest');
-          return;
-        }
-        if (rec.type === 'manifest') await this.#store(rec.manifest);
-        else {
-          const r = await this.manifests.applyTombstone(rec.tombstone, { verify: false });
-          if (r.status === 'applied') {
-            this.#scheduleEvaluate(0);
-            void this.#publish({
-              t: 'head',
-              n: rec.tombstone.name,
-              g: rec.tombstone.tag,
-              v: rec.tombstone.version,
-              r: true,
-            });
-          }
-        }
-      },
-    };
-  }
-
-  /** One manifest anti-entropy round with a random member. */
+  /** One manifest anti-entropy round with `peer` (a random member if none); records fetched. */
   async syncOnce(peer?: string): Promise<number> {
-    const target = peer ?? this.#c.membership.randomPeer();
-    if (!target || !this.#started) return 0;
-    return this.#fetchingManifests(() =>
-      syncImages(
-        () => this.#open(target),
-        this.#syncDeps(target),
-        AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
-      ),
-    );
+    if (!this.#started) return 0;
+    return this.#exchange.syncOnce(peer);
   }
 
-  /**
-   * Runs a manifest fetch (resolving with the records fetched) unless they are paused, when it is
-   * 0: storing a fetched manifest that fails for want of space pauses them, since the next round
-   * would fetch the same.
-   */
-  async #fetchingManifests(fetch: () => Promise<number>): Promise<number> {
-    const backoff = this.#manifestBackoff;
-    if (backoff.waiting(Date.now())) return 0;
-    try {
-      const r = await fetch();
-      if (backoff.failures > 0) this.#c.logger.info({}, 'manifest fetches resumed');
-      backoff.reset();
-      return r;
-    } catch (err) {
-      if (isOutOfSpace(err)) {
-        const ms = backoff.fail(Date.now());
-        if (backoff.failures === 1)
-          this.#c.logger.warn(
-            { err: (err as Error).message, retryInMs: ms },
-            'manifest fetches paused: no space left on the device holding the data directory',
-          );
-      }
-      throw err;
-    }
-  }
-
-  async #serveImages(stream: Stream, peer: string): Promise<void> {
-    try {
-      await serveImages(
-        stream,
-        this.#syncDeps(peer),
-        AbortSignal.any([this.#controller.signal, AbortSignal.timeout(60_000)]),
-      );
-    } catch (err) {
-      this.#c.metrics?.dropped('images_wire');
-      stream.abort(err as Error);
-    }
-  }
+  // ---- serving chunks, garbage collection ----
 
   async #serveChunks(stream: Stream, peer: string): Promise<void> {
     await serveChunks(
@@ -1108,18 +606,27 @@ export class ImageService extends EventTarget {
         },
         buckets: (p) => (this.#scope(p) === 'wan' ? [this.#upload, this.#wan] : [this.#upload]),
         lost: (digest, i) => this.#lost(digest, i),
-        subscribe: (digest, onHave) => {
-          let set = this.#subs.get(digest);
-          if (!set) this.#subs.set(digest, (set = new Set()));
-          set.add(onHave);
-          return () => set.delete(onHave);
-        },
+        subscribe: (digest, onHave) => this.#events.subscribe(digest, onHave),
         sent: (p, n) => this.#c.metrics?.bytes('out', this.#scope(p), n),
         badInput: (reason) => this.#c.metrics?.dropped(reason),
         readFailed: (err) => this.#readFailed(err),
       },
       this.#controller.signal,
     );
+  }
+
+  /** Serving a chunk failed to read it (not corruption): warn, at most once a READ_FAILURE_LOG_MS. */
+  #readFailed(err: Error): void {
+    const f = this.#readFailures;
+    f.count++;
+    const now = Date.now();
+    if (now - f.loggedAt < READ_FAILURE_LOG_MS) return;
+    this.#c.logger.warn(
+      { err: err.message, failures: f.count },
+      'chunk reads failing while serving: answered as missing (check the disk holding the data directory)',
+    );
+    f.count = 0;
+    f.loggedAt = now;
   }
 
   /** Deletes chunks no kept manifest references (pinned chunks of running pulls are kept). */
@@ -1133,17 +640,12 @@ export class ImageService extends EventTarget {
     if (res.removed > 0)
       for (const [d, s] of this.#served)
         if (
-          !this.#pulls.has(d) &&
+          !this.#pulls.get(d) &&
           !(await this.manifests.get(s.manifest.name, s.manifest.tag, s.manifest.version))
         )
           this.#served.delete(d);
     return res.removed;
   }
-}
-
-/** A tombstone at version V removes every version up to V, so it outranks the manifest of V. */
-function headRank(version: number, removed: boolean): number {
-  return version * 2 + (removed ? 1 : 0);
 }
 
 function* indexesOf(bits: Bitfield): Iterable<number> {

@@ -9,7 +9,7 @@ import {
   IMAGE_SYNC_INTERVAL_MS,
   MANIFEST_LOCAL_BACKOFF_MS,
   PULL_LOCAL_BACKOFF_MS,
-} from '../../edge-sites/images/service.js';
+} from '../../edge-sites/images/options.js';
 import { IndexDb } from '../../storage/chunks/index-db.js';
 import { ChunkStore, corruptChunkForTest, quarantinedChunks } from '../../storage/chunks/index.js';
 import { metricSum, useCluster } from '../helpers/agents.js';
