@@ -260,13 +260,16 @@ export class CatalogService extends EventTarget {
     return true;
   }
 
-  /** Reports a ttl check; false if the service does not exist; throws if it has no ttl check. */
-  ttl(id: string, status: Health): boolean | 'not_ttl' {
+  /**
+   * Reports a ttl check, with `output` to show (the default says passed or failing); false if the
+   * service does not exist, 'not_ttl' if it has no ttl check.
+   */
+  ttl(id: string, status: Health, output?: string): boolean | 'not_ttl' {
     const reg = this.#local.get(id);
     if (!reg) return false;
     const check = this.#checks.get(id);
     if (!check || check.def.kind !== 'ttl') return 'not_ttl';
-    check.report(status);
+    check.report(status, output);
     return true;
   }
 

@@ -461,6 +461,11 @@ describe('service discovery', () => {
       check: { ttl: '30s' },
     });
     expect((ttl.json as { check: unknown }).check).toEqual({ ttl: 30_000 });
+    // the output of a ttl report is kept (it was validated, then replaced by "ttl reported failing")
+    const fail = await p.http('PUT', '/v1/services/t/ttl', { status: 'fail', output: 'disk full' });
+    expect(fail.json).toMatchObject({ health: 'failing', output: 'disk full' });
+    const pass = await p.http('PUT', '/v1/services/t/ttl', { status: 'pass' });
+    expect(pass.json).toMatchObject({ health: 'passing', output: 'ttl passed' });
     expect((await p.http('DELETE', '/v1/services/t')).status).toBe(200);
     // a catalog peers would refuse (over 512 KiB) is refused here, naming why; before, it was
     // accepted, refused by every peer, and sent again at every anti-entropy round

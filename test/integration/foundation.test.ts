@@ -479,17 +479,39 @@ describe('bad input', () => {
     expect(JSON.parse(runCli(['services', 'ls', '--json', ...api]).stdout)[0].check).toEqual({
       ttl: 30_000,
     });
-    // nothing passing, and an unknown name, are told apart (both said "no passing instances")
+    // nothing passing, and an unknown name, are told apart (both said "no passing instances"),
+    // as failures with the reason on stderr (it was on stdout, and --json exited 0)
     const failing = runCli(['discover', 'web', ...api]);
-    expect([failing.code, failing.stdout]).toEqual([
+    expect([failing.code, failing.stdout, failing.stderr]).toEqual([
       1,
-      'no passing instances of web (1 registered; --all shows failing ones)\n',
+      '',
+      'edgeswarm: no passing instances of web (1 registered; --all shows failing ones)\n',
     ]);
     const unknown = runCli(['discover', 'nosuch', ...api]);
-    expect([unknown.code, unknown.stdout]).toEqual([
+    expect([unknown.code, unknown.stdout, unknown.stderr]).toEqual([
       1,
-      'no service named nosuch is known in the cluster\n',
+      '',
+      'edgeswarm: no service named nosuch is known in the cluster\n',
     ]);
+    const none = runCli(['discover', 'web', '--json', ...api]);
+    expect([none.code, JSON.parse(none.stdout), none.stderr]).toEqual([
+      1,
+      [],
+      'edgeswarm: no passing instances of web (1 registered; --all shows failing ones)\n',
+    ]);
+    // a ttl report carries the output given (it was accepted and replaced by "ttl passed")
+    const passed = runCli([
+      'services',
+      'pass',
+      'web',
+      '--output',
+      'queue drained',
+      '--json',
+      ...api,
+    ]);
+    expect([passed.code, JSON.parse(passed.stdout).output]).toEqual([0, 'queue drained']);
+    const found = runCli(['discover', 'web', '--json', ...api]);
+    expect([found.code, JSON.parse(found.stdout).length]).toEqual([0, 1]);
     // an empty KV key is bad usage (`kv get ""` printed the whole key list)
     for (const args of [
       ['get', ''],

@@ -1,6 +1,6 @@
 // Service commands: services register|deregister|ls|pass|fail, and discover.
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.js';
+import { EdgeswarmError, UsageError } from '../../errors.js';
 import { pathSegment, type ClientOptions } from '../client.js';
 import { table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
@@ -140,12 +140,13 @@ export function registerServiceCommands(program: Command): void {
       services
         .command(verb)
         .description(`report a ttl check as ${verb === 'pass' ? 'passing' : 'failing'}`)
-        .argument('<id>'),
-    ).action(async (id: string, opts: Opts) => {
+        .argument('<id>')
+        .option('--output <text>', "what to show as the check's output (at most 512 characters)"),
+    ).action(async (id: string, opts: Opts & { output?: string }) => {
       const res = await clientFrom(opts).json<LocalService>(
         'PUT',
         `/v1/services/${pathSegment(id, 'ID')}/ttl`,
-        { status: verb },
+        { status: verb, ...(opts.output !== undefined && { output: opts.output }) },
       );
       if (opts.json) printJson(res);
       else process.stdout.write(`${id}: ${res.health}\n`);
@@ -191,23 +192,24 @@ export function registerServiceCommands(program: Command): void {
         'GET',
         `/v1/discover/${pathSegment(name, 'NAME')}?${q}`,
       );
-      if (opts.json) return printJson(list);
+      if (opts.json) printJson(list);
       if (list.length === 0) {
-        // an unknown name is not a service whose instances all fail: say which
+        // a failure (exit 1, with --json too, after its []), its reason on stderr; an unknown
+        // name is not a service whose instances all fail: say which
         const known = (
           await clientFrom(opts).json<Array<{ name: string; instances: number }>>(
             'GET',
             '/v1/catalog',
           )
         ).find((c) => c.name === name);
-        process.stdout.write(
+        throw new EdgeswarmError(
+          'not_found',
           !known
-            ? `no service named ${name} is known in the cluster\n`
-            : `no ${opts.all ? '' : 'passing '}instances of ${name}${opts.all || opts.site || opts.tag ? '' : ` (${known.instances} registered; --all shows failing ones)`}\n`,
+            ? `no service named ${name} is known in the cluster`
+            : `no ${opts.all ? '' : 'passing '}instances of ${name}${opts.all || opts.site || opts.tag ? '' : ` (${known.instances} registered; --all shows failing ones)`}`,
         );
-        process.exitCode = 1;
-        return;
       }
+      if (opts.json) return;
       process.stdout.write(
         `${table(
           ['ID', 'NODE', 'SITE', 'ADDRESS', 'TAGS', 'HEALTH'],

@@ -149,7 +149,7 @@ export function serviceRoutes(catalog: CatalogService): Route[] {
       handler: async (ctx) => {
         const id = serviceId(ctx);
         const body = await ctx.json(ttlBodySchema);
-        const r = catalog.ttl(id, body.status === 'pass' ? 'passing' : 'failing');
+        const r = catalog.ttl(id, body.status === 'pass' ? 'passing' : 'failing', body.output);
         if (r === false)
           throw new HttpError(404, 'not_found', `no service ${id} is registered on this agent`);
         if (r === 'not_ttl') throw new HttpError(400, 'not_ttl', `service ${id} has no ttl check`);
