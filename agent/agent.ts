@@ -13,6 +13,7 @@ import { resolveSwimConfig } from '../membership/swim/index.js';
 import { LevelStore, StoreLockedError, type KvStore } from '../storage/index.js';
 import { advertiseAddress } from './advertise.js';
 import type { AgentConfig } from './config/schema.js';
+import { formatHostPort } from './host-port.js';
 import { DnsServer } from './dns/server.js';
 import { ConfigError, DataDirLockedError, ListenError } from './errors.js';
 import { agentRoutes } from './http/routes/agent.js';
@@ -189,7 +190,17 @@ export class Agent {
     }
     const privateKey = await loadOrCreatePeerKey(this.dataDir);
     this.#privateKey = privateKey;
-    const psk = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);
+    const { key: psk, created: newKey } = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);
+    if (newKey && cfg.join.length > 0)
+      this.logger.warn(
+        { clusterKey: newKey },
+        'created a new cluster key: this agent cannot join agents that have another key (copy their key file here instead)',
+      );
+    else if (newKey)
+      this.logger.info(
+        { clusterKey: newKey },
+        'created a new cluster key: copy this file to every agent of the cluster',
+      );
     this.#token = loadOrCreateAdminToken(this.dataDir);
     try {
       this.#store = await LevelStore.open(joinPath(this.dataDir, 'db'));
@@ -257,8 +268,8 @@ export class Agent {
         peerId,
         site: cfg.site,
         addrs: this.addrs(),
-        api: api ? `http://${api.host}:${api.port}` : 'off',
-        dns: this.#dns?.address ? `${this.#dns.address.host}:${this.#dns.address.port}` : 'off',
+        api: api ? `http://${formatHostPort(api)}` : 'off',
+        dns: this.#dns?.address ? formatHostPort(this.#dns.address) : 'off',
         data: this.dataDir,
         version: this.version,
       },

@@ -1,5 +1,6 @@
 // Errors of the agent module. Each class has a stable `name` and `code`; the HTTP layer maps them
 // to statuses and the CLI to exit codes. Never show a stack trace to a user for any of these.
+import { formatHostPort } from './host-port.js';
 
 export class EdgeswarmError extends Error {
   readonly code: string;
@@ -62,19 +63,25 @@ export class ListenError extends EdgeswarmError {
   static forKey(key: 'api' | 'dns', host: string, port: number, err: Error): ListenError {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code ? (BIND_ERRORS[code] ?? code) : err.message;
-    const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-    return new ListenError(`${at} (${why})`, { cause: err, key });
+    return new ListenError(`${formatHostPort({ host, port })} (${why})`, { cause: err, key });
   }
 
-  /** From libp2p's UnsupportedListenAddressesError ("  /ip4/…: Error: listen EADDRINUSE: …"). */
+  /**
+   * From libp2p's UnsupportedListenAddressesError ("  /ip4/…: Error: listen EADDRINUSE: …"), for
+   * the `listen` setting.
+   */
   static fromLibp2p(err: Error): ListenError {
     const lines = err.message
       .split('\n')
       .map((l) => /^\s*(\/\S+): (?:Error: )?(.*)$/.exec(l))
       .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => `${m[1]} (${m[2]})`);
+      .map((m) => {
+        const code = /\b(E[A-Z]+)\b/.exec(m[2])?.[1];
+        return `${m[1]} (${(code && BIND_ERRORS[code]) ?? m[2]})`;
+      });
     return new ListenError(lines.length > 0 ? lines.join('; ') : err.message.split('\n')[0], {
       cause: err,
+      key: 'listen',
     });
   }
 }

@@ -10,6 +10,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  statSync,
   writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -93,25 +94,38 @@ export function parseClusterKey(text: string, file: string): Uint8Array {
 }
 
 /**
- * Loads the cluster key. With an explicit file, the file must exist. Without one, DATA/cluster.key
- * is used and created at first start.
+ * Loads the cluster key: from `file` when given, else DATA/cluster.key. A missing one is created
+ * (mode 0600; an explicit file's directory must exist) and its path returned as `created`, so the
+ * agent can say to copy it to the other agents: a new key joins no existing cluster.
  */
-export function loadOrCreateClusterKey(dataDir: string, file?: string): Uint8Array {
+export function loadOrCreateClusterKey(
+  dataDir: string,
+  file?: string,
+): { key: Uint8Array; created?: string } {
+  const path = file ?? join(dataDir, 'cluster.key');
+  const existing = readIfExists(path, 'clusterKey');
+  if (existing) return { key: parseClusterKey(existing.toString('utf8'), path) };
+  const text = generateClusterKey();
   if (file) {
-    const text = readIfExists(file, 'clusterKey');
-    if (!text)
+    let isDir = false;
+    try {
+      isDir = statSync(dirname(file)).isDirectory();
+    } catch {
+      // missing or unreadable: said below
+    }
+    if (!isDir)
       throw new ConfigError(
         'clusterKey',
-        `${file} does not exist (create one with 'edgeswarm keygen > ${file}')`,
+        `cannot create ${file}: ${dirname(file)} is not a directory (create it, or the key with 'edgeswarm keygen > ${file}')`,
       );
-    return parseClusterKey(text.toString('utf8'), file);
   }
-  const path = join(dataDir, 'cluster.key');
-  const existing = readIfExists(path, 'clusterKey');
-  if (existing) return parseClusterKey(existing.toString('utf8'), path);
-  const key = generateClusterKey();
-  writeFileAtomic(path, key);
-  return parseClusterKey(key, path);
+  try {
+    writeFileAtomic(path, text);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError('clusterKey', `cannot create ${path}: ${code ?? (err as Error).message}`);
+  }
+  return { key: parseClusterKey(text, path), created: path };
 }
 
 /** Loads DATA/admin.token (mode 0600), creating it at first start. */

@@ -45,7 +45,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--dns <host:port|off>', 'DNS interface address, UDP and TCP (default: 127.0.0.1:8600)')
     .option(
       '--cluster-key <file>',
-      'pre-shared cluster key (default: DATA/cluster.key, created if missing)',
+      'pre-shared cluster key (default: DATA/cluster.key); created if missing, to be copied to the other agents',
     )
     .option('--preset <lan|wan>', 'membership timing preset (default: lan)')
     .option(

@@ -2,11 +2,11 @@
 // SIGKILL, bad input (flags, config, HTTP) answered clearly.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateClusterKey } from '../../agent/identity.js';
+import { generateClusterKey, parseClusterKey } from '../../agent/identity.js';
 import { LevelStore } from '../../storage/index.js';
 import { CLI, requireBuild, useCluster } from '../helpers/agents.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -230,7 +230,7 @@ describe('bad input', () => {
       ]);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
-        `edgeswarm: cannot listen on /ip4/127.0.0.1/tcp/${port} (listen EADDRINUSE: address already in use 127.0.0.1:${port})\n`,
+        `edgeswarm: listen: cannot listen on /ip4/127.0.0.1/tcp/${port} (address in use)\n`,
       );
       // the API and DNS ports say which setting it was (they gave only Node's message)
       const base = ['agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'error'];
@@ -298,6 +298,34 @@ describe('bad input', () => {
     const r = runCli(['agent', '--config', '/dev/zero', '--data', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/config: \/dev\/zero is larger than 1048576 bytes/);
+  });
+
+  it('a --cluster-key file that does not exist is created (0600), and is said; IPv6 addresses are URLs', async () => {
+    const dir = cluster.current.dataDir('new-key');
+    mkdirSync(dir, { recursive: true });
+    const keyFile = join(dir, 'made.key');
+    // it was refused ("does not exist"), where the contract says created at first start
+    const p = await cluster.current.spawnAgent({
+      name: 'v6',
+      clusterKeyFile: keyFile,
+      api: '[::1]:0',
+      dns: '[::1]:0',
+    });
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(() => parseClusterKey(readFileSync(keyFile, 'utf8'), keyFile)).not.toThrow();
+    expect(
+      p.logs.find((l) => String(l.msg).startsWith('created a new cluster key'))?.clusterKey,
+    ).toBe(keyFile);
+    // "http://::1:PORT" was no URL
+    expect(p.api).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    expect(p.dns).toMatch(/^\[::1\]:\d+$/);
+    expect((await p.http('GET', '/v1/health')).status).toBe(200);
+    // its directory must exist: a mistyped path is not made into a tree of directories
+    const r = runCli(['agent', '--data', dir, '--cluster-key', join(dir, 'nope', 'k.key')]);
+    expect([r.code, r.stderr]).toEqual([
+      2,
+      `edgeswarm: invalid configuration: clusterKey: cannot create ${join(dir, 'nope', 'k.key')}: ${join(dir, 'nope')} is not a directory (create it, or the key with 'edgeswarm keygen > ${join(dir, 'nope', 'k.key')}')\n`,
+    ]);
   });
 
   it('a bad cluster key file is named, exit 2', () => {
