@@ -78,7 +78,9 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
  * connection. Returns the status sent, if any.
  */
 function answerClientError(err: Error & { code?: string }, socket: Duplex): number | undefined {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  // the client went away, also in the middle of a request: a body it stopped sending once it had
+  // our answer (fetch does, after an early 400 to a streamed upload) is not a malformed request
+  if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable) {
     socket.destroy();
     return undefined;
   }

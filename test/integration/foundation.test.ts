@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { generateClusterKey, parseClusterKey } from '../../agent/identity.js';
 import { LevelStore } from '../../storage/index.js';
@@ -451,6 +452,25 @@ describe('bad input', () => {
     expect(metrics.status).toBe(200);
     const text = await metrics.text();
     expect(text).toMatch(/edgeswarm_http_requests_total\{route="GET \/v1\/agent",code="401"\} 2/);
+    // a streamed upload refused before its body is read: fetch stops sending and closes, which
+    // was counted as one more malformed request besides the 400
+    async function* upload() {
+      for (let i = 0; i < 64; i++) {
+        yield new Uint8Array(64 * 1024);
+        await sleep(2);
+      }
+    }
+    const early = await fetch(`${p.api}/v1/images/app/1?copies=0`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${p.token}` },
+      body: Readable.toWeb(Readable.from(upload())) as unknown as ReadableStream<Uint8Array>,
+      duplex: 'half',
+    } as RequestInit);
+    expect(early.status).toBe(400);
+    await early.text();
+    await sleep(200);
+    const after = await (await fetch(`${p.api}/metrics`)).text();
+    expect(after).toMatch(/edgeswarm_http_requests_total\{route="unparsed",code="400"\} 2\n/);
   });
 
   it('client commands: status works, bad usage exits 2, an unreachable agent exits 1', async () => {
