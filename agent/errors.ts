@@ -29,6 +29,17 @@ export class UsageError extends EdgeswarmError {
   }
 }
 
+/**
+ * A file a command was given could not be read or written (missing, no permission, a full disk):
+ * a failure, exit 1, where a path of the wrong kind (a directory for a file) is bad usage.
+ */
+export class LocalFileError extends EdgeswarmError {
+  constructor(message: string) {
+    super('local_file', message);
+    this.name = 'LocalFileError';
+  }
+}
+
 /** An error with an HTTP status, raised by route handlers for bad requests. */
 export class HttpError extends EdgeswarmError {
   readonly status: number;

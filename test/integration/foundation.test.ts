@@ -617,6 +617,17 @@ describe('bad input', () => {
     const bad = runCli(['image', 'push', dir, 'app:v2', ...auth]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(`edgeswarm: cannot push ${dir}: not a regular file\n`);
+    // a file that cannot be read is a failure, exit 1, not bad usage (it was 2)
+    const gone = runCli(['image', 'push', join(dir, 'nope'), 'app:v2', ...auth]);
+    expect([gone.code, gone.stderr]).toEqual([
+      1,
+      `edgeswarm: cannot read ${join(dir, 'nope')}: ENOENT\n`,
+    ]);
+    const kvGone = runCli(['kv', 'put', 'k', '--file', join(dir, 'nope'), ...auth]);
+    expect([kvGone.code, kvGone.stderr]).toEqual([
+      1,
+      `edgeswarm: --file: cannot read ${join(dir, 'nope')}: ENOENT\n`,
+    ]);
     // a placement in a site no member is in is accepted with a warning (it was silent), and
     // status says why nothing is there
     const nowhere = runCli([
@@ -634,14 +645,14 @@ describe('bad input', () => {
     );
     const farStatus = runCli(['image', 'status', 'far:v1', ...auth]);
     expect(farStatus.stdout).toMatch(/^nosuchsite\s+yes\s+0\/0 \(no live member\)/m);
-    // pulling to a directory or into a missing one is bad usage, found before anything is fetched
-    // (a directory was an EISDIR with a stack after the whole download)
+    // pulling to a directory is bad usage, and into a missing one a failure, both found before
+    // anything is fetched (a directory was an EISDIR with a stack after the whole download)
     const toDir = runCli(['image', 'pull', 'app:v1', '-o', dir, ...auth]);
     expect(toDir.code).toBe(2);
     expect(toDir.stderr).toBe(`edgeswarm: -o: ${dir} is a directory; give the path of a file\n`);
     const missing = join(dir, 'nope', 'out');
     const toMissing = runCli(['image', 'pull', 'app:v1', '-o', missing, ...auth]);
-    expect(toMissing.code).toBe(2);
+    expect(toMissing.code).toBe(1);
     expect(toMissing.stderr).toBe(`edgeswarm: -o: cannot write ${missing}: ENOENT\n`);
     // an unknown image: the agent's 404, and no partial file left behind
     const unknown = runCli(['image', 'pull', 'app:v9', '-o', join(dir, 'out3'), ...auth]);

@@ -11,7 +11,7 @@ import {
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { EdgeswarmError, UsageError } from '../../errors.js';
+import { EdgeswarmError, LocalFileError, UsageError } from '../../errors.js';
 import type { ClientOptions } from '../client.js';
 import { formatBytes, Progress, table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
@@ -57,8 +57,8 @@ interface Status {
 }
 
 /**
- * Opens OUTPUT.partial for writing, or a usage error naming the problem: OUTPUT is a directory,
- * its directory does not exist, or it is not writable.
+ * Opens OUTPUT.partial for writing. OUTPUT a directory is bad usage; a directory that does not
+ * exist or is not writable is a failure (LocalFileError).
  */
 function openPartial(output: string): { path: string; fd: number } {
   let isDir = false;
@@ -72,7 +72,7 @@ function openPartial(output: string): { path: string; fd: number } {
   try {
     return { path, fd: openSync(path, 'w') };
   } catch (err) {
-    throw new UsageError(
+    throw new LocalFileError(
       `-o: cannot write ${output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
   }
@@ -114,7 +114,7 @@ export function registerImageCommands(program: Command): void {
       size = st.size;
     } catch (err) {
       if (err instanceof UsageError) throw err;
-      throw new UsageError(
+      throw new LocalFileError(
         `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
@@ -192,8 +192,7 @@ export function registerImageCommands(program: Command): void {
         removeQuietly(tmp.path);
         // a local failure (ENOSPC, EIO) names the file; a broken download keeps its own message
         const code = (err as NodeJS.ErrnoException).code;
-        if (!broken && code)
-          throw new EdgeswarmError('write_failed', `cannot write ${opts.output}: ${code}`);
+        if (!broken && code) throw new LocalFileError(`cannot write ${opts.output}: ${code}`);
         throw err;
       }
     }

@@ -1,7 +1,7 @@
 // kv put|get|del|ls|watch: the replicated key/value store.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { EdgeswarmError, UsageError } from '../../errors.js';
+import { EdgeswarmError, LocalFileError, UsageError } from '../../errors.js';
 import { pathSegment, type ClientOptions } from '../client.js';
 import { table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
@@ -72,7 +72,7 @@ export function registerKvCommands(program: Command): void {
       try {
         body = readFileSync(opts.file === '-' ? 0 : opts.file);
       } catch (err) {
-        throw new UsageError(
+        throw new LocalFileError(
           `--file: cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
         );
       }
