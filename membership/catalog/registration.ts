@@ -117,11 +117,24 @@ export const registrationBodySchema = z
       .max(32, 'at most 32 tags')
       .optional(),
     meta: z
-      .record(
-        z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'meta keys are 1-63 of A-Z a-z 0-9 _ . -'),
-        z.string().max(512),
+      .unknown()
+      // zod drops a "__proto__" key of a record without a word: refuse it, naming it
+      .superRefine((m, ctx) => {
+        if (m !== null && typeof m === 'object' && Object.hasOwn(m, '__proto__'))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['__proto__'],
+            message: 'not allowed as a meta key',
+          });
+      })
+      .pipe(
+        z
+          .record(
+            z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, 'meta keys are 1-63 of A-Z a-z 0-9 _ . -'),
+            z.string().max(512),
+          )
+          .refine((m) => Object.keys(m).length <= 32, { message: 'at most 32 meta entries' }),
       )
-      .refine((m) => Object.keys(m).length <= 32, { message: 'at most 32 meta entries' })
       .optional(),
     check: checkSchema.optional(),
   })

@@ -398,6 +398,11 @@ describe('service discovery', () => {
     await bad({ name: 'web', port: 70000 }, /^port: must be 1-65535/);
     // the key's own rule, not zod's "Invalid key in record"
     await bad({ name: 'web', port: 80, meta: { é: 'x' } }, /^meta\.é: meta keys are 1-63 of /);
+    // a key zod's record dropped without a word (200 with meta {})
+    await bad(
+      '{"name":"web","port":80,"meta":{"__proto__":"x"}}',
+      /^meta\.__proto__: not allowed as a meta key$/,
+    );
     await bad(
       { name: 'web', port: 80, address: 'nowhere' },
       /^address: expected an IPv4 or IPv6 address/,

@@ -461,11 +461,14 @@ describe('image replication', () => {
     expect((await put('/v1/images/Bad_Name/v1')).status).toBe(400);
     expect((await put('/v1/images/ok/bad:tag')).status).toBe(400);
     // a tag that GET of the same path reads as a route (x/y:content was pushed, then unreadable)
-    for (const word of ['content', 'verify']) {
+    for (const [word, method] of [
+      ['content', 'GET'],
+      ['verify', 'POST'],
+    ]) {
       const reserved = await put(`/v1/images/x/y/${word}`);
       expect(reserved.status).toBe(400);
-      expect(((await reserved.json()) as { error: { message: string } }).error.message).toMatch(
-        new RegExp(`^tag: "${word}" is reserved`),
+      expect(((await reserved.json()) as { error: { message: string } }).error.message).toBe(
+        `tag: "${word}" is reserved (${method} /v1/images/NAME/TAG/${word} is a route of its own)`,
       );
     }
     const copies = await put('/v1/images/ok/v1?copies=0');

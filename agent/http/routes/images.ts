@@ -16,7 +16,11 @@ import { HttpError } from '../../errors.js';
 import type { RequestContext, Route } from '../router.js';
 
 /** Route words after /v1/images/NAME/TAG; a push may not use them as tags. */
-const RESERVED_TAGS = new Set(['content', 'verify']);
+/** Words that end routes under an image (and their methods), which a tag cannot be. */
+const RESERVED_TAGS = new Map([
+  ['content', 'GET'],
+  ['verify', 'POST'],
+]);
 
 function ref(ctx: RequestContext): { name: string; tag: string } {
   try {
@@ -70,7 +74,7 @@ export function imageRoutes(images: ImageService): Route[] {
           throw new HttpError(
             400,
             'invalid_tag',
-            `tag: "${tag}" is reserved (GET /v1/images/NAME/TAG/${tag} is a route of its own)`,
+            `tag: "${tag}" is reserved (${RESERVED_TAGS.get(tag)} /v1/images/NAME/TAG/${tag} is a route of its own)`,
           );
         const placement = parsePlacement(ctx.query);
         try {
