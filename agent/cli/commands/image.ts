@@ -11,7 +11,7 @@ import {
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { EdgeswarmError, LocalFileError, UsageError } from '../../errors.js';
+import { LocalFileError, UsageError } from '../../errors.js';
 import type { ClientOptions } from '../client.js';
 import { formatBytes, Progress, table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
