@@ -25,6 +25,7 @@ export interface DnsInstance {
   address: string;
   port: number;
   node: string;
+  site: string;
 }
 
 export interface DnsResolver {
@@ -182,13 +183,20 @@ function answerRecords(query: DecodedPacket, resolver: DnsResolver, opts: Answer
     const answers: Answer[] = [];
     const additionals: Answer[] = [];
     const seen = new Set<string>();
-    for (const inst of instances) {
+    // Nearest first, in the record itself: clients pick by priority (lowest first) and at random
+    // among equal ones (RFC 2782), ignoring the order. Each site of the ordered list gets the next
+    // priority, so a site's instances share the load and the nearest site is tried first.
+    let priority = 0;
+    let site: string | undefined;
+    for (const [k, inst] of instances.entries()) {
+      if (k === 0 || inst.site !== site) priority++;
+      site = inst.site;
       const target = `${addressToHex(inst.address)}.addr.${DNS_DOMAIN}`;
       answers.push({
         name: q.name,
         type: 'SRV',
         ttl,
-        data: { priority: 1, weight: 1, port: inst.port, target },
+        data: { priority, weight: 1, port: inst.port, target },
       });
       if (!seen.has(target)) {
         seen.add(target);

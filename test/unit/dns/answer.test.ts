@@ -96,6 +96,19 @@ describe('answerQuery', () => {
     expect(ask('0a000101.addr.edgeswarm', 'A').answers[0].data).toBe('10.0.1.1');
   });
 
+  it('SRV priorities say nearest first: one per site, in the order of the answer', () => {
+    // every record had priority 1, so RFC 2782 clients picked among all sites at random
+    const srv = ask('web.service.edgeswarm', 'SRV').answers.map(
+      (a) => a.data as { priority: number; weight: number; port: number },
+    );
+    expect(srv.map((s) => [s.port, s.priority, s.weight])).toEqual([
+      [8080, 1, 1],
+      [8081, 2, 1],
+      [8082, 2, 1],
+      [9000, 2, 1],
+    ]);
+  });
+
   it('unknown names are NXDOMAIN, known names with nothing passing are empty NOERROR, other zones REFUSED', () => {
     expect(ask('nope.service.edgeswarm', 'A').rcode).toBe('NXDOMAIN');
     expect(ask('garbage.edgeswarm', 'A').rcode).toBe('NXDOMAIN');

@@ -17,12 +17,13 @@ beforeEach(async () => {
     resolver: {
       lookup: (name) =>
         name === 'web'
-          ? [{ address: '10.0.0.1', port: 80, node: 'n1' }]
+          ? [{ address: '10.0.0.1', port: 80, node: 'n1', site: 's' }]
           : name === 'many'
             ? Array.from({ length: 60 }, (_, i) => ({
                 address: `10.0.1.${i}`,
                 port: 80,
                 node: 'n',
+                site: 's',
               }))
             : undefined,
     },
