@@ -161,11 +161,15 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   try {
     resolveSwimConfig(result.data.preset, result.data.membership);
   } catch (err) {
-    if (err instanceof SwimConfigError)
+    if (err instanceof SwimConfigError) {
+      // a rule across two settings (probeTimeout under probeInterval), one of them perhaps the
+      // preset's: the file's membership section is where it is mended
+      const src = sources.membership ?? sources.preset;
       throw new ConfigError(
         `membership.${err.key}`,
-        err.message.replace(/^membership\.[^:]*: /, ''),
+        `${err.message.replace(/^membership\.[^:]*: /, '')}${src ? ` (from ${src})` : ''}`,
       );
+    }
     throw err;
   }
   return { config: result.data, sources };

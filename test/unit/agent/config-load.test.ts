@@ -68,4 +68,12 @@ describe('config errors', () => {
       /^services\[0\]\.meta\.é: meta keys are 1-63 of A-Z a-z 0-9 _ \. - \(from file /,
     );
   });
+
+  it('says where a rule across two membership settings came from', () => {
+    // it named the key and the rule, and no source, unlike every other config error
+    const configFile = file('probe.yaml', 'membership:\n  probeTimeout: 2s\n');
+    expect(() => loadConfig({ configFile, env: {} })).toThrow(
+      `membership.probeTimeout: must be shorter than probeInterval (from file ${configFile})`,
+    );
+  });
 });
