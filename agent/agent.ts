@@ -4,28 +4,21 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join as joinPath, resolve, sep } from 'node:path';
 import type { Connection } from '@libp2p/interface';
-import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { ImageService, KvService } from '../edge-sites/index.js';
-import { CatalogService } from '../membership/catalog/service.js';
-import { Membership } from '../membership/runtime/membership.js';
-import { resolveSwimConfig } from '../membership/swim/index.js';
+import type { ImageService, KvService } from '../edge-sites/index.js';
+import type { CatalogService } from '../membership/catalog/service.js';
+import type { Membership } from '../membership/runtime/membership.js';
 import { LevelStore, StoreLockedError, type KvStore } from '../storage/index.js';
-import { advertiseAddress } from './advertise.js';
+import { createCapabilities, type Capability } from './capabilities.js';
 import type { AgentConfig } from './config/schema.js';
 import { formatHostPort } from './host-port.js';
 import { DnsServer } from './dns/server.js';
 import { ConfigError, DataDirLockedError, ListenError } from './errors.js';
 import { agentRoutes } from './http/routes/agent.js';
-import { clusterRoutes } from './http/routes/cluster.js';
-import { imageRoutes } from './http/routes/images.js';
-import { kvRoutes } from './http/routes/kv.js';
-import { serviceRoutes } from './http/routes/services.js';
-import { Router, type Route } from './http/router.js';
+import { Router } from './http/router.js';
 import { HttpApiServer } from './http/server.js';
 import { loadOrCreateAdminToken, loadOrCreateClusterKey, loadOrCreatePeerKey } from './identity.js';
 import { Joiner, type JoinResult } from './join.js';
-import { LoadMonitor } from './load.js';
 import { createLogger, type Logger } from './logger.js';
 import { AgentMetrics } from './metrics.js';
 import { createNode, type EdgeNode } from './node.js';
@@ -58,14 +51,6 @@ export interface AgentInfo {
   uptimeSeconds: number;
 }
 
-/** A capability plugged into the agent: started after the node, stopped before it. */
-export interface Capability {
-  readonly name: string;
-  start(): Promise<void> | void;
-  stop(): Promise<void> | void;
-  routes?(): Route[];
-}
-
 export class Agent {
   readonly config: AgentConfig;
   readonly dataDir: string;
@@ -81,7 +66,6 @@ export class Agent {
   #catalog: CatalogService | undefined;
   #kv: KvService | undefined;
   #images: ImageService | undefined;
-  #privateKey: PrivateKey | undefined;
   #token = '';
   #startedAt = 0;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -189,7 +173,6 @@ export class Agent {
       );
     }
     const privateKey = await loadOrCreatePeerKey(this.dataDir);
-    this.#privateKey = privateKey;
     const { key: psk, created: newKey } = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);
     if (newKey && cfg.join.length > 0)
       this.logger.warn(
@@ -222,7 +205,21 @@ export class Agent {
         throw ListenError.fromLibp2p(err as Error);
       throw err;
     }
-    this.#createCapabilities(node, this.#store);
+    const caps = createCapabilities({
+      config: cfg,
+      dataDir: this.dataDir,
+      logger: this.logger,
+      metrics: this.metrics,
+      node,
+      store: this.#store,
+      privateKey,
+      addrs: () => this.addrs(),
+    });
+    this.#membership = caps.membership;
+    this.#catalog = caps.catalog;
+    this.#kv = caps.kv;
+    this.#images = caps.images;
+    this.#capabilities.push(...caps.capabilities);
     for (const c of this.#capabilities) await c.start();
 
     const router = new Router();
@@ -274,157 +271,6 @@ export class Agent {
         version: this.version,
       },
       'agent started',
-    );
-  }
-
-  /** Creates the capabilities, in start order. */
-  #createCapabilities(node: EdgeNode, store: KvStore): void {
-    const cfg = this.config;
-    const logger = this.logger;
-    const metrics = this.metrics;
-    // one counter child per direction, looked up once: every SWIM message counts
-    const gossipCount = {
-      in: metrics.gossipMessages.labels('in'),
-      out: metrics.gossipMessages.labels('out'),
-    };
-    const membership = new Membership(
-      {
-        node,
-        store: store.namespace('membership'),
-        logger: logger.child({ mod: 'membership' }),
-        metrics: {
-          gossip: (direction) => gossipCount[direction].inc(),
-          failureDetected: () => metrics.memberFailuresDetected.inc(),
-          counts: (c) => {
-            for (const [state, n] of Object.entries(c)) metrics.members.set({ state }, n);
-          },
-          dropped: (reason) => metrics.peerMessagesDropped.inc({ protocol: 'swim', reason }),
-        },
-      },
-      {
-        config: resolveSwimConfig(cfg.preset, cfg.membership),
-        name: cfg.name,
-        site: cfg.site,
-        tags: cfg.tags,
-        addrs: () => this.addrs(),
-      },
-    );
-    this.#membership = membership;
-    const catalog = new CatalogService(
-      {
-        node,
-        privateKey: this.#privateKey!,
-        store: store.namespace('catalog'),
-        membership,
-        logger: logger.child({ mod: 'catalog' }),
-        advertiseAddress: advertiseAddress(cfg.listen, cfg.advertise),
-        onBadInput: (protocol, reason) => metrics.peerMessagesDropped.inc({ protocol, reason }),
-      },
-      {
-        configured: cfg.services,
-        syncIntervalMs: cfg.catalog.syncInterval,
-        dhtAnnounce: cfg.catalog.dhtAnnounce,
-      },
-    );
-    this.#catalog = catalog;
-    membership.addEventListener(
-      'member:reap',
-      (e) =>
-        void catalog
-          .forget((e as CustomEvent<{ member: { id: string } }>).detail.member.id)
-          .catch(() => {}),
-    );
-    const kv = new KvService(
-      {
-        node,
-        store: store.namespace('kv'),
-        membership: {
-          selfId: membership.selfId,
-          selfSite: membership.selfSite,
-          randomPeer: (o) => membership.randomPeer(o),
-          site: (id) => membership.site(id),
-          memberIds: () =>
-            membership
-              .members()
-              .filter((m) => m.state !== 'left')
-              .map((m) => m.id),
-          members: () => membership.members(),
-          addEventListener: (t, l) => membership.addEventListener(t, l),
-          removeEventListener: (t, l) => membership.removeEventListener(t, l),
-        },
-        logger: logger.child({ mod: 'kv' }),
-        metrics: {
-          bytes: (direction, scope, n) => metrics.replicationBytes.inc({ direction, scope }, n),
-          keys: (n) => metrics.kvKeys.set(n),
-          dropped: (reason) => metrics.peerMessagesDropped.inc({ protocol: 'kv', reason }),
-        },
-      },
-      { maxValueBytes: cfg.kv.maxValueSize, syncIntervalMs: cfg.kv.syncInterval },
-    );
-    this.#kv = kv;
-    const images = new ImageService(
-      {
-        node,
-        privateKey: this.#privateKey!,
-        store,
-        chunkDir: joinPath(this.dataDir, 'chunks'),
-        membership: {
-          selfId: membership.selfId,
-          selfSite: membership.selfSite,
-          members: () =>
-            membership
-              .members()
-              .map((m) => ({ id: m.id, name: m.name, site: m.site, state: m.state })),
-          site: (id) => membership.site(id),
-          state: (id) => membership.state(id),
-          rtt: (id) => membership.rtt(id),
-          randomPeer: (o) => membership.randomPeer(o),
-          addEventListener: (t, l) => membership.addEventListener(t, l),
-          removeEventListener: (t, l) => membership.removeEventListener(t, l),
-        },
-        logger: logger.child({ mod: 'images' }),
-        metrics: {
-          bytes: (direction, scope, n) => metrics.replicationBytes.inc({ direction, scope }, n),
-          images: (c) => {
-            for (const [state, n] of Object.entries(c)) metrics.images.set({ state }, n);
-          },
-          dropped: (reason) => metrics.peerMessagesDropped.inc({ protocol: 'images', reason }),
-          badChunk: () => metrics.badChunks.inc(),
-        },
-      },
-      {
-        keepVersions: cfg.images.keepVersions,
-        uploadRate: cfg.images.uploadRate,
-        wanRate: cfg.images.wanRate,
-        maxImageBytes: cfg.images.maxImageSize,
-      },
-    );
-    this.#images = images;
-    const load = new LoadMonitor({
-      servicePorts: () => catalog.localPorts(),
-      publish: (score) => membership.updateMeta({ load: score }),
-    });
-    this.#capabilities.push(
-      {
-        name: 'membership',
-        start: () => membership.start(),
-        stop: () => membership.stop(),
-        routes: () => clusterRoutes(membership, () => this.images.sitesSummary()),
-      },
-      {
-        name: 'catalog',
-        start: () => catalog.start(),
-        stop: () => catalog.stop(),
-        routes: () => serviceRoutes(catalog),
-      },
-      { name: 'kv', start: () => kv.start(), stop: () => kv.stop(), routes: () => kvRoutes(kv) },
-      {
-        name: 'images',
-        start: () => images.start(),
-        stop: () => images.stop(),
-        routes: () => imageRoutes(images),
-      },
-      { name: 'load', start: () => load.start(), stop: () => load.stop() },
     );
   }
 
