@@ -7,7 +7,6 @@ import type { KvStore } from '../../storage/index.js';
 import { HealthCheck } from './checks.js';
 import { NameLookups } from './lookups.js';
 import { CatalogFullError } from '../errors.js';
-import { Backoff } from '../net/backoff.js';
 import {
   decodeNodeCatalog,
   encodeNodeCatalog,
@@ -29,6 +28,7 @@ import {
   type ReplicationOptions,
   type RemoteSource,
 } from './replication.js';
+import { CatalogSaver } from './saver.js';
 import { CatalogState } from './state.js';
 import type {
   DiscoveredInstance,
@@ -65,21 +65,9 @@ export interface CatalogComponents extends ReplicationComponents {
 export interface CatalogOptions extends ReplicationOptions {
   /** Registrations from the config file, registered at every start (id defaults to the name). */
   configured?: Array<RegistrationBody & { id?: string }>;
-  /** How long a received catalog waits to be written (ms). Default CATALOG_SAVE_DELAY_MS. */
+  /** How long a received catalog waits to be written (ms). Default CATALOG_SAVE_DELAY_MS (saver.ts). */
   saveDelayMs?: number;
 }
-
-/**
- * Received catalogs are written to the store this long after the first change not yet written,
- * together with every other change in between (one batch; stop() writes at once). Memory is what
- * answers: the disk copy is only for answering at once after a restart, and a change a crash
- * loses before it is written comes back by anti-entropy (as it always could). Writing each
- * change as it came cost every agent a level batch and a wakeup from the disk thread per change
- * anywhere in the cluster. 10 agents, 120 changes at one agent 150 ms apart, CPU per change on
- * each receiving agent: 2.2 ms (1.58-3.00) writing each, 1.1 ms (0.52-1.48) with this delay,
- * three alternating pairs (docs/benchmarks.md, sixteenth session).
- */
-export const CATALOG_SAVE_DELAY_MS = 1_000;
 
 /** A local registration with its current health, its check in the shape the API takes. */
 export interface LocalService extends Omit<ServiceRegistration, 'check'> {
@@ -122,18 +110,19 @@ export class CatalogService extends EventTarget {
   #version = 0;
   #started = false;
   #publishing: Promise<void> = Promise.resolve();
-  /** Remote catalogs changed in memory and not yet written (see #save). */
-  readonly #unsaved = new Set<string>();
-  #saveTimer: NodeJS.Timeout | undefined;
-  #saveQueued = false;
-  #saving: Promise<void> = Promise.resolve();
+  readonly #saver: CatalogSaver;
   readonly #lookups: NameLookups;
 
   constructor(components: CatalogComponents, options: CatalogOptions = {}) {
     super();
     this.#c = components;
     this.#o = options;
-    this.#saveBackoff = new Backoff(2 * (options.saveDelayMs ?? CATALOG_SAVE_DELAY_MS), 60_000);
+    this.#saver = new CatalogSaver({
+      store: components.store,
+      signed: (node) => this.#signed.get(node),
+      logger: components.logger,
+      delayMs: options.saveDelayMs,
+    });
     this.#replication = new CatalogReplication(components, options, {
       state: this.state,
       accept: (bytes, via, publisher) => this.#acceptRemote(bytes, via, publisher),
@@ -157,6 +146,7 @@ export class CatalogService extends EventTarget {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#saver.start();
     const store = this.#c.store;
     const v = await store.get('version');
     this.#version = v ? Number(td.decode(v)) : 0;
@@ -200,11 +190,12 @@ export class CatalogService extends EventTarget {
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
+    this.#saver.stop();
     for (const c of this.#checks.values()) c.stop();
     this.#checks.clear();
     await this.#replication.stop();
     await this.#publishing.catch(() => {});
-    await this.#flush().catch(() => {});
+    await this.#saver.flush().catch(() => {});
   }
 
   // ---- local registrations ----
@@ -366,7 +357,7 @@ export class CatalogService extends EventTarget {
 
   /**
    * A signed catalog from a peer: verify, apply if newer, and have it written within
-   * CATALOG_SAVE_DELAY_MS. Returns whether it was new.
+   * CATALOG_SAVE_DELAY_MS (saver.ts). Returns whether it was new.
    */
   async #acceptRemote(bytes: Uint8Array, via: RemoteSource, publisher?: string): Promise<boolean> {
     const cat = await decodeNodeCatalog(bytes, publisher);
@@ -383,79 +374,14 @@ export class CatalogService extends EventTarget {
     const before = this.state.get(cat.node);
     if (!this.state.apply(cat)) return false;
     this.#signed.set(cat.node, bytes);
-    // Answered and watched at once; the disk copy follows (#save). Waiting for the write first
+    // Answered and watched at once; the disk copy follows (saver.ts). Waiting for the write first
     // put the store's queue on a registration's way to every watcher: traced on 25 agents sharing
     // 2 cores, the write took 30-230 ms; the discovery bench's p99 at N=25 went from 564-716 ms
     // to 512-559 ms without the wait. The disk copy is only for a restart, and a catalog lost
     // with the process comes back by anti-entropy.
     this.#emit(before, cat, via);
-    this.#save(cat.node);
+    this.#saver.save(cat.node);
     return true;
-  }
-
-  /** After failed writes of received catalogs (a full disk), the next waits longer (see #save). */
-  readonly #saveBackoff: Backoff;
-
-  /**
-   * Writes the current signed catalog of `node` (or its absence) to the store, CATALOG_SAVE_DELAY_MS
-   * after the first change not yet written, with every change since (see the constant).
-   */
-  #save(node: string): void {
-    this.#unsaved.add(node);
-    // stopped: stop() writes what is left itself
-    if (this.#saveTimer !== undefined || this.#saveQueued || !this.#started) return;
-    // after failed writes (a full disk), 2x longer per failure, up to a minute
-    const failing = this.#saveBackoff.failures > 0;
-    this.#saveTimer = setTimeout(
-      () => void this.#flush().catch(() => {}),
-      failing
-        ? this.#saveBackoff.until - Date.now()
-        : (this.#o.saveDelayMs ?? CATALOG_SAVE_DELAY_MS),
-    );
-    this.#saveTimer.unref?.();
-  }
-
-  /**
-   * Writes what is not written yet, behind any write under way. Writes are one batch at a time,
-   * each of the latest bytes of every node changed since the last, so the store never ends on an
-   * older version than memory holds.
-   */
-  #flush(): Promise<void> {
-    clearTimeout(this.#saveTimer);
-    this.#saveTimer = undefined;
-    if (this.#unsaved.size === 0 || this.#saveQueued) return this.#saving;
-    this.#saveQueued = true;
-    const run = async () => {
-      this.#saveQueued = false;
-      const nodes = [...this.#unsaved];
-      this.#unsaved.clear();
-      if (nodes.length === 0) return;
-      try {
-        await this.#c.store.batch(
-          nodes.map((n) => {
-            const bytes = this.#signed.get(n);
-            return bytes
-              ? { type: 'put' as const, key: `node/${n}`, value: bytes }
-              : { type: 'del' as const, key: `node/${n}` };
-          }),
-        );
-        if (this.#saveBackoff.failures > 0)
-          this.#c.logger.info({}, 'received catalogs written again');
-        this.#saveBackoff.reset();
-      } catch (err) {
-        // not written: tried again after the delay (with their latest bytes then); said once
-        this.#saveBackoff.fail(Date.now());
-        if (this.#saveBackoff.failures === 1)
-          this.#c.logger.warn(
-            { err: (err as Error).message },
-            'could not write received catalogs; retrying, less often while it fails',
-          );
-        for (const n of nodes) this.#save(n);
-        throw err;
-      }
-    };
-    this.#saving = this.#saving.then(run, run);
-    return this.#saving;
   }
 
   #emit(before: NodeCatalog | undefined, after: NodeCatalog, via: ChangeSource): void {
@@ -482,8 +408,8 @@ export class CatalogService extends EventTarget {
     if (this.state.remove(node)) {
       this.#signed.delete(node);
       if (before) this.#emit(before, { node, version: before.version, services: [] }, 'reaped');
-      this.#save(node);
-      await this.#flush(); // rare: written before it returns
+      this.#saver.save(node);
+      await this.#saver.flush(); // rare: written before it returns
     }
   }
 
