@@ -245,8 +245,10 @@ export class Agent {
         logger: this.logger,
         registry: this.metrics.registry,
         resolver: {
+          // an unknown service, or a site no member is in (a typo), is NXDOMAIN, not an empty
+          // answer that looks like a known site with nothing running
           lookup: (name, site) =>
-            catalog.knows(name)
+            catalog.knows(name) && (site === undefined || this.#siteKnown(site))
               ? catalog.discoverLocal({ name, strategy: 'nearest', site })
               : undefined,
           find: (name) => catalog.find(name, AbortSignal.timeout(DNS_DHT_LOOKUP_MS)),
@@ -272,6 +274,11 @@ export class Agent {
       },
       'agent started',
     );
+  }
+
+  /** Whether any member this agent knows (itself included) is in `site`. */
+  #siteKnown(site: string): boolean {
+    return site === this.config.site || this.membership.members().some((m) => m.site === site);
   }
 
   /** Dials one join address and runs the membership join with the peer behind it. */

@@ -551,6 +551,8 @@ describe('service discovery', () => {
       /ADDITIONAL SECTION:[\s\S]*0a010203\.addr\.edgeswarm\.\s+0\s+IN\s+A\s+10\.1\.2\.3/,
     );
     expect(dig('nothing.service.edgeswarm', 'A')).toMatch(/status: NXDOMAIN/);
+    // a site no member is in (a typo) was an empty NOERROR, as a known site with nothing running
+    expect(dig('web.service.defualt.edgeswarm', 'A')).toMatch(/status: NXDOMAIN/);
     expect(dig('web.service.edgeswarm', 'A', '+tcp', '+short').trim().split('\n')).toHaveLength(2);
     const metrics = await (await fetch(`${p.api}/metrics`)).text();
     expect(metrics).toMatch(/edgeswarm_dns_malformed_total\{transport="udp"\} [1-9]/);
