@@ -541,6 +541,9 @@ describe('bad input', () => {
       '',
       'edgeswarm: no service named nosuch is known in the cluster\n',
     ]);
+    // a site no member is in says so (it said "no passing instances of web")
+    const typo = runCli(['discover', 'web', '--site', 'defualt', ...api]);
+    expect([typo.code, typo.stderr]).toEqual([1, 'edgeswarm: no member is in site defualt\n']);
     const none = runCli(['discover', 'web', '--json', ...api]);
     expect([none.code, JSON.parse(none.stdout), none.stderr]).toEqual([
       1,

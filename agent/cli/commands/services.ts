@@ -202,11 +202,19 @@ export function registerServiceCommands(program: Command): void {
             '/v1/catalog',
           )
         ).find((c) => c.name === name);
+        const site = opts.site;
+        const siteKnown =
+          site === undefined ||
+          (await clientFrom(opts).json<Array<{ site: string }>>('GET', '/v1/sites')).some(
+            (s) => s.site === site,
+          );
         throw new EdgeswarmError(
           'not_found',
           !known
             ? `no service named ${name} is known in the cluster`
-            : `no ${opts.all ? '' : 'passing '}instances of ${name}${opts.all || opts.site || opts.tag ? '' : ` (${known.instances} registered; --all shows failing ones)`}`,
+            : !siteKnown
+              ? `no member is in site ${site}`
+              : `no ${opts.all ? '' : 'passing '}instances of ${name}${opts.all || opts.site || opts.tag ? '' : ` (${known.instances} registered; --all shows failing ones)`}`,
         );
       }
       if (opts.json) return;
