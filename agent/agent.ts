@@ -186,7 +186,9 @@ export class Agent {
       );
     this.#token = loadOrCreateAdminToken(this.dataDir);
     try {
-      this.#store = await LevelStore.open(joinPath(this.dataDir, 'db'));
+      this.#store = await LevelStore.open(joinPath(this.dataDir, 'db'), {
+        logger: this.logger.child({ mod: 'store' }),
+      });
     } catch (err) {
       if (err instanceof StoreLockedError) throw new DataDirLockedError(this.dataDir);
       throw err;

@@ -109,7 +109,9 @@ export class Joiner {
  * Matched on libp2p's error names and messages; anything else keeps its message.
  */
 export function describeJoinError(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code;
+  // the code may be on a cause libp2p wraps; "read ECONNRESET" may carry none at all
+  const code =
+    (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED') return 'connection refused (nothing listens there)';
   if (
     err.name === 'UnexpectedPeerError' ||
@@ -118,7 +120,7 @@ export function describeJoinError(err: Error): string {
     return 'the agent there has another peer id than the address names';
   if (
     code === 'ECONNRESET' ||
-    /Missing newline|Unexpected EOF|stream closed while reading|InvalidMessage|InvalidDataLength|length too long/.test(
+    /ECONNRESET|Missing newline|Unexpected EOF|stream closed while reading|InvalidMessage|InvalidDataLength|length too long/.test(
       `${err.name} ${err.message}`,
     )
   )

@@ -17,6 +17,21 @@ export class StoreClosedError extends StorageError {
   }
 }
 
+/**
+ * A write to the database failed (a full disk), and writes are refused until it is reopened,
+ * which the store does by itself once the device has space (see storage/kv/level.ts). Reads go on.
+ */
+export class StoreFailedError extends StorageError {
+  constructor(cause: Error) {
+    super(
+      'store_failed',
+      `the database is read-only after a failed write (${cause.message}); it is reopened by itself when the disk has space`,
+      { cause },
+    );
+    this.name = 'StoreFailedError';
+  }
+}
+
 /** The on-disk database is held by another process (another agent on the same data dir). */
 export class StoreLockedError extends StorageError {
   constructor(path: string, options?: ErrorOptions) {

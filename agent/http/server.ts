@@ -13,7 +13,12 @@ import type { AddressInfo } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { ChunkStoreFailedError, isOutOfSpace, StoreClosedError } from '../../storage/index.js';
+import {
+  ChunkStoreFailedError,
+  isOutOfSpace,
+  StoreClosedError,
+  StoreFailedError,
+} from '../../storage/index.js';
 import { EdgeswarmError, HttpError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AgentMetrics } from '../metrics.js';
@@ -403,6 +408,15 @@ export class HttpApiServer {
         507,
         'insufficient_storage',
         'no space left on the device holding the data directory; free some and retry',
+      );
+    } else if (err instanceof StoreFailedError) {
+      // refused after a failed write other than a full disk (that is the 507 above), until the
+      // store has reopened itself
+      sendError(
+        res,
+        503,
+        'store_failed',
+        'the store is read-only after a failed write; the agent is reopening it, retry in a few seconds',
       );
     } else {
       this.#opts.logger.error({ err, route }, 'internal error handling request');

@@ -1,6 +1,13 @@
 // KvStore on level (classic-level, LevelDB on disk). Keys are utf8 strings, values raw bytes.
+//
+// A write that fails (a full disk) can leave a torn record in LevelDB's log, and its recovery at
+// the next open drops the rest of that log block and whatever was appended after it: every write
+// acknowledged after a full disk was lost at the next restart. So after a failed write this store
+// refuses writes (StoreFailedError; reads go on) until it has closed and reopened the database,
+// which recovers the log up to the torn record and starts a new one.
+import { statfs } from 'node:fs/promises';
 import { Level } from 'level';
-import { StoreClosedError, StoreLockedError } from '../errors.js';
+import { StoreClosedError, StoreFailedError, StoreLockedError } from '../errors.js';
 import { NamespacedStore } from './namespace.js';
 import {
   resolveRange,
@@ -11,6 +18,23 @@ import {
 } from './types.js';
 
 type Db = Level<string, Uint8Array>;
+
+/** A store whose write failed is reopened this long after (ms), doubling while it cannot be. */
+export const LEVEL_REOPEN_MS = 2_000;
+export const LEVEL_REOPEN_MAX_MS = 60_000;
+/**
+ * It is reopened only when the device holding it has this much free (bytes): recovery writes the
+ * recovered log as a table and a new manifest, and an open that fails leaves no database to read.
+ */
+export const LEVEL_REOPEN_FREE_BYTES = 16 * 2 ** 20;
+
+export interface LevelStoreOptions {
+  logger?: { info(o: object, m?: string): void; warn(o: object, m?: string): void };
+}
+
+function openDb(path: string): Db {
+  return new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' });
+}
 
 function levelRange(opts?: RangeOptions): Record<string, unknown> {
   const r = resolveRange(opts);
@@ -26,19 +50,24 @@ function levelRange(opts?: RangeOptions): Record<string, unknown> {
 
 export class LevelStore implements KvStore {
   readonly path: string;
-  readonly #db: Db;
+  #db: Db;
+  readonly #o: LevelStoreOptions;
+  /** The first write that failed since the database was (re)opened. */
+  #failed: Error | undefined;
+  #reopening: Promise<void> | undefined;
+  #reopenTimer: NodeJS.Timeout | undefined;
+  #reopenDelay = LEVEL_REOPEN_MS;
+  #closed = false;
 
-  private constructor(path: string, db: Db) {
+  private constructor(path: string, db: Db, opts: LevelStoreOptions) {
     this.path = path;
     this.#db = db;
+    this.#o = opts;
   }
 
   /** Opens (creating if needed) the database at `path`. */
-  static async open(path: string): Promise<LevelStore> {
-    const db: Db = new Level<string, Uint8Array>(path, {
-      keyEncoding: 'utf8',
-      valueEncoding: 'view',
-    });
+  static async open(path: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
+    const db = openDb(path);
     try {
       await db.open();
     } catch (err) {
@@ -48,55 +77,128 @@ export class LevelStore implements KvStore {
       }
       throw err;
     }
-    return new LevelStore(path, db);
+    return new LevelStore(path, db, opts);
   }
 
-  #check(): void {
-    if (this.#db.status !== 'open') throw new StoreClosedError();
+  /** Set while writes are refused after one failed, until the database is reopened. */
+  get failed(): Error | undefined {
+    return this.#failed;
+  }
+
+  async #ready(): Promise<Db> {
+    if (this.#reopening) await this.#reopening;
+    if (this.#closed || this.#db.status !== 'open') throw new StoreClosedError();
+    return this.#db;
+  }
+
+  /**
+   * Runs a write unless writes are refused. A write that fails starts the refusal; one that
+   * completes after another failed is reported as failed too: it may sit behind the torn record.
+   */
+  async #write(fn: (db: Db) => Promise<void>): Promise<void> {
+    const db = await this.#ready();
+    if (this.#failed) throw new StoreFailedError(this.#failed);
+    try {
+      await fn(db);
+    } catch (err) {
+      if (db.status === 'open') this.#fail(err as Error);
+      throw err;
+    }
+    if (this.#failed) throw new StoreFailedError(this.#failed);
+  }
+
+  #fail(err: Error): void {
+    if (this.#failed || this.#closed) return;
+    this.#failed = err;
+    this.#o.logger?.warn(
+      { err: err.message, reopenInMs: this.#reopenDelay },
+      'a write to the database failed: writes are refused until it is reopened',
+    );
+    this.#scheduleReopen();
+  }
+
+  #scheduleReopen(): void {
+    this.#reopenTimer = setTimeout(() => void this.#tryReopen(), this.#reopenDelay);
+    this.#reopenTimer.unref?.();
+    this.#reopenDelay = Math.min(this.#reopenDelay * 2, LEVEL_REOPEN_MAX_MS);
+  }
+
+  async #tryReopen(): Promise<void> {
+    this.#reopenTimer = undefined;
+    if (this.#closed) return;
+    let free: number | undefined;
+    try {
+      const st = await statfs(this.path);
+      free = st.bavail * st.bsize;
+    } catch {
+      // unknown: try
+    }
+    if (free !== undefined && free < LEVEL_REOPEN_FREE_BYTES) {
+      this.#scheduleReopen();
+      return;
+    }
+    this.#reopening = (async () => {
+      try {
+        await this.#db.close();
+        const db = openDb(this.path);
+        this.#db = db;
+        await db.open();
+        this.#failed = undefined;
+        this.#reopenDelay = LEVEL_REOPEN_MS;
+        this.#o.logger?.info({}, 'database reopened: writes are taken again');
+      } catch (err) {
+        this.#o.logger?.warn(
+          { err: (err as Error).message, retryInMs: this.#reopenDelay },
+          'reopening the database failed',
+        );
+        this.#scheduleReopen();
+      }
+    })();
+    await this.#reopening;
+    this.#reopening = undefined;
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
-    this.#check();
-    return (await this.#db.get(key)) ?? undefined;
+    const db = await this.#ready();
+    return (await db.get(key)) ?? undefined;
   }
 
   async getMany(keys: readonly string[]): Promise<Array<Uint8Array | undefined>> {
-    this.#check();
-    const vals = await this.#db.getMany(keys as string[]);
+    const db = await this.#ready();
+    const vals = await db.getMany(keys as string[]);
     return vals.map((v) => v ?? undefined);
   }
 
-  async put(key: string, value: Uint8Array, opts?: WriteOptions): Promise<void> {
-    this.#check();
-    await this.#db.put(key, value, { sync: opts?.sync ?? false });
+  put(key: string, value: Uint8Array, opts?: WriteOptions): Promise<void> {
+    return this.#write((db) => db.put(key, value, { sync: opts?.sync ?? false }));
   }
 
-  async del(key: string, opts?: WriteOptions): Promise<void> {
-    this.#check();
-    await this.#db.del(key, { sync: opts?.sync ?? false });
+  del(key: string, opts?: WriteOptions): Promise<void> {
+    return this.#write((db) => db.del(key, { sync: opts?.sync ?? false }));
   }
 
-  async batch(ops: readonly BatchOp[], opts?: WriteOptions): Promise<void> {
-    this.#check();
-    if (ops.length === 0) return;
-    await this.#db.batch(
-      ops.map((op) =>
-        op.type === 'put'
-          ? { type: 'put', key: op.key, value: op.value }
-          : { type: 'del', key: op.key },
+  batch(ops: readonly BatchOp[], opts?: WriteOptions): Promise<void> {
+    if (ops.length === 0) return this.#ready().then(() => undefined);
+    return this.#write((db) =>
+      db.batch(
+        ops.map((op) =>
+          op.type === 'put'
+            ? { type: 'put', key: op.key, value: op.value }
+            : { type: 'del', key: op.key },
+        ),
+        { sync: opts?.sync ?? false },
       ),
-      { sync: opts?.sync ?? false },
     );
   }
 
   async *entries(opts?: RangeOptions): AsyncIterable<[string, Uint8Array]> {
-    this.#check();
-    for await (const [k, v] of this.#db.iterator(levelRange(opts))) yield [k, v];
+    const db = await this.#ready();
+    for await (const [k, v] of db.iterator(levelRange(opts))) yield [k, v];
   }
 
   async *keys(opts?: RangeOptions): AsyncIterable<string> {
-    this.#check();
-    for await (const k of this.#db.keys(levelRange(opts))) yield k;
+    const db = await this.#ready();
+    for await (const k of db.keys(levelRange(opts))) yield k;
   }
 
   namespace(name: string): KvStore {
@@ -104,6 +206,9 @@ export class LevelStore implements KvStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#reopenTimer);
+    await this.#reopening?.catch(() => {});
     if (this.#db.status === 'open' || this.#db.status === 'opening') await this.#db.close();
   }
 }

@@ -9,7 +9,11 @@ import { HttpApiServer } from '../../../agent/http/server.js';
 import { Router } from '../../../agent/http/router.js';
 import { silentLogger } from '../../../agent/logger.js';
 import { AgentMetrics } from '../../../agent/metrics.js';
-import { ChunkStoreFailedError, StoreClosedError } from '../../../storage/index.js';
+import {
+  ChunkStoreFailedError,
+  StoreClosedError,
+  StoreFailedError,
+} from '../../../storage/index.js';
 
 const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), {
   code: 'ENOSPC',
@@ -25,6 +29,8 @@ const THROWS: Record<string, unknown> = {
   store: new ChunkStoreFailedError(levelFull),
   'store-later': new ChunkStoreFailedError('an earlier commit failed'),
   closed: new StoreClosedError(),
+  'db-full': new StoreFailedError(levelFull),
+  'db-io': new StoreFailedError(new Error('IO error: /data/db/000003.log: Input/output error')),
   bug: new TypeError('x is undefined'),
 };
 
@@ -119,6 +125,18 @@ describe('HTTP server: errors no route mapped', () => {
     const [closed, closedError] = await get('closed');
     expect(closed).toBe(503);
     expect(closedError.code).toBe('store_unavailable');
+  });
+
+  it('a database refusing writes after a failed one: 507 while the disk is full, else 503', async () => {
+    const [full, fullError] = await get('db-full');
+    expect([full, fullError.code]).toEqual([507, 'insufficient_storage']);
+    const [io, ioError] = await get('db-io');
+    expect(io).toBe(503);
+    expect(ioError).toEqual({
+      code: 'store_failed',
+      message:
+        'the store is read-only after a failed write; the agent is reopening it, retry in a few seconds',
+    });
   });
 
   it('a param that is not valid percent-encoded UTF-8 is a 400 bad_path, not a 404', async () => {
