@@ -30,6 +30,12 @@ const LEARN_ADDRS_MAX_ENTRIES = 10_000;
 export const SWIM_PROTOCOL = '/edgeswarm/swim/1.0.0';
 /** How often the member snapshot is saved when it changed (ms). */
 export const SNAPSHOT_INTERVAL_MS = 30_000;
+/**
+ * A member that comes up is in the snapshot within this long (ms), not at the next interval: an
+ * agent killed in its first 30 s came back knowing no one, and so took itself for the only member
+ * of its site (pulling every image placed there) until someone found it.
+ */
+export const SNAPSHOT_UP_DELAY_MS = 1_000;
 /** How long leave() waits for the `left` news to spread before returning (ms). */
 export const LEAVE_FLUSH_MS = 600;
 /** Time allowed to open the SWIM stream to a member (ms). */
@@ -116,6 +122,7 @@ export class Membership extends EventTarget implements MemberLookup {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
   #snapshotTimer: NodeJS.Timeout | undefined;
+  #snapshotSoon: NodeJS.Timeout | undefined;
   #dirty = false;
   #started = false;
   #meta: MemberMeta;
@@ -198,6 +205,8 @@ export class Membership extends EventTarget implements MemberLookup {
     this.#started = false;
     clearTimeout(this.#timer);
     clearInterval(this.#snapshotTimer);
+    clearTimeout(this.#snapshotSoon);
+    this.#snapshotSoon = undefined;
     this.#c.node.removeEventListener('connection:close', this.#onConnClose);
     await this.#saveSnapshot().catch(() => {});
     await this.#channel?.stop();
@@ -289,6 +298,13 @@ export class Membership extends EventTarget implements MemberLookup {
 
   #onEvent(ev: MembershipEvent): void {
     this.#dirty = true;
+    if (ev.type === 'member:up' && this.#snapshotSoon === undefined) {
+      this.#snapshotSoon = setTimeout(() => {
+        this.#snapshotSoon = undefined;
+        void this.#saveSnapshot().catch(() => {});
+      }, SNAPSHOT_UP_DELAY_MS);
+      this.#snapshotSoon.unref();
+    }
     if (ev.type === 'member:up' || ev.type === 'member:update' || ev.type === 'member:alive') {
       void this.#learnAddrs(ev.member.id, ev.member.meta.addrs);
     }

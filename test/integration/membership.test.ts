@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../helpers/agents.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const cluster = useCluster();
 
@@ -30,6 +30,31 @@ describe('membership over libp2p', () => {
       .map((m) => `${m.name}@${m.site}`)
       .sort();
     expect(names).toEqual(['a@x', 'b@x', 'd@y']);
+  });
+
+  it('an agent killed in its first seconds comes back knowing its members, with no --join', async () => {
+    // the member snapshot was first saved after 30 s: killed before, it came back alone, took
+    // itself for the only member of its site and pulled every image placed there
+    const c = cluster.current;
+    const p1 = await c.spawnAgent({ name: 'p1' });
+    const p2 = await c.spawnAgent({ name: 'p2', join: [p1.addrs[0]] });
+    await waitFor(
+      async () =>
+        ((await p2.http('GET', '/v1/members')).json as Array<{ state: string }>).filter(
+          (m) => m.state === 'alive',
+        ).length === 2,
+      { timeout: 5000, message: 'p2 to see p1' },
+    );
+    await sleep(1500);
+    await p2.stop('SIGKILL');
+    const again = await c.spawnAgent({ name: 'p2', dataDir: p2.dataDir });
+    await waitFor(
+      async () =>
+        (
+          (await again.http('GET', '/v1/members')).json as Array<{ id: string; state: string }>
+        ).some((m) => m.id === p1.peerId && m.state === 'alive'),
+      { timeout: 5000, message: 'the restarted p2 to rejoin p1 through its snapshot' },
+    );
   });
 
   it('a stopped agent is marked dead everywhere; a leaving one is marked left', async () => {
