@@ -68,7 +68,7 @@ export class AgentMetrics {
   });
   readonly badChunks = new Counter({
     name: 'edgeswarm_bad_chunks_total',
-    help: 'Chunks received from peers whose bytes did not match their hash (the peer was dropped)',
+    help: 'Chunks whose bytes did not match their hash: received from a peer (which was dropped), or found on this disk (quarantined and fetched again)',
     registers: [this.registry],
   });
   readonly httpRequests = new Counter({

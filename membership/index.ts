@@ -21,6 +21,7 @@ export {
 } from './catalog/service.js';
 export { parseDuration } from './duration.js';
 export { Backoff } from './net/backoff.js';
+export { LogThrottle } from './net/log-throttle.js';
 export { FramedStream } from './net/framed-stream.js';
 export { DatagramChannel } from './net/datagram.js';
 export { DigestExchange, type DigestExchangeOptions } from './net/digest.js';

@@ -6,7 +6,7 @@
 // arrive (server.ts).
 import type { Stream } from '@libp2p/interface';
 import { ChunkStore, KeyedLock } from '../../storage/chunks/index.js';
-import { Backoff } from '../../membership/index.js';
+import { Backoff, LogThrottle } from '../../membership/index.js';
 import { ChunkCorruptError } from '../../storage/errors.js';
 import {
   collectGarbage,
@@ -68,8 +68,8 @@ export class ImageService extends EventTarget {
   readonly #timers: NodeJS.Timeout[] = [];
   #evaluating: Promise<void> = Promise.resolve();
   #evalTimer: NodeJS.Timeout | undefined;
-  /** Chunk reads that failed while serving, since the last warning, and when that was (ms). */
-  #readFailures = { count: 0, loggedAt: -Infinity };
+  /** Chunk reads that failed while serving (EIO): warned about at most once a READ_FAILURE_LOG_MS. */
+  readonly #readFailures = new LogThrottle(READ_FAILURE_LOG_MS);
   readonly #onMembers = (evt: Event) => {
     const ev = (evt as CustomEvent<{ type: string; member: { id: string } }>).detail;
     if (ev.type === 'member:down' || ev.type === 'member:left' || ev.type === 'member:reap')
@@ -617,16 +617,12 @@ export class ImageService extends EventTarget {
 
   /** Serving a chunk failed to read it (not corruption): warn, at most once a READ_FAILURE_LOG_MS. */
   #readFailed(err: Error): void {
-    const f = this.#readFailures;
-    f.count++;
-    const now = Date.now();
-    if (now - f.loggedAt < READ_FAILURE_LOG_MS) return;
+    const failures = this.#readFailures.hit();
+    if (failures === undefined) return;
     this.#c.logger.warn(
-      { err: err.message, failures: f.count },
+      { err: err.message, failures },
       'chunk reads failing while serving: answered as missing (check the disk holding the data directory)',
     );
-    f.count = 0;
-    f.loggedAt = now;
   }
 
   /** Deletes chunks no kept manifest references (pinned chunks of running pulls are kept). */

@@ -18,6 +18,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import {
   Backoff,
+  LogThrottle,
   Broadcast,
   DigestExchange,
   FramedStream,
@@ -71,6 +72,8 @@ export const KV_UP_SYNC_RETRIES = 4;
 export const KV_UP_SYNC_RETRY_MS = 400;
 /** How often tombstones are collected (ms). */
 export const KV_GC_INTERVAL_MS = 60_000;
+/** Failures to apply a gossiped write (a full disk) are warned about at most this often (ms). */
+export const KV_APPLY_FAILURE_LOG_MS = 60_000;
 
 export interface KvMembership {
   readonly selfId: string;
@@ -146,6 +149,7 @@ export class KvService extends EventTarget {
   #busyWith: string | undefined;
   /** Sessions pause while this waits, after failing on our own store (KV_LOCAL_BACKOFF_MS). */
   readonly #localBackoff = new Backoff(KV_LOCAL_BACKOFF_MS, KV_LOCAL_BACKOFF_MAX_MS);
+  readonly #applyFailures = new LogThrottle(KV_APPLY_FAILURE_LOG_MS);
   #lastUpSync = 0;
   /** Digests received from members: the same as ours, or not (a session followed). */
   readonly digestsReceived = { same: 0, differ: 0 };
@@ -312,7 +316,12 @@ export class KvService extends EventTarget {
       if (res.clockDrift > 0) this.#c.metrics?.dropped('clock_drift');
     } catch (err) {
       if (err instanceof StateDecodeError) this.#c.metrics?.dropped('decode');
-      else this.#c.logger.warn({ err: (err as Error).message }, 'kv gossip apply failed');
+      else {
+        // once per write while the disk is full: said once a minute, with the count
+        const failures = this.#applyFailures.hit();
+        if (failures !== undefined)
+          this.#c.logger.warn({ err: (err as Error).message, failures }, 'kv gossip apply failed');
+      }
     }
   }
 
