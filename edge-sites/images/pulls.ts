@@ -131,7 +131,8 @@ export class ImagePulls {
         open: (peer, sig) => d.dial(peerIdFromString(peer), CHUNKS_PROTOCOL, { signal: sig }),
         gotChunk: (i) => d.events.got(m.digest, i),
         received: (peer, n) => d.metrics?.bytes('in', d.scope(peer), n),
-        spared: (peer) => peer === m.creator && d.scope(peer) === 'wan',
+        spared: (peer) =>
+          d.scope(peer) === 'wan' && (peer === m.creator || this.#siteHolds(m.digest)),
         badSource: (peer) => {
           d.metrics?.badChunk();
           d.logger.warn(
@@ -205,6 +206,24 @@ export class ImagePulls {
     for (let i = 0; i < s.index.size; i++) if (!s.bits.has(i)) need += s.index.sizes[i];
     const free = await this.#d.chunks().freeBytes();
     if (free !== undefined && free < need) throw new InsufficientSpaceError(need, free);
+  }
+
+  /**
+   * Whether a live member of our own site holds the whole image (it said so, or it is a provider
+   * in the DHT, which an agent becomes when its copy is complete). Then every source across the
+   * WAN is spared, not only the origin: asked only for what no source in the site holds, so the
+   * site-mate sends the image and the WAN fills gaps (a joiner took most of it across the WAN
+   * from the other site's holders, asked as much as its site-mate).
+   */
+  #siteHolds(digest: string): boolean {
+    const ms = this.#d.membership;
+    const live = (p: string) =>
+      p !== ms.selfId &&
+      ms.site(p) === ms.selfSite &&
+      (ms.state(p) === 'alive' || ms.state(p) === 'suspect');
+    for (const [peer, p] of this.#d.progress.of(digest)) if (p.done && live(peer)) return true;
+    for (const peer of this.#d.providers.of(digest)) if (live(peer)) return true;
+    return false;
   }
 
   /** Candidate sources for an image, best first: same site, then by estimated RTT. */

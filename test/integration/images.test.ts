@@ -168,6 +168,34 @@ describe('image replication', () => {
     expect(wan).toBeLessThan(size / 2);
   });
 
+  it('with a whole copy in its site, a joiner asks the other site only for what that copy lacks', async () => {
+    const c = cluster.current;
+    // s1 holds it twice: the origin a (slow WAN) and a2 (fast); s2 once, at b
+    const a = await c.startAgent({
+      name: 'a',
+      site: 's1',
+      extra: { images: { wanRate: '8Mbit' } },
+    });
+    const a2 = await c.startAgent({ name: 'a2', site: 's1', join: [a.addrs()[0]] });
+    const b = await c.startAgent({ name: 'b', site: 's2', join: [a.addrs()[0]] });
+    const size = 8 * 1024 * 1024;
+    await a.images.push('mate/img', 'v1', chunksOf(randomBytes(size)), { sites: 'all', copies: 2 });
+    for (const x of [a2, b])
+      await waitFor(async () => (await local(x, 'mate/img', 'v1'))?.state === 'complete', {
+        timeout: 30_000,
+        message: `${x.config.name} to hold a copy`,
+      });
+    const d = await c.startAgent({ name: 'd', site: 's2', join: [a.addrs()[0]] });
+    await waitFor(async () => (await local(d, 'mate/img', 'v1'))?.state === 'complete', {
+      timeout: 30_000,
+      message: 'the joiner d to hold a copy',
+    });
+    // only the origin was spared: a2, across the WAN, was asked as much as b in d's own site
+    // (about half the image)
+    const wan = await metricSum(d, 'edgeswarm_replication_bytes_total{direction="in",scope="wan"');
+    expect(wan).toBeLessThan(size / 4);
+  });
+
   it('concurrent pushes to one NAME:TAG each get a version of their own', async () => {
     const c = cluster.current;
     const a = await c.startAgent({ name: 'a', site: 's1' });
