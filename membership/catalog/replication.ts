@@ -71,6 +71,7 @@ export interface ReplicationComponents {
   membership: CatalogMembership;
   logger: CatalogLogger;
   /** Counts a message from a peer that was dropped as invalid. */
+  /** A message dropped as invalid: `protocol` is `catalog`, `reason` a snake_case word. */
   onBadInput?(protocol: string, reason: string): void;
 }
 
@@ -141,7 +142,7 @@ export class CatalogReplication {
       (m) =>
         void this.#h
           .accept(m.data, 'gossip', m.from)
-          .catch((err: Error) => this.#c.onBadInput?.('gossip', err.name)),
+          .catch((err: Error) => this.#bad('gossip', err.name)),
     );
     this.#direct = directProvider(components.node.services.dht);
     // one exchange at a time per member: a member sending digest after digest gets one
@@ -155,7 +156,7 @@ export class CatalogReplication {
       digest: () => Buffer.from(this.#h.state.digestHash(), 'hex'),
       onDiffer: exchange,
       onUnsent: exchange,
-      onBadInput: (_peer, reason) => this.#c.onBadInput?.(CATALOG_DIGEST_PROTOCOL, reason),
+      onBadInput: (_peer, reason) => this.#bad('digest', reason),
     });
   }
 
@@ -362,9 +363,7 @@ export class CatalogReplication {
       const reply = decodeSync(await fs.readOne(signal));
       if (reply.t === 'catalogs')
         for (const c of reply.list)
-          await this.#h
-            .accept(c, 'sync')
-            .catch(() => this.#c.onBadInput?.(CATALOG_PROTOCOL, 'bad_catalog'));
+          await this.#h.accept(c, 'sync').catch(() => this.#bad('sync', 'bad_catalog'));
       return true;
     } catch (err) {
       this.#c.logger.debug({ peer: target, err: (err as Error).message }, 'catalog sync failed');
@@ -416,14 +415,24 @@ export class CatalogReplication {
         .filter((b): b is Uint8Array => b !== undefined);
       await fs.write(encodeSync({ t: 'catalogs', list: wanted }), signal);
       for (const c of msg.push)
-        await this.#h
-          .accept(c, 'sync')
-          .catch(() => this.#c.onBadInput?.(CATALOG_PROTOCOL, 'bad_catalog'));
+        await this.#h.accept(c, 'sync').catch(() => this.#bad('sync', 'bad_catalog'));
     } catch (err) {
-      this.#c.onBadInput?.(CATALOG_PROTOCOL, (err as Error).name);
+      this.#bad('sync', (err as Error).name);
       stream.abort(err as Error);
       return;
     }
     await fs.closeWrite();
+  }
+
+  /**
+   * A message dropped as invalid, counted as protocol `catalog` with a snake_case reason named
+   * after the channel it came on: `gossip_catalog_decode`, `digest_…`, `sync_bad_catalog`.
+   */
+  #bad(channel: 'gossip' | 'digest' | 'sync', reason: string): void {
+    const snake = reason
+      .replace(/Error$/, '')
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toLowerCase();
+    this.#c.onBadInput?.('catalog', `${channel}_${snake}`);
   }
 }

@@ -340,7 +340,7 @@ describe('catalog persistence', () => {
     // unsigned (no verified publisher): checked, dropped
     gossip(bad);
     await until(() => dropped.length === 2);
-    expect(dropped).toEqual(['gossip CatalogDecodeError', 'gossip CatalogDecodeError']);
+    expect(dropped).toEqual(['catalog gossip_catalog_decode', 'catalog gossip_catalog_decode']);
     expect(ports()).toEqual([]);
     // published by the node itself (gossipsub checked its signature): taken as its own word
     gossip(bad, peerIdFromPrivateKey(peer));
