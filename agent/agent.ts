@@ -172,7 +172,6 @@ export class Agent {
         `cannot use ${this.dataDir} as the data directory: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a parent) is a file' : (code ?? (err as Error).message)}`,
       );
     }
-    const privateKey = await loadOrCreatePeerKey(this.dataDir);
     const { key: psk, created: newKey } = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);
     if (newKey && cfg.join.length > 0)
       this.logger.warn(
@@ -184,6 +183,8 @@ export class Agent {
         { clusterKey: newKey },
         'created a new cluster key: copy this file to every agent of the cluster',
       );
+    // after the cluster key: a bad key file is refused before this agent's identity is made
+    const privateKey = await loadOrCreatePeerKey(this.dataDir);
     this.#token = loadOrCreateAdminToken(this.dataDir);
     try {
       this.#store = await LevelStore.open(joinPath(this.dataDir, 'db'), {
@@ -339,7 +340,8 @@ export class Agent {
         log.warn({ err: (err as Error).message, step: name }, 'stop step failed or timed out');
       }
     }
-    log.info('agent stopped');
+    // an agent that failed to start says why on stderr; "stopped" is for one that had started
+    if (this.#startedAt > 0) log.info('agent stopped');
   }
 }
 
