@@ -19,7 +19,7 @@ export class StoreClosedError extends StorageError {
 
 /**
  * A write to the database failed (a full disk), and writes are refused until it is reopened,
- * which the store does by itself once the device has space (see storage/kv/level.ts). Reads go on.
+ * which the store does by itself once the device has space (see storage/kv/level.ts).
  */
 export class StoreFailedError extends StorageError {
   constructor(cause: Error) {

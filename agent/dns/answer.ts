@@ -184,13 +184,13 @@ function answerRecords(query: DecodedPacket, resolver: DnsResolver, opts: Answer
     const additionals: Answer[] = [];
     const seen = new Set<string>();
     // Nearest first, in the record itself: clients pick by priority (lowest first) and at random
-    // among equal ones (RFC 2782), ignoring the order. Each site of the ordered list gets the next
-    // priority, so a site's instances share the load and the nearest site is tried first.
-    let priority = 0;
-    let site: string | undefined;
-    for (const [k, inst] of instances.entries()) {
-      if (k === 0 || inst.site !== site) priority++;
-      site = inst.site;
+    // among equal ones (RFC 2782), ignoring the order. Each site gets the next priority where it
+    // first appears in the ordered list, so a site's instances share the load (sites can
+    // interleave in the order when members have no RTT estimate yet) and the nearest is tried first.
+    const priorities = new Map<string, number>();
+    for (const inst of instances) {
+      let priority = priorities.get(inst.site);
+      if (priority === undefined) priorities.set(inst.site, (priority = priorities.size + 1));
       const target = `${addressToHex(inst.address)}.addr.${DNS_DOMAIN}`;
       answers.push({
         name: q.name,

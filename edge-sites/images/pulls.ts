@@ -213,7 +213,8 @@ export class ImagePulls {
    * in the DHT, which an agent becomes when its copy is complete). Then every source across the
    * WAN is spared, not only the origin: asked only for what no source in the site holds, so the
    * site-mate sends the image and the WAN fills gaps (a joiner took most of it across the WAN
-   * from the other site's holders, asked as much as its site-mate).
+   * from the other site's holders, asked as much as its site-mate). Decided when a source
+   * connects: one connected before the site-mate was known stays unspared while it is connected.
    */
   #siteHolds(digest: string): boolean {
     const ms = this.#d.membership;

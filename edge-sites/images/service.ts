@@ -100,7 +100,8 @@ export class ImageService extends EventTarget {
     this.#c = components;
     this.#o = options;
     const node = components.node;
-    const dial = node.dialProtocol.bind(node);
+    // looked up at each dial, as before: a test may wrap the node's dialProtocol after start
+    const dial: ImageComponents['node']['dialProtocol'] = (...args) => node.dialProtocol(...args);
     const scope = (peer: string) => this.#scope(peer);
     this.#exchange = new ImageExchange({
       pubsub: node.services.pubsub,
@@ -443,7 +444,7 @@ export class ImageService extends EventTarget {
   /** The image's bytes in order, pulling missing chunks from peers first in line. */
   async *content(m: Manifest, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     const s = await this.#servedFor(m);
-    if (!s.bits.complete) this.#pulls.start(s, true);
+    if (!s.bits.complete) this.#startReading(m);
     for (let k = 0; k < m.chunks.length; k++) {
       const i = s.index.indexOf(m.chunks[k].hash)!;
       if (!s.bits.has(i)) {
@@ -466,12 +467,21 @@ export class ImageService extends EventTarget {
         if (data) break;
         // corrupt (now quarantined) or gone: fetch it again from a peer, then read on
         this.#lost(m.digest, i);
-        this.#pulls.start(s, true);
+        this.#startReading(m);
         this.#pulls.get(m.digest)?.urgent([i]);
         await this.#events.waitFor(m.digest, s.bits, i, signal);
       }
       yield data;
     }
+  }
+
+  /**
+   * Starts a pull of `m` for a reader, on the image's current bitfield: after a reopen of the
+   * chunk store a reader may hold one that no longer counts, and none is started then.
+   */
+  #startReading(m: Manifest): void {
+    const s = this.#served.get(m.digest);
+    if (s) this.#pulls.start(s, true);
   }
 
   /**

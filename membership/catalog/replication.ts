@@ -70,7 +70,6 @@ export interface ReplicationComponents {
   };
   membership: CatalogMembership;
   logger: CatalogLogger;
-  /** Counts a message from a peer that was dropped as invalid. */
   /** A message dropped as invalid: `protocol` is `catalog`, `reason` a snake_case word. */
   onBadInput?(protocol: string, reason: string): void;
 }
@@ -429,8 +428,7 @@ export class CatalogReplication {
    * after the channel it came on: `gossip_catalog_decode`, `digest_…`, `sync_bad_catalog`.
    */
   #bad(channel: 'gossip' | 'digest' | 'sync', reason: string): void {
-    const snake = reason
-      .replace(/Error$/, '')
+    const snake = (reason.replace(/Error$/, '') || 'unexpected')
       .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
       .toLowerCase();
     this.#c.onBadInput?.('catalog', `${channel}_${snake}`);

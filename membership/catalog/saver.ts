@@ -38,7 +38,8 @@ export class CatalogSaver {
   #saving: Promise<void> = Promise.resolve();
   /** After failed writes (a full disk), the next waits longer. */
   readonly #backoff: Backoff;
-  #stopped = false;
+  /** Until start(), as after stop(): nothing is written by timer. */
+  #stopped = true;
 
   constructor(deps: CatalogSaverDeps) {
     this.#d = deps;

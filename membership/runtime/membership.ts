@@ -298,7 +298,7 @@ export class Membership extends EventTarget implements MemberLookup {
 
   #onEvent(ev: MembershipEvent): void {
     this.#dirty = true;
-    if (ev.type === 'member:up' && this.#snapshotSoon === undefined) {
+    if (ev.type === 'member:up' && this.#started && this.#snapshotSoon === undefined) {
       this.#snapshotSoon = setTimeout(() => {
         this.#snapshotSoon = undefined;
         void this.#saveSnapshot().catch(() => {});
@@ -421,7 +421,12 @@ export class Membership extends EventTarget implements MemberLookup {
       .members()
       .filter((m) => m.id !== this.selfId)
       .map((m) => ({ id: m.id, incarnation: m.incarnation, state: m.state, meta: { ...m.meta } }));
-    await this.#c.store.put('snapshot', encode(entries));
+    try {
+      await this.#c.store.put('snapshot', encode(entries));
+    } catch (err) {
+      this.#dirty = true; // the next interval tries again (a store refusing writes for a while)
+      throw err;
+    }
   }
 
   // ---- queries ----

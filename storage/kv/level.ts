@@ -2,12 +2,14 @@
 //
 // A write that fails (a full disk) can leave a torn record in LevelDB's log, and its recovery at
 // the next open drops the rest of that log block and whatever was appended after it: every write
-// acknowledged after a full disk was lost at the next restart. So after a failed write this store
-// refuses writes (StoreFailedError; reads go on) until it has closed and reopened the database,
-// which recovers the log up to the torn record and starts a new one.
+// acknowledged after a full disk was lost at the next restart. So after a write fails with an I/O
+// error this store refuses writes (StoreFailedError) until it has closed and reopened the
+// database, which recovers the log up to the torn record and starts a new one. Reads go on until
+// the reopen; a scan running across it ends with StoreClosedError, and if the open fails, reads
+// fail too until a retry opens it.
 import { statfs } from 'node:fs/promises';
 import { Level } from 'level';
-import { StoreClosedError, StoreFailedError, StoreLockedError } from '../errors.js';
+import { isOutOfSpace, StoreClosedError, StoreFailedError, StoreLockedError } from '../errors.js';
 import { NamespacedStore } from './namespace.js';
 import {
   resolveRange,
@@ -17,9 +19,12 @@ import {
   type WriteOptions,
 } from './types.js';
 
-type Db = Level<string, Uint8Array>;
+export type Db = Level<string, Uint8Array>;
 
-/** A store whose write failed is reopened this long after (ms), doubling while it cannot be. */
+/**
+ * A store whose write failed is reopened this long after, checking this often for the free space
+ * below (ms); after an open that fails, the wait doubles up to LEVEL_REOPEN_MAX_MS.
+ */
 export const LEVEL_REOPEN_MS = 2_000;
 export const LEVEL_REOPEN_MAX_MS = 60_000;
 /**
@@ -30,9 +35,20 @@ export const LEVEL_REOPEN_FREE_BYTES = 16 * 2 ** 20;
 
 export interface LevelStoreOptions {
   logger?: { info(o: object, m?: string): void; warn(o: object, m?: string): void };
+  /** Makes the database at each (re)open; tests wrap it to inject failures. */
+  openDb?: (path: string) => Db;
 }
 
-function openDb(path: string): Db {
+/**
+ * An error of the disk under the database (LevelDB's I/O errors, a full disk), not of the call:
+ * only these may have torn the log.
+ */
+function isIoError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'LEVEL_IO_ERROR' || code === 'LEVEL_CORRUPTION' || isOutOfSpace(err);
+}
+
+export function openDb(path: string): Db {
   return new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' });
 }
 
@@ -67,7 +83,7 @@ export class LevelStore implements KvStore {
 
   /** Opens (creating if needed) the database at `path`. */
   static async open(path: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
-    const db = openDb(path);
+    const db = (opts.openDb ?? openDb)(path);
     try {
       await db.open();
     } catch (err) {
@@ -101,7 +117,7 @@ export class LevelStore implements KvStore {
     try {
       await fn(db);
     } catch (err) {
-      if (db.status === 'open') this.#fail(err as Error);
+      if (db.status === 'open' && isIoError(err)) this.#fail(err as Error);
       throw err;
     }
     if (this.#failed) throw new StoreFailedError(this.#failed);
@@ -117,15 +133,15 @@ export class LevelStore implements KvStore {
     this.#scheduleReopen();
   }
 
-  #scheduleReopen(): void {
-    this.#reopenTimer = setTimeout(() => void this.#tryReopen(), this.#reopenDelay);
+  /** The next try in `ms` (default: the current delay, which only a failed open doubles). */
+  #scheduleReopen(ms = this.#reopenDelay): void {
+    if (this.#closed) return;
+    this.#reopenTimer = setTimeout(() => void this.#tryReopen(), ms);
     this.#reopenTimer.unref?.();
-    this.#reopenDelay = Math.min(this.#reopenDelay * 2, LEVEL_REOPEN_MAX_MS);
   }
 
   async #tryReopen(): Promise<void> {
     this.#reopenTimer = undefined;
-    if (this.#closed) return;
     let free: number | undefined;
     try {
       const st = await statfs(this.path);
@@ -133,14 +149,18 @@ export class LevelStore implements KvStore {
     } catch {
       // unknown: try
     }
+    if (this.#closed) return;
+    // still full: look again soon, so writes are taken within seconds of space being freed
     if (free !== undefined && free < LEVEL_REOPEN_FREE_BYTES) {
-      this.#scheduleReopen();
+      this.#scheduleReopen(LEVEL_REOPEN_MS);
       return;
     }
     this.#reopening = (async () => {
       try {
         await this.#db.close();
-        const db = openDb(this.path);
+        // closed meanwhile: close() waits for this and finds the database closed
+        if (this.#closed) return;
+        const db = (this.#o.openDb ?? openDb)(this.path);
         this.#db = db;
         await db.open();
         this.#failed = undefined;
@@ -152,6 +172,7 @@ export class LevelStore implements KvStore {
           'reopening the database failed',
         );
         this.#scheduleReopen();
+        this.#reopenDelay = Math.min(this.#reopenDelay * 2, LEVEL_REOPEN_MAX_MS);
       }
     })();
     await this.#reopening;
@@ -193,12 +214,25 @@ export class LevelStore implements KvStore {
 
   async *entries(opts?: RangeOptions): AsyncIterable<[string, Uint8Array]> {
     const db = await this.#ready();
-    for await (const [k, v] of db.iterator(levelRange(opts))) yield [k, v];
+    try {
+      for await (const [k, v] of db.iterator(levelRange(opts))) yield [k, v];
+    } catch (err) {
+      throw this.#scanError(db, err);
+    }
   }
 
   async *keys(opts?: RangeOptions): AsyncIterable<string> {
     const db = await this.#ready();
-    for await (const k of db.keys(levelRange(opts))) yield k;
+    try {
+      for await (const k of db.keys(levelRange(opts))) yield k;
+    } catch (err) {
+      throw this.#scanError(db, err);
+    }
+  }
+
+  /** A scan whose database was closed under it (a reopen, close()) ends as a closed store. */
+  #scanError(db: Db, err: unknown): unknown {
+    return db !== this.#db || db.status !== 'open' ? new StoreClosedError() : err;
   }
 
   namespace(name: string): KvStore {

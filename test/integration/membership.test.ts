@@ -45,7 +45,8 @@ describe('membership over libp2p', () => {
         ).length === 2,
       { timeout: 5000, message: 'p2 to see p1' },
     );
-    await sleep(1500);
+    // the snapshot is saved within 1 s of p1 coming up at p2: room for a loaded machine
+    await sleep(3000);
     await p2.stop('SIGKILL');
     const again = await c.spawnAgent({ name: 'p2', dataDir: p2.dataDir });
     await waitFor(

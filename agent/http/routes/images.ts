@@ -15,7 +15,6 @@ import {
 import { HttpError } from '../../errors.js';
 import type { RequestContext, Route } from '../router.js';
 
-/** Route words after /v1/images/NAME/TAG; a push may not use them as tags. */
 /** Words that end routes under an image (and their methods), which a tag cannot be. */
 const RESERVED_TAGS = new Map([
   ['content', 'GET'],

@@ -107,6 +107,18 @@ describe('answerQuery', () => {
       [8082, 2, 1],
       [9000, 2, 1],
     ]);
+    // sites that interleave in the order (no RTT estimates yet) keep one priority each
+    const mixed: DnsResolver = {
+      lookup: () => [
+        { address: '10.0.0.1', port: 1, node: 'a1', site: 'a' },
+        { address: '10.0.1.1', port: 2, node: 'b1', site: 'b' },
+        { address: '10.0.0.2', port: 3, node: 'a2', site: 'a' },
+      ],
+    };
+    const res = dnsPacket.decode(
+      dnsPacket.encode(answerQuery(query('web.service.edgeswarm', 'SRV'), mixed)),
+    ) as unknown as Decoded;
+    expect(res.answers.map((a) => (a.data as { priority: number }).priority)).toEqual([1, 2, 1]);
   });
 
   it('unknown names are NXDOMAIN, known names with nothing passing are empty NOERROR, other zones REFUSED', () => {
