@@ -6,11 +6,13 @@ import {
   chmodSync,
   closeSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
   statSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -31,15 +33,20 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 
   }
   chmodSync(tmp, mode);
   renameSync(tmp, path);
+  fsyncDirQuietly(dirname(path));
+}
+
+/** fsync of a directory, so a rename or link in it is durable; where not allowed, nothing. */
+function fsyncDirQuietly(dir: string): void {
   try {
-    const dfd = openSync(dirname(path), 'r');
+    const dfd = openSync(dir, 'r');
     try {
       fsyncSync(dfd);
     } finally {
       closeSync(dfd);
     }
   } catch {
-    // some filesystems do not allow fsync on a directory; the rename is still atomic
+    // some filesystems do not allow fsync on a directory; the rename or link is still atomic
   }
 }
 
@@ -120,12 +127,53 @@ export function loadOrCreateClusterKey(
       );
   }
   try {
-    writeFileAtomic(path, text);
+    // agents started together on one key file (the tour's three) must not each make their own:
+    // the first to link its key in place wins, and the others read it
+    if (!writeFileExclusive(path, text)) {
+      const theirs = readIfExists(path, 'clusterKey');
+      if (theirs) return { key: parseClusterKey(theirs.toString('utf8'), path) };
+    }
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError('clusterKey', `cannot create ${path}: ${code ?? (err as Error).message}`);
   }
   return { key: parseClusterKey(text, path), created: path };
+}
+
+/**
+ * Writes a new file whole (temporary file, fsync, hard link into place), unless `path` exists:
+ * false then, and the existing file is left as it is. Where hard links are not supported, the
+ * file is created in place, exclusively.
+ */
+export function writeFileExclusive(path: string, data: string, mode = 0o600): boolean {
+  const write = (file: string) => {
+    const fd = openSync(file, 'wx', mode);
+    try {
+      writeSync(fd, Buffer.from(data));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const exists = (err: unknown) => (err as NodeJS.ErrnoException).code === 'EEXIST';
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  write(tmp);
+  try {
+    linkSync(tmp, path);
+  } catch (err) {
+    if (exists(err)) return false;
+    try {
+      write(path);
+    } catch (err2) {
+      if (exists(err2)) return false;
+      throw err2;
+    }
+  } finally {
+    unlinkSync(tmp);
+  }
+  fsyncDirQuietly(dirname(path));
+  return true;
 }
 
 /** Loads DATA/admin.token (mode 0600), creating it at first start. */
