@@ -73,6 +73,8 @@ export class Pull {
   readonly #deps: PullDeps;
   readonly #o: PullOptions;
   #scheduler: PieceScheduler | undefined;
+  /** When the sources' spared flags were last asked again (ms). */
+  #sparedAt = 0;
   readonly #sources = new Map<string, Source>();
   /** Sources that failed or served bad bytes, until this time. */
   readonly #avoid = new Map<string, number>();
@@ -152,6 +154,7 @@ export class Pull {
         signal.throwIfAborted();
         if (this.#localFailure) throw this.#localFailure;
         this.#connectMore(signal);
+        this.#respare();
         this.#dropStalled();
         this.#reportDurable();
         for (const s of this.#sources.values()) void this.#request(s);
@@ -173,6 +176,19 @@ export class Pull {
     } finally {
       for (const s of this.#sources.values()) this.#close(s, new Error('pull finished'));
     }
+  }
+
+  /**
+   * Asks again, once a refresh, which connected sources are spared: a source across the WAN that
+   * connected before a site-mate's whole copy was known becomes spared when it is.
+   */
+  #respare(): void {
+    const sched = this.#scheduler;
+    const spared = this.#deps.spared;
+    const now = Date.now();
+    if (!sched || !spared || now - this.#sparedAt < this.#o.refreshMs) return;
+    this.#sparedAt = now;
+    for (const peer of sched.peers()) sched.setSpared(peer, spared(peer));
   }
 
   #connectMore(signal: AbortSignal): void {

@@ -213,8 +213,9 @@ export class ImagePulls {
    * in the DHT, which an agent becomes when its copy is complete). Then every source across the
    * WAN is spared, not only the origin: asked only for what no source in the site holds, so the
    * site-mate sends the image and the WAN fills gaps (a joiner took most of it across the WAN
-   * from the other site's holders, asked as much as its site-mate). Decided when a source
-   * connects: one connected before the site-mate was known stays unspared while it is connected.
+   * from the other site's holders, asked as much as its site-mate). Asked again for connected
+   * sources once a refresh (puller.ts), so one connected before the site-mate was known is spared
+   * from then.
    */
   #siteHolds(digest: string): boolean {
     const ms = this.#d.membership;

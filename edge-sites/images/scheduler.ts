@@ -109,6 +109,17 @@ export class PieceScheduler {
     this.#dirty = true;
   }
 
+  /** Makes a connected peer spared or not: what the puller knows of its own site changed. */
+  setSpared(id: string, spared: boolean): void {
+    const p = this.#peers.get(id);
+    if (!p || p.spared === spared) return;
+    for (let i = 0; i < this.size; i++) if (p.bits.has(i)) this.#plain[i] += spared ? -1 : 1;
+    p.spared = spared;
+    this.#rescan();
+    this.#sparedEnd = this.#order.length; // until the rebuild, spared peers scan all
+    this.#dirty = true;
+  }
+
   #hold(i: number, spared: boolean, by: 1 | -1): void {
     this.#count[i] += by;
     if (!spared) this.#plain[i] += by;

@@ -98,6 +98,24 @@ describe('PieceScheduler', () => {
     );
   });
 
+  it('a connected peer made spared is asked only for what no unspared peer holds, and back', () => {
+    // a site-mate's whole copy became known after the WAN source connected
+    const { s } = make(6);
+    s.addPeer('wan', bits(6, range(6)));
+    s.addPeer('mate', bits(6, [0, 1, 2, 3]));
+    s.setSpared('wan', true);
+    expect(s.unspared()).toBe(1);
+    expect(s.next('wan', 1024 * KiB).sort()).toEqual([4, 5]);
+    expect(s.next('mate', 1024 * KiB).sort()).toEqual([0, 1, 2, 3]);
+    // and the other way: no longer spared, it is asked for what the site-mate holds too
+    const { s: t } = make(6);
+    t.addPeer('wan', bits(6, range(6)), { spared: true });
+    t.addPeer('mate', bits(6, [0, 1, 2, 3]));
+    t.setSpared('wan', false);
+    expect(t.unspared()).toBe(2);
+    expect(t.next('wan', 1024 * KiB).sort()).toEqual(range(6));
+  });
+
   it("counts the unspared peers (a puller splits a spared peer's window with them)", () => {
     const { s } = make(4);
     s.addPeer('origin', bits(4, range(4)), { spared: true });
