@@ -22,6 +22,7 @@ export {
 export { parseDuration } from './duration.js';
 export { Backoff } from './net/backoff.js';
 export { LogThrottle } from './net/log-throttle.js';
+export type { ServiceLogger, ServiceNode, StreamHandling } from './net/components.js';
 export { FramedStream } from './net/framed-stream.js';
 export { DatagramChannel } from './net/datagram.js';
 export { DigestExchange, type DigestExchangeOptions } from './net/digest.js';

@@ -1,8 +1,7 @@
 // The image service's tunables (each documented where defined) and the types of its components,
 // options and answers.
-import type { GossipSub } from '@libp2p/gossipsub';
-import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
-import type { KadDHT } from '@libp2p/kad-dht';
+import type { PrivateKey } from '@libp2p/interface';
+import type { ServiceLogger, ServiceNode } from '../../membership/index.js';
 import type { KvStore } from '../../storage/index.js';
 import type { Manifest } from '../../storage/images/index.js';
 import type { PlacementMember } from '../placement.js';
@@ -71,28 +70,14 @@ export interface ImageMembership {
 }
 
 export interface ImageComponents {
-  node: {
-    peerId: PeerId;
-    services: { pubsub: GossipSub; dht: KadDHT };
-    handle(
-      protocol: string,
-      handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-      opts?: { maxInboundStreams?: number; maxOutboundStreams?: number },
-    ): Promise<void>;
-    unhandle(protocol: string): Promise<void>;
-    dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
-  };
+  node: ServiceNode;
   privateKey: PrivateKey;
   /** Namespace of the agent's store for manifests. */
   store: KvStore;
   /** Directory for chunk files. */
   chunkDir: string;
   membership: ImageMembership;
-  logger: {
-    debug(o: object, m?: string): void;
-    info(o: object, m?: string): void;
-    warn(o: object, m?: string): void;
-  };
+  logger: ServiceLogger;
   metrics?: {
     bytes(direction: 'in' | 'out', scope: 'site' | 'wan', n: number): void;
     images(counts: Record<LocalState, number>): void;

@@ -14,7 +14,7 @@
 // every member that comes for them is one more that has them.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { GossipSub } from '@libp2p/gossipsub';
-import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import {
   Backoff,
@@ -23,6 +23,8 @@ import {
   DigestExchange,
   FramedStream,
   type MembershipEvent,
+  type ServiceLogger,
+  type ServiceNode,
 } from '../../membership/index.js';
 import { isOutOfSpace, type KvStore } from '../../storage/index.js';
 import {
@@ -89,28 +91,10 @@ export interface KvMembership {
 }
 
 export interface KvComponents {
-  node: {
-    peerId: PeerId;
-    services: { pubsub: GossipSub };
-    handle(
-      protocol: string,
-      handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-      opts?: {
-        maxInboundStreams?: number;
-        maxOutboundStreams?: number;
-        runOnLimitedConnection?: boolean;
-      },
-    ): Promise<void>;
-    unhandle(protocol: string): Promise<void>;
-    dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
-  };
+  node: ServiceNode<{ pubsub: GossipSub }>;
   store: KvStore;
   membership: KvMembership;
-  logger: {
-    debug(o: object, m?: string): void;
-    info(o: object, m?: string): void;
-    warn(o: object, m?: string): void;
-  };
+  logger: ServiceLogger;
   metrics?: {
     bytes(direction: 'in' | 'out', scope: 'site' | 'wan', n: number): void;
     keys(n: number): void;

@@ -5,9 +5,7 @@
 // over a long-lived stream (DigestExchange); the member opens an exchange back only when its own
 // differs.
 import { setTimeout as delay } from 'node:timers/promises';
-import type { GossipSub } from '@libp2p/gossipsub';
-import type { Connection, PeerId, Stream } from '@libp2p/interface';
-import type { KadDHT } from '@libp2p/kad-dht';
+import type { Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { CID } from 'multiformats/cid';
@@ -16,7 +14,8 @@ import { Broadcast } from '../net/broadcast.js';
 import { DigestExchange } from '../net/digest.js';
 import { FramedStream } from '../net/framed-stream.js';
 import { closestByXor, directProvider, kadId, type DirectProvider } from './provide.js';
-import type { CatalogLogger, CatalogMembership } from './service.js';
+import type { ServiceLogger, ServiceNode } from '../net/components.js';
+import type { CatalogMembership } from './service.js';
 import type { CatalogState } from './state.js';
 import {
   CATALOG_PROTOCOL,
@@ -52,24 +51,9 @@ export const CATALOG_ANNOUNCE_TIMEOUT_MS = 30_000;
 const MAX_KAD_IDS = 4096;
 
 export interface ReplicationComponents {
-  node: {
-    peerId: PeerId;
-    services: { pubsub: GossipSub; dht: KadDHT };
-    handle(
-      protocol: string,
-      handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-      opts?: {
-        maxInboundStreams?: number;
-        maxOutboundStreams?: number;
-        runOnLimitedConnection?: boolean;
-      },
-    ): Promise<void>;
-    unhandle(protocol: string): Promise<void>;
-    dialProtocol(peer: PeerId, protocols: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
-    getMultiaddrs(): Multiaddr[];
-  };
+  node: ServiceNode & { getMultiaddrs(): Multiaddr[] };
   membership: CatalogMembership;
-  logger: CatalogLogger;
+  logger: ServiceLogger;
   /** A message dropped as invalid: `protocol` is `catalog`, `reason` a snake_case word. */
   onBadInput?(protocol: string, reason: string): void;
 }

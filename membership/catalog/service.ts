@@ -4,6 +4,7 @@
 // repaired by anti-entropy (replication.ts). Discovery queries are answered locally (query.ts).
 import type { PrivateKey } from '@libp2p/interface';
 import type { KvStore } from '../../storage/index.js';
+import type { ServiceLogger } from '../net/components.js';
 import { HealthCheck } from './checks.js';
 import { NameLookups } from './lookups.js';
 import { CatalogFullError } from '../errors.js';
@@ -46,18 +47,12 @@ export interface CatalogMembership extends MemberLookup {
   members(): ReadonlyArray<{ id: string; state: string }>;
 }
 
-export interface CatalogLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
-
 export interface CatalogComponents extends ReplicationComponents {
   privateKey: PrivateKey;
   /** A namespace of the agent's store for the catalog. */
   store: KvStore;
   membership: CatalogMembership;
-  logger: CatalogLogger;
+  logger: ServiceLogger;
   /** The address published for services registered without one. */
   advertiseAddress: string;
 }

@@ -3,28 +3,13 @@
 // whose stream is being opened waits in a small queue, and when the stream's buffer is full or the
 // dial fails the message is dropped and counted. The failure detector above copes with loss; it
 // must never be held up by one slow or dead peer.
-import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Connection, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
+import type { StreamHandling } from './components.js';
 import { frame, readFrames } from './framing.js';
 
 /** The part of a libp2p node the channel needs. */
-export interface DatagramComponents {
-  handle(
-    protocol: string,
-    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-    opts?: {
-      maxInboundStreams?: number;
-      maxOutboundStreams?: number;
-      runOnLimitedConnection?: boolean;
-    },
-  ): Promise<void>;
-  unhandle(protocol: string): Promise<void>;
-  dialProtocol(
-    peer: PeerId,
-    protocols: string | string[],
-    opts?: { signal?: AbortSignal },
-  ): Promise<Stream>;
-}
+export type DatagramComponents = StreamHandling;
 
 export type DropReason =
   'dial_failed' | 'queue_full' | 'backpressure' | 'stream_closed' | 'too_large' | 'stopped';

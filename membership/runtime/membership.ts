@@ -1,13 +1,14 @@
 // The membership runtime: binds the pure SWIM core to libp2p (the /edgeswarm/swim/1.0.0 datagram
 // channel), real timers, the store (incarnation and a member snapshot survive restarts) and Vivaldi
 // coordinates; re-emits membership events; answers "who is where" for the other capabilities.
-import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Connection, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { decode, encode } from 'cborg';
 import type { KvStore } from '../../storage/index.js';
 import type { MemberLookup } from '../catalog/types.js';
 import { CoordinateClient } from '../coordinates/index.js';
+import type { ServiceLogger, StreamHandling } from '../net/components.js';
 import { DatagramChannel } from '../net/datagram.js';
 import {
   MAX_PUSH_PULL_BYTES,
@@ -56,23 +57,8 @@ export interface MemberInfo {
   self?: boolean;
 }
 
-export interface MembershipNode {
+export interface MembershipNode extends StreamHandling {
   peerId: PeerId;
-  handle(
-    protocol: string,
-    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-    opts?: {
-      maxInboundStreams?: number;
-      maxOutboundStreams?: number;
-      runOnLimitedConnection?: boolean;
-    },
-  ): Promise<void>;
-  unhandle(protocol: string): Promise<void>;
-  dialProtocol(
-    peer: PeerId,
-    protocols: string | string[],
-    opts?: { signal?: AbortSignal },
-  ): Promise<Stream>;
   peerStore: { merge(peer: PeerId, data: { multiaddrs: Multiaddr[] }): Promise<unknown> };
   getConnections(peer?: PeerId): Connection[];
   addEventListener(type: 'connection:close', l: (e: CustomEvent<Connection>) => void): void;
@@ -83,11 +69,7 @@ export interface MembershipComponents {
   node: MembershipNode;
   /** A namespace of the agent's store for membership. */
   store: KvStore;
-  logger: {
-    debug(o: object, m?: string): void;
-    info(o: object, m?: string): void;
-    warn(o: object, m?: string): void;
-  };
+  logger: ServiceLogger;
   metrics?: {
     gossip(direction: 'in' | 'out'): void;
     failureDetected(): void;
