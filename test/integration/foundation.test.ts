@@ -569,6 +569,14 @@ describe('bad input', () => {
     expect([passed.code, JSON.parse(passed.stdout).output]).toEqual([0, 'queue drained']);
     const found = runCli(['discover', 'web', '--json', ...api]);
     expect([found.code, JSON.parse(found.stdout).length]).toEqual([0, 1]);
+    // reporting a ttl for a service without a ttl check is a failure (exit 1, a 409), not bad
+    // usage: the command line was right, the service is not one that takes reports
+    const plain = ['services', 'register', '--name', 'db', '--port', '5432', '--id', 'db1'];
+    expect(runCli([...plain, ...api]).code).toBe(0);
+    const notTtl = runCli(['services', 'fail', 'db1', ...api]);
+    expect([notTtl.code, notTtl.stderr]).toEqual([1, 'edgeswarm: service db1 has no ttl check\n']);
+    const notTtlHttp = await p.http('PUT', '/v1/services/db1/ttl', { status: 'pass' });
+    expect(notTtlHttp.status).toBe(409);
     // an empty KV key is bad usage (`kv get ""` printed the whole key list)
     for (const args of [
       ['get', ''],

@@ -152,7 +152,8 @@ export function serviceRoutes(catalog: CatalogService): Route[] {
         const r = catalog.ttl(id, body.status === 'pass' ? 'passing' : 'failing', body.output);
         if (r === false)
           throw new HttpError(404, 'not_found', `no service ${id} is registered on this agent`);
-        if (r === 'not_ttl') throw new HttpError(400, 'not_ttl', `service ${id} has no ttl check`);
+        // 409: the request is well formed, the service is not one that takes reports
+        if (r === 'not_ttl') throw new HttpError(409, 'not_ttl', `service ${id} has no ttl check`);
         return { json: catalog.localService(id) };
       },
     },
