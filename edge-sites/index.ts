@@ -1,6 +1,7 @@
 // edge-sites/: the site model — placement of images across sites, site-aware replication of images
 // and of the replicated state.
 export * from './placement.js';
+export * from './sources.js';
 export type {
   ImageComponents,
   ImageMembership,

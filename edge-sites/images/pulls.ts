@@ -11,6 +11,7 @@ import {
   isOutOfSpace,
 } from '../../storage/errors.js';
 import type { Manifest, PinHold, PinSet } from '../../storage/images/index.js';
+import { inOwnSite, isSpared, rankSources } from '../sources.js';
 import type { ChunkEvents } from './chunk-events.js';
 import {
   PULL_FREE_SPACE_RESERVE_BYTES,
@@ -131,8 +132,7 @@ export class ImagePulls {
         open: (peer, sig) => d.dial(peerIdFromString(peer), CHUNKS_PROTOCOL, { signal: sig }),
         gotChunk: (i) => d.events.got(m.digest, i),
         received: (peer, n) => d.metrics?.bytes('in', d.scope(peer), n),
-        spared: (peer) =>
-          d.scope(peer) === 'wan' && (peer === m.creator || this.#siteHolds(m.digest)),
+        spared: (peer) => isSpared(d.membership, peer, m.creator, () => this.#wholeHolders(m)),
         badSource: (peer) => {
           d.metrics?.badChunk();
           d.logger.warn(
@@ -209,43 +209,26 @@ export class ImagePulls {
   }
 
   /**
-   * Whether a live member of our own site holds the whole image (it said so, or it is a provider
-   * in the DHT, which an agent becomes when its copy is complete). Then every source across the
-   * WAN is spared, not only the origin: asked only for what no source in the site holds, so the
-   * site-mate sends the image and the WAN fills gaps (a joiner took most of it across the WAN
-   * from the other site's holders, asked as much as its site-mate). Asked again for connected
-   * sources once a refresh (puller.ts), so one connected before the site-mate was known is spared
-   * from then.
+   * Members known to hold the whole image: they said so, or they are providers in the DHT (which
+   * an agent becomes when its copy is complete). Once one in our own site is live, every source
+   * across the WAN is spared (`isSpared`): a joiner took most of the image across the WAN from the
+   * other site's holders, asked as much as its site-mate. Asked again for connected sources once
+   * a refresh (puller.ts), so one connected before the site-mate was known is spared from then.
    */
-  #siteHolds(digest: string): boolean {
-    const ms = this.#d.membership;
-    const live = (p: string) =>
-      p !== ms.selfId &&
-      ms.site(p) === ms.selfSite &&
-      (ms.state(p) === 'alive' || ms.state(p) === 'suspect');
-    for (const [peer, p] of this.#d.progress.of(digest)) if (p.done && live(peer)) return true;
-    for (const peer of this.#d.providers.of(digest)) if (live(peer)) return true;
-    return false;
+  *#wholeHolders(m: Manifest): Iterable<string> {
+    for (const [peer, p] of this.#d.progress.of(m.digest)) if (p.done) yield peer;
+    yield* this.#d.providers.of(m.digest);
   }
 
-  /** Candidate sources for an image, best first: same site, then by estimated RTT. */
+  /** Candidate sources for an image, best first (`rankSources`): same site, then by RTT. */
   #sources(m: Manifest): string[] {
-    const ms = this.#d.membership;
-    const cands = new Set<string>();
-    for (const [peer, p] of this.#d.progress.of(m.digest)) if (p.have > 0) cands.add(peer);
-    cands.add(m.creator);
-    for (const p of this.#d.providers.of(m.digest)) cands.add(p);
-    cands.delete(ms.selfId);
-    const live = [...cands].filter((p) => ms.state(p) === 'alive' || ms.state(p) === 'suspect');
+    const cands: string[] = [m.creator, ...this.#d.providers.of(m.digest)];
+    for (const [peer, p] of this.#d.progress.of(m.digest)) if (p.have > 0) cands.push(peer);
+    const ranked = rankSources(this.#d.membership, cands);
     // No holder known in our own site: ask the DHT (at most once per PROVIDER_LOOKUP_CACHE_MS).
     // Holders say what they hold every IMAGE_HOLDER_ANNOUNCE_MS, so an agent that joined a site
     // took the whole image across the WAN from the origin meanwhile, past site-mates holding it.
-    if (!live.some((p) => ms.site(p) === ms.selfSite)) void this.#d.providers.lookup(m.digest);
-    const rank = (p: string) => [ms.site(p) === ms.selfSite ? 0 : 1, ms.rtt(p) ?? 1e9] as const;
-    return live.sort((a, b) => {
-      const [sa, ra] = rank(a);
-      const [sb, rb] = rank(b);
-      return sa - sb || ra - rb;
-    });
+    if (!inOwnSite(this.#d.membership, ranked)) void this.#d.providers.lookup(m.digest);
+    return ranked;
   }
 }

@@ -18,6 +18,7 @@ import {
   type Manifest,
 } from '../../storage/images/index.js';
 import { shouldHold } from '../placement.js';
+import { scopeOf } from '../sources.js';
 import { Bitfield } from './bitfield.js';
 import { ChunkEvents } from './chunk-events.js';
 import { ImageExchange } from './exchange.js';
@@ -564,7 +565,7 @@ export class ImageService extends EventTarget {
   }
 
   #scope(peer: string): 'site' | 'wan' {
-    return this.#c.membership.site(peer) === this.#c.membership.selfSite ? 'site' : 'wan';
+    return scopeOf(this.#c.membership, peer);
   }
 
   // ---- announcements and anti-entropy ----
