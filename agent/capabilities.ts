@@ -79,6 +79,7 @@ export function createCapabilities(ctx: CapabilityContext): Capabilities {
       addrs: ctx.addrs,
     },
   );
+  metrics.swim = () => membership.health();
   const catalog = new CatalogService(
     {
       node,

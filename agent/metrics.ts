@@ -2,6 +2,7 @@
 // tests). The contract's metrics are all created here, so they exist from the first scrape; the
 // capabilities update them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SwimStats } from '../membership/index.js';
 
 const LINT_DROPPED = [
   'nodejs_active_handles_total',
@@ -22,8 +23,26 @@ export const EVENT_LOOP_LAG_RESOLUTION_MS = 100;
 const LAG_FROM_SAMPLES =
   /^(nodejs_eventloop_lag_(?:min|max|mean|p50|p90|p99)_seconds(?:\{[^}]*\})?) (\S+)$/;
 
+/** What the SWIM health metrics read from the failure detector at each scrape. */
+export interface SwimHealth {
+  stats: Readonly<
+    Pick<
+      SwimStats,
+      | 'probes'
+      | 'probeFailures'
+      | 'indirectProbes'
+      | 'suspicionsRaised'
+      | 'refutations'
+      | 'lateAcks'
+    >
+  >;
+  healthScore: number;
+}
+
 export class AgentMetrics {
   readonly registry = new Registry();
+  /** The failure detector, once membership has started (set by the capabilities). */
+  swim: (() => SwimHealth | undefined) | undefined;
 
   /** Members by state as this agent sees them. */
   readonly members = new Gauge({
@@ -89,6 +108,63 @@ export class AgentMetrics {
     help: 'Open libp2p connections',
     registers: [this.registry],
   });
+
+  // SWIM's own counters (memberlist's probe, suspect and health metrics), read at each scrape
+  readonly swimProbes = this.#swimCounter(
+    'edgeswarm_swim_probes_total',
+    'Members this agent probed (direct pings started; a round repeated before suspecting counts once)',
+    (s) => s.probes,
+  );
+  readonly swimProbeFailures = this.#swimCounter(
+    'edgeswarm_swim_probe_failures_total',
+    'Probes that failed: no ack, direct or indirect, in any round; the member is then suspected',
+    (s) => s.probeFailures,
+  );
+  readonly swimIndirectProbes = this.#swimCounter(
+    'edgeswarm_swim_indirect_probes_total',
+    'Probe rounds that went indirect: no direct ack in time, so ping-req went through other members',
+    (s) => s.indirectProbes,
+  );
+  readonly swimSuspicions = this.#swimCounter(
+    'edgeswarm_swim_suspicions_raised_total',
+    'Suspicions this agent raised about other members',
+    (s) => s.suspicionsRaised,
+  );
+  readonly swimRefutations = this.#swimCounter(
+    'edgeswarm_swim_refutations_total',
+    'Times this agent refuted a suspicion (or death) of itself: others found it slow or unreachable',
+    (s) => s.refutations,
+  );
+  readonly swimLateAcks = this.#swimCounter(
+    'edgeswarm_swim_late_acks_total',
+    'Acks that arrived after their probe round had already failed',
+    (s) => s.lateAcks,
+  );
+  readonly swimHealth = new Gauge({
+    name: 'edgeswarm_swim_health_score',
+    help: 'Lifeguard local health of this agent: 0 is healthy; it rises when this agent looks like the slow one (missed nacks, refuted suspicions), and stretches its probe timeouts by (score + 1)',
+    registers: [this.registry],
+    collect: () => {
+      const h = this.swim?.();
+      if (h) this.swimHealth.set(h.healthScore);
+    },
+  });
+
+  /** A counter whose value is read from the SWIM core's stats at each scrape (0 before start). */
+  #swimCounter(name: string, help: string, read: (s: SwimHealth['stats']) => number): Counter {
+    const counter: Counter = new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect: () => {
+        const h = this.swim?.();
+        if (!h) return;
+        counter.reset();
+        counter.inc(read(h.stats));
+      },
+    });
+    return counter;
+  }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false)

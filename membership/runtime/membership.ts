@@ -22,6 +22,7 @@ import {
   type MembershipEvent,
   type PushPullEntry,
   type SwimConfig,
+  type SwimStats,
 } from '../swim/index.js';
 
 /** A member's unchanged addresses are merged into the peer store again after this long (ms). */
@@ -437,6 +438,12 @@ export class Membership extends EventTarget implements MemberLookup {
   member(id: string): MemberInfo | undefined {
     const m = this.#core?.member(id);
     return m ? this.#info(m) : undefined;
+  }
+
+  /** The failure detector's counters and Lifeguard health score, once started (for metrics). */
+  health(): { stats: Readonly<SwimStats>; healthScore: number } | undefined {
+    const core = this.#core;
+    return core && { stats: core.stats, healthScore: core.healthScore };
   }
 
   counts(): Record<MemberState, number> {

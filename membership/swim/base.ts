@@ -75,9 +75,11 @@ export interface SwimInit {
 export interface SwimStats {
   messagesSent: number;
   probes: number;
+  /** Probes that failed in every round (the member is then suspected). */
   probeFailures: number;
   /** Probe rounds that failed and were repeated before suspecting (confirmRounds). */
   probeRetries: number;
+  /** Probe rounds that went indirect (ping-req to other members): rounds, not ping-reqs sent. */
   indirectProbes: number;
   nacksReceived: number;
   refutations: number;

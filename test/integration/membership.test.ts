@@ -77,6 +77,20 @@ describe('membership over libp2p', () => {
       timeout: 8000,
       message: 'b dead everywhere',
     });
+    // the failure detector's own counters are on /metrics (they were kept but not exported)
+    const value = (text: string, name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const texts = await Promise.all(rest.map((x) => x.metrics.text()));
+    const sum = (name: string) => texts.reduce((n, t) => n + value(t, name), 0);
+    for (const t of texts) {
+      expect(value(t, 'edgeswarm_swim_probes_total')).toBeGreaterThan(0);
+      expect(value(t, 'edgeswarm_swim_health_score')).toBeGreaterThanOrEqual(0);
+      expect(value(t, 'edgeswarm_swim_refutations_total')).toBeGreaterThanOrEqual(0);
+    }
+    // b was suspected by at least one of them after a probe of it failed
+    expect(sum('edgeswarm_swim_probe_failures_total')).toBeGreaterThan(0);
+    expect(sum('edgeswarm_swim_suspicions_raised_total')).toBeGreaterThan(0);
+    expect(sum('edgeswarm_swim_indirect_probes_total')).toBeGreaterThan(0);
     const dId = d.peerId;
     await d.stop({ leave: true });
     await waitFor(() => [a, cc].every((x) => x.membership.state(dId) === 'left'), {
