@@ -70,7 +70,14 @@ async function start(a: DemoAgent, keyFile: string, joinAddr?: string): Promise<
   const log = createWriteStream(`${a.data}.log`);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   a.child = child;
-  child.stderr!.pipe(log);
+  // the agent says why it could not start on stderr (a port in use, a bad key file): keep the
+  // last line to show, not only the log's name
+  let lastErr = '';
+  child.stderr!.on('data', (b: Buffer) => {
+    log.write(b);
+    const lines = b.toString('utf8').trim().split('\n');
+    if (lines.at(-1)) lastErr = lines.at(-1)!;
+  });
   await new Promise<void>((resolveStarted, reject) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
@@ -86,7 +93,11 @@ async function start(a: DemoAgent, keyFile: string, joinAddr?: string): Promise<
       }
     });
     child.once('exit', (code) =>
-      reject(new Error(`${a.name} exited with ${code}; see ${a.data}.log`)),
+      reject(
+        new Error(
+          `${a.name} exited with ${code}${lastErr ? `: ${lastErr}` : ''} (log: ${a.data}.log; the demo uses ports ${BASE}-${BASE + 22}, DEMO_BASE_PORT=N moves them)`,
+        ),
+      ),
     );
   });
   a.token = readFileSync(join(a.data, 'admin.token'), 'utf8').trim();
@@ -103,7 +114,29 @@ async function api(a: DemoAgent, method: string, path: string, body?: unknown): 
   return text ? JSON.parse(text) : undefined;
 }
 
+let stopping = false;
+
+/** Stops every agent started so far (SIGTERM: they leave), then exits; SIGKILL after 5 s. */
+function shutdown(code: number): void {
+  stopping = true;
+  const running = AGENTS.filter((a) => a.child && a.child.exitCode === null && !a.child.killed);
+  if (running.length === 0) process.exit(code);
+  say('\nstopping the demo agents...');
+  let left = running.length;
+  for (const a of running) {
+    a.child!.once('exit', () => --left === 0 && process.exit(code));
+    a.child!.kill('SIGTERM');
+  }
+  setTimeout(() => {
+    for (const a of running) a.child!.kill('SIGKILL');
+    process.exit(code);
+  }, 5000).unref();
+}
+
 async function main(): Promise<void> {
+  // from the first agent on: a Ctrl-C (or a kill of the demo alone) while they start stops them
+  process.once('SIGINT', () => shutdown(0));
+  process.once('SIGTERM', () => shutdown(0));
   mkdirSync(DIR, { recursive: true });
   const keyFile = join(DIR, 'cluster.key');
   if (!existsSync(keyFile)) writeFileSync(keyFile, generateClusterKey(), { mode: 0o600 });
@@ -118,23 +151,11 @@ async function main(): Promise<void> {
     await start(a, keyFile, first.p2p);
     say(`  started ${a.name.padEnd(9)} site ${a.site.padEnd(7)} api ${a.api}  dns ${a.dns}`);
   }
-  const shutdown = () => {
-    say('\nstopping the demo agents...');
-    for (const a of AGENTS) a.child?.kill('SIGTERM');
-    setTimeout(() => process.exit(0), 5500).unref();
-    let left = AGENTS.length;
-    for (const a of AGENTS) a.child?.once('exit', () => --left === 0 && process.exit(0));
-  };
-  process.on('SIGINT', shutdown);
-  process.on('SIGTERM', shutdown);
 
   for (const step of DEMO_STEPS) await step(AGENTS);
 
-  const p = AGENTS[0];
   say('\nThe cluster is running. Try, in another terminal:');
-  say(`  export EDGESWARM_API=${p.api} EDGESWARM_DATA=${p.data}`);
-  say('  npx edgeswarm status');
-  for (const hint of DEMO_HINTS) say(`  ${hint}`);
+  for (const hint of demoHints(AGENTS)) say(`  ${hint}`);
   say(`Logs: ${DIR}/<agent>.log. Press Ctrl-C to stop.`);
 }
 
@@ -254,17 +275,28 @@ export const DEMO_STEPS: Array<(agents: DemoAgent[]) => Promise<void>> = [
   },
 ];
 
-/** Commands printed at the end for the user to try. */
-export const DEMO_HINTS: string[] = [
-  'npx edgeswarm members',
-  'npx edgeswarm discover web',
-  `dig @127.0.0.1 -p ${BASE + 20} web.service.edgeswarm SRV`,
-  'npx edgeswarm kv get demo/greeting',
-  'npx edgeswarm image status demo/disk:v1',
-  `kill -9 $(pgrep -f 'name berlin-1') && sleep 2 && npx edgeswarm members   # watch it detected`,
-];
+/**
+ * Commands printed at the end for the user to try, from any directory: the CLI by its path (a bare
+ * `npx edgeswarm` works only inside the clone, and elsewhere would look the name up on the
+ * registry), and the agent to kill by its pid (a name pattern could match someone else's agent).
+ */
+export function demoHints(agents: DemoAgent[]): string[] {
+  const [p, , b] = agents;
+  return [
+    `alias edgeswarm="node ${CLI}"`,
+    `export EDGESWARM_API=${p.api} EDGESWARM_DATA=${p.data}`,
+    'edgeswarm status',
+    'edgeswarm members',
+    'edgeswarm discover web',
+    `dig @127.0.0.1 -p ${BASE + 20} web.service.edgeswarm SRV`,
+    'edgeswarm kv get demo/greeting',
+    'edgeswarm image status demo/disk:v1',
+    `kill -9 ${b.child?.pid ?? '<pid>'} && sleep 2 && edgeswarm members   # ${b.name}: watch it detected`,
+  ];
+}
 
 main().catch((err: unknown) => {
+  if (stopping) return; // an agent exiting because we stop it is not a failure
   process.stderr.write(`demo failed: ${(err as Error).message}\n`);
   for (const a of AGENTS) a.child?.kill('SIGKILL');
   process.exit(1);
