@@ -29,6 +29,26 @@ export class UsageError extends EdgeswarmError {
   }
 }
 
+/** What a file system error code means, for messages an operator reads. */
+const FS_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  ENOSPC: 'no space left on device',
+  EROFS: 'read-only file system',
+  EEXIST: 'already exists',
+  EIO: 'input/output error',
+};
+
+/** A file system error in words, with its code (`no such file or directory (ENOENT)`). */
+export function fileErrorReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code && FS_REASONS[code]) return `${FS_REASONS[code]} (${code})`;
+  return code ?? (err instanceof Error ? err.message : String(err));
+}
+
 /**
  * A file a command was given could not be read or written (missing, no permission, a full disk):
  * a failure, exit 1, where a path of the wrong kind (a directory for a file) is bad usage.

@@ -18,7 +18,7 @@ import {
 import { dirname, join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
-import { ConfigError } from './errors.js';
+import { ConfigError, fileErrorReason } from './errors.js';
 
 /** Writes a file atomically (temp file, fsync, rename, fsync of the directory). */
 export function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o600): void {
@@ -57,7 +57,7 @@ function readIfExists(path: string, key: string): Buffer | undefined {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    throw new ConfigError(key, `cannot read ${path}: ${code ?? (err as Error).message}`);
+    throw new ConfigError(key, `cannot read ${path}: ${fileErrorReason(err)}`);
   }
 }
 
@@ -114,16 +114,19 @@ export function loadOrCreateClusterKey(
   if (existing) return { key: parseClusterKey(existing.toString('utf8'), path) };
   const text = generateClusterKey();
   if (file) {
-    let isDir = false;
+    let problem: string | undefined;
     try {
-      isDir = statSync(dirname(file)).isDirectory();
-    } catch {
-      // missing or unreadable: said below
+      if (!statSync(dirname(file)).isDirectory()) problem = 'is not a directory';
+    } catch (err) {
+      problem =
+        (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? 'does not exist'
+          : `cannot be read: ${fileErrorReason(err)}`;
     }
-    if (!isDir)
+    if (problem)
       throw new ConfigError(
         'clusterKey',
-        `cannot create ${file}: ${dirname(file)} is not a directory (create it, or the key with 'edgeswarm keygen > ${file}')`,
+        `cannot create ${file}: ${dirname(file)} ${problem} (create it, or the key with 'edgeswarm keygen > ${file}')`,
       );
   }
   try {

@@ -4,7 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ApiError, ConfigError, EdgeswarmError, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAgentCommands } from './agent-command.js';
-import { ApiClient, type ClientOptions } from './client.js';
+import { ApiClient, DEFAULT_API, type ClientOptions } from './client.js';
 import { registerClusterCommands } from './commands/cluster.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerKvCommands } from './commands/kv.js';
@@ -18,9 +18,12 @@ export const EXIT_USAGE = 2;
 /** Adds --api, --token, --data and --json to a client command. */
 export function clientCommand(cmd: Command): Command {
   return cmd
-    .option('--api <url>', 'agent HTTP API (env EDGESWARM_API)', undefined)
+    .option('--api <url>', `agent HTTP API (env EDGESWARM_API; default ${DEFAULT_API})`)
     .option('--token <token>', 'admin token (env EDGESWARM_TOKEN; default: DATA/admin.token)')
-    .option('--data <dir>', 'agent data directory, to find admin.token (env EDGESWARM_DATA)')
+    .option(
+      '--data <dir>',
+      'agent data directory, to find admin.token (env EDGESWARM_DATA; default ./.edgeswarm)',
+    )
     .option('--json', 'print JSON for scripts instead of a table');
 }
 

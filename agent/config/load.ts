@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { SwimConfigError } from '../../membership/errors.js';
 import { resolveSwimConfig } from '../../membership/swim/index.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, fileErrorReason } from '../errors.js';
 import { formatPath, issueMessage } from '../zod-issue.js';
 import { agentConfigSchema, type AgentConfig } from './schema.js';
 
@@ -85,11 +85,7 @@ function readConfigFile(file: string): Record<string, unknown> {
     text = readCapped(file, MAX_CONFIG_FILE_BYTES);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError(
-      'config',
-      `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code}`,
-    );
+    throw new ConfigError('config', `cannot read ${file}: ${fileErrorReason(err)}`);
   }
   let doc: unknown;
   try {

@@ -327,7 +327,7 @@ describe('bad input', () => {
     const r = runCli(['agent', '--data', dir, '--cluster-key', join(dir, 'nope', 'k.key')]);
     expect([r.code, r.stderr]).toEqual([
       2,
-      `edgeswarm: invalid configuration: clusterKey: cannot create ${join(dir, 'nope', 'k.key')}: ${join(dir, 'nope')} is not a directory (create it, or the key with 'edgeswarm keygen > ${join(dir, 'nope', 'k.key')}')\n`,
+      `edgeswarm: invalid configuration: clusterKey: cannot create ${join(dir, 'nope', 'k.key')}: ${join(dir, 'nope')} does not exist (create it, or the key with 'edgeswarm keygen > ${join(dir, 'nope', 'k.key')}')\n`,
     ]);
   });
 
@@ -356,13 +356,13 @@ describe('bad input', () => {
     const off = ['--api', 'off', '--dns', 'off'];
     const asDir = runCli(['agent', '--cluster-key', dir, '--data', dir, ...off]);
     expect(asDir.code).toBe(2);
-    expect(asDir.stderr).toMatch(/clusterKey: cannot read .*: EISDIR/);
+    expect(asDir.stderr).toMatch(/clusterKey: cannot read .*: is a directory \(EISDIR\)/);
     // the same for the default DATA/cluster.key
     const data = cluster.current.dataDir('key-default');
     mkdirSync(join(data, 'cluster.key'), { recursive: true });
     const defaultAsDir = runCli(['agent', '--data', data, ...off]);
     expect(defaultAsDir.code).toBe(2);
-    expect(defaultAsDir.stderr).toMatch(/clusterKey: cannot read .*cluster\.key: EISDIR/);
+    expect(defaultAsDir.stderr).toMatch(/clusterKey: cannot read .*cluster\.key: is a directory \(EISDIR\)/);
     const asFile = runCli(['agent', '--data', file, ...off]);
     expect(asFile.code).toBe(2);
     expect(asFile.stderr).toMatch(
@@ -638,12 +638,12 @@ describe('bad input', () => {
     const gone = runCli(['image', 'push', join(dir, 'nope'), 'app:v2', ...auth]);
     expect([gone.code, gone.stderr]).toEqual([
       1,
-      `edgeswarm: cannot read ${join(dir, 'nope')}: ENOENT\n`,
+      `edgeswarm: cannot read ${join(dir, 'nope')}: no such file or directory (ENOENT)\n`,
     ]);
     const kvGone = runCli(['kv', 'put', 'k', '--file', join(dir, 'nope'), ...auth]);
     expect([kvGone.code, kvGone.stderr]).toEqual([
       1,
-      `edgeswarm: --file: cannot read ${join(dir, 'nope')}: ENOENT\n`,
+      `edgeswarm: --file: cannot read ${join(dir, 'nope')}: no such file or directory (ENOENT)\n`,
     ]);
     // a placement in a site no member is in is accepted with a warning (it was silent), and
     // status says why nothing is there
@@ -670,7 +670,7 @@ describe('bad input', () => {
     const missing = join(dir, 'nope', 'out');
     const toMissing = runCli(['image', 'pull', 'app:v1', '-o', missing, ...auth]);
     expect(toMissing.code).toBe(1);
-    expect(toMissing.stderr).toBe(`edgeswarm: -o: cannot write ${missing}: ENOENT\n`);
+    expect(toMissing.stderr).toBe(`edgeswarm: -o: cannot write ${missing}: no such file or directory (ENOENT)\n`);
     // an unknown image: the agent's 404, and no partial file left behind
     const unknown = runCli(['image', 'pull', 'app:v9', '-o', join(dir, 'out3'), ...auth]);
     expect(unknown.code).toBe(1);

@@ -11,7 +11,7 @@ import {
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { LocalFileError, UsageError } from '../../errors.js';
+import { LocalFileError, UsageError, fileErrorReason } from '../../errors.js';
 import type { ClientOptions } from '../client.js';
 import { formatBytes, Progress, table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
@@ -72,9 +72,7 @@ function openPartial(output: string): { path: string; fd: number } {
   try {
     return { path, fd: openSync(path, 'w') };
   } catch (err) {
-    throw new LocalFileError(
-      `-o: cannot write ${output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
+    throw new LocalFileError(`-o: cannot write ${output}: ${fileErrorReason(err)}`);
   }
 }
 
@@ -95,7 +93,7 @@ export function registerImageCommands(program: Command): void {
     image
       .command('push')
       .description(
-        'push a file as NAME:TAG (a new version if it exists); only changed chunks travel',
+        'push a file as NAME:TAG (a new version if it exists); only changed chunks travel; a progress bar on a terminal',
       )
       .argument('<file>')
       .argument('<name:tag>')
@@ -114,9 +112,7 @@ export function registerImageCommands(program: Command): void {
       size = st.size;
     } catch (err) {
       if (err instanceof UsageError) throw err;
-      throw new LocalFileError(
-        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
+      throw new LocalFileError(`cannot read ${file}: ${fileErrorReason(err)}`);
     }
     const progress = new Progress('push', size);
     // a read error (the file vanished, EIO) ends the upload with that error; pipe() alone would
@@ -155,7 +151,9 @@ export function registerImageCommands(program: Command): void {
   clientCommand(
     image
       .command('pull')
-      .description('write NAME:TAG to a file, fetching what this agent lacks from its peers')
+      .description(
+        'write NAME:TAG to a file, fetching what this agent lacks from its peers; a progress bar on a terminal',
+      )
       .argument('<name:tag>')
       .requiredOption('-o, --output <file>', 'where to write it (- for stdout)')
       .option('--version <n>', 'an earlier version kept for rollback'),
@@ -192,7 +190,8 @@ export function registerImageCommands(program: Command): void {
         removeQuietly(tmp.path);
         // a local failure (ENOSPC, EIO) names the file; a broken download keeps its own message
         const code = (err as NodeJS.ErrnoException).code;
-        if (!broken && code) throw new LocalFileError(`cannot write ${opts.output}: ${code}`);
+        if (!broken && code)
+          throw new LocalFileError(`cannot write ${opts.output}: ${fileErrorReason(err)}`);
         throw err;
       }
     }

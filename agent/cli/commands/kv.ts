@@ -1,7 +1,7 @@
 // kv put|get|del|ls|watch: the replicated key/value store.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { EdgeswarmError, LocalFileError, UsageError } from '../../errors.js';
+import { EdgeswarmError, LocalFileError, UsageError, fileErrorReason } from '../../errors.js';
 import { pathSegment, type ClientOptions } from '../client.js';
 import { table } from '../format.js';
 import { clientCommand, clientFrom, printJson } from '../program.js';
@@ -61,7 +61,7 @@ export function registerKvCommands(program: Command): void {
     kv
       .command('put')
       .description('write a value (acknowledged once on disk at this agent; replicated everywhere)')
-      .argument('<key>')
+      .argument('<key>', 'the key, a path such as config/feature-x')
       .argument('[value]', 'the value (or use --file)')
       .option('--file <file>', 'read the value from a file (- for stdin)'),
   ).action(async (key: string, value: string | undefined, opts: Opts & { file?: string }) => {
@@ -72,9 +72,7 @@ export function registerKvCommands(program: Command): void {
       try {
         body = readFileSync(opts.file === '-' ? 0 : opts.file);
       } catch (err) {
-        throw new LocalFileError(
-          `--file: cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-        );
+        throw new LocalFileError(`--file: cannot read ${opts.file}: ${fileErrorReason(err)}`);
       }
     } else body = new TextEncoder().encode(value);
     const res = await clientFrom(opts).raw('PUT', path(key), {
@@ -92,7 +90,7 @@ export function registerKvCommands(program: Command): void {
       .description(
         'print a value to stdout; exit 1 if the key is absent (--json: {key, version, value}, or valueBase64 for a value that is not UTF-8)',
       )
-      .argument('<key>'),
+      .argument('<key>', 'the key, a path such as config/feature-x'),
   ).action(async (key: string, opts: Opts) => {
     const res = await clientFrom(opts).raw('GET', path(key));
     const bytes = new Uint8Array(await res.arrayBuffer());
@@ -102,19 +100,24 @@ export function registerKvCommands(program: Command): void {
         version: res.headers.get('x-edgeswarm-version'),
         ...jsonValue(bytes),
       });
-    else process.stdout.write(bytes);
+    else {
+      process.stdout.write(bytes);
+      // the value as stored, byte for byte; on a terminal, a newline so the prompt is not glued on
+      if (process.stdout.isTTY && bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a)
+        process.stdout.write('\n');
+    }
   });
 
-  clientCommand(kv.command('del').description('delete a key').argument('<key>')).action(
-    async (key: string, opts: Opts) => {
-      const res = await clientFrom(opts).json<{ key: string; version: string }>(
-        'DELETE',
-        path(key),
-      );
-      if (opts.json) printJson(res);
-      else process.stdout.write(`deleted ${res.key}\n`);
-    },
-  );
+  clientCommand(
+    kv
+      .command('del')
+      .description('delete a key')
+      .argument('<key>', 'the key, a path such as config/feature-x'),
+  ).action(async (key: string, opts: Opts) => {
+    const res = await clientFrom(opts).json<{ key: string; version: string }>('DELETE', path(key));
+    if (opts.json) printJson(res);
+    else process.stdout.write(`deleted ${res.key}\n`);
+  });
 
   clientCommand(
     kv.command('ls').description('list keys (with a prefix: only those)').argument('[prefix]'),
