@@ -254,7 +254,11 @@ export class Membership extends EventTarget implements MemberLookup {
       this.#c.metrics?.dropped('decode');
       return;
     }
+    const implausible = core.stats.implausibleUpdates;
     this.#deliver(core.handle(from, msg.msg, monotonicNow()));
+    // updates the core refused as forgeries (MAX_INCARNATION_JUMP): counted as dropped input
+    for (let n = core.stats.implausibleUpdates - implausible; n > 0; n--)
+      this.#c.metrics?.dropped('incarnation_jump');
     if (msg.msg.type === 'push-pull-reply')
       for (const w of [...(this.#joinWaiters.get(from) ?? [])]) w();
   }

@@ -45,6 +45,19 @@ const loadCache = new WeakMap<readonly PushPullEntry[], LoadColumns>();
 /** Largest incarnation number (it travels as an unsigned 32-bit integer). */
 export const MAX_INCARNATION = 0xffff_ffff;
 
+/**
+ * Most a member's incarnation may rise in one step on anyone's word but its own (2^16). An
+ * incarnation rises by one per refutation and per metadata change (a load score at most every
+ * 10 s: ~60,000 in the 7 days a dead member is kept), so a larger jump about a member we know is
+ * not news we missed but a forgery: a key holder sending `left` or `dead` at MAX_INCARNATION
+ * removed a live member for good, since it cannot refute above the top. Such updates are dropped
+ * (SwimStats.implausibleUpdates), unless they come from the member itself (its own push-pull
+ * entry or correction, after a restart that lost its incarnation). A forger must now make the
+ * member refute 65,536 times to exhaust it (hours of sustained verdicts, visible as its
+ * refutations); signed membership updates would close it.
+ */
+export const MAX_INCARNATION_JUMP = 0x1_0000;
+
 export interface SwimInit {
   /** Our id (the libp2p peer id string) and metadata. */
   self: { id: string; meta: MemberMeta };
@@ -91,6 +104,8 @@ export interface SwimStats {
   misroutedPings: number;
   /** Acks that came after their probe had failed (each raises the awareness score). */
   lateAcks: number;
+  /** Updates about a member dropped for raising its incarnation implausibly (MAX_INCARNATION_JUMP). */
+  implausibleUpdates: number;
 }
 
 export class SwimBase {
@@ -124,6 +139,7 @@ export class SwimBase {
     relaysDropped: 0,
     misroutedPings: 0,
     lateAcks: 0,
+    implausibleUpdates: 0,
   };
 
   constructor(init: SwimInit) {

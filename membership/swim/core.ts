@@ -128,7 +128,7 @@ export class SwimCore extends SwimProber {
     now = this.begin(now);
     switch (msg.type) {
       case 'ping':
-        this.applyUpdates(msg.updates, now);
+        this.applyUpdates(msg.updates, now, from);
         if (msg.target !== this.id) {
           this.stats.misroutedPings++;
           break;
@@ -136,11 +136,11 @@ export class SwimCore extends SwimProber {
         this.send(from, this.ackFor(msg.seq, from));
         break;
       case 'ping-req':
-        this.applyUpdates(msg.updates, now);
+        this.applyUpdates(msg.updates, now, from);
         this.relay(from, msg, now);
         break;
       case 'ack':
-        this.applyUpdates(msg.updates, now);
+        this.applyUpdates(msg.updates, now, from);
         this.onAck(from, msg, now);
         break;
       case 'nack':
@@ -150,7 +150,7 @@ export class SwimCore extends SwimProber {
         }
         break;
       case 'gossip':
-        this.applyUpdates(msg.updates, now);
+        this.applyUpdates(msg.updates, now, from);
         break;
       case 'push-pull':
         // Merge first, so that the reply carries our refutation if they thought us dead.

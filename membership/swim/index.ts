@@ -1,6 +1,6 @@
 // Public surface of the SWIM + Lifeguard membership core. See core.ts for how a runtime drives it.
 export { SwimCore, LEAVE_DIRECT_MAX } from './core.js';
-export { type SwimInit, type SwimStats, MAX_INCARNATION } from './base.js';
+export { type SwimInit, type SwimStats, MAX_INCARNATION, MAX_INCARNATION_JUMP } from './base.js';
 export {
   type SwimConfig,
   type SwimConfigOverrides,

@@ -2,7 +2,7 @@
 // mergeState), with Lifeguard's refutation and a few partition-healing refinements documented on
 // each method. See base.ts for the class chain.
 
-import { MAX_INCARNATION, SwimBase } from './base.js';
+import { MAX_INCARNATION, MAX_INCARNATION_JUMP, SwimBase } from './base.js';
 import { suspicionConfirmations, suspicionMaxTimeout, suspicionMinTimeout } from './config.js';
 import { ST_ALIVE, ST_DEAD, ST_LEFT, ST_NONE, ST_SUSPECT } from './member-table.js';
 import { metaEquals } from './meta.js';
@@ -10,8 +10,25 @@ import { Suspicion } from './suspicion.js';
 import type { PushPullEntry, Update } from './types.js';
 
 export class SwimState extends SwimBase {
-  protected applyUpdates(updates: readonly Update[], now: number): void {
-    for (const u of updates) this.applyUpdate(u, now, true);
+  /** Applies the updates of a message from member `from` (the sender, not their subject). */
+  protected applyUpdates(updates: readonly Update[], now: number, from: string): void {
+    for (const u of updates)
+      if (this.plausible(u.id, u.incarnation, from)) this.applyUpdate(u, now, true);
+  }
+
+  /**
+   * Whether an update from `from` about member `id` at `incarnation` may be applied: not when it
+   * raises the incarnation of a member we know by more than MAX_INCARNATION_JUMP, unless it is
+   * the member's own word (see MAX_INCARNATION_JUMP). Updates about us are always looked at: a
+   * verdict about us is refuted however high (after a restart we may be far behind).
+   */
+  protected plausible(id: string, incarnation: number, from: string): boolean {
+    if (id === this.id || id === from) return true;
+    const idx = this.interner.lookup(id);
+    if (this.table.code(idx) === ST_NONE) return true;
+    if (incarnation - this.table.inc[idx] <= MAX_INCARNATION_JUMP) return true;
+    this.stats.implausibleUpdates++;
+    return false;
   }
 
   protected applyUpdate(u: Update, now: number, rebroadcast: boolean): void {
@@ -207,6 +224,7 @@ export class SwimState extends SwimBase {
    */
   protected mergeRemote(entries: readonly PushPullEntry[], from: string, now: number): void {
     for (const e of entries) {
+      if (!this.plausible(e.id, e.incarnation, from)) continue;
       switch (e.state) {
         case 'alive': {
           const known = this.table.code(this.interner.lookup(e.id)) !== ST_NONE;

@@ -2,7 +2,12 @@
 // accusation and refutation, late acks, verdicts from members we hold dead, dead notices in acks,
 // catch-up push-pull.
 import { describe, expect, it } from 'vitest';
-import { SwimCore, type Update } from '../../../membership/swim/index.js';
+import {
+  MAX_INCARNATION,
+  MAX_INCARNATION_JUMP,
+  SwimCore,
+  type Update,
+} from '../../../membership/swim/index.js';
 import { createRng } from '../../sim/rng.js';
 import { Harness, metaFor } from './harness.js';
 
@@ -146,5 +151,87 @@ describe('healing', () => {
     h.run(4000, (e) => e.msg.type === 'gossip');
     expect(a.stateOf('c')).toBe('alive');
     expect(a.stats.pushPulls).toBe(1);
+  });
+});
+
+describe('forged incarnations', () => {
+  // A key holder gossiped `left` (or `dead`) about a live member at the top incarnation: every
+  // member took it, and the member could not refute above the top, so it stayed out for good.
+  const TOP = MAX_INCARNATION;
+
+  it('a verdict far above what we know of a member is dropped, not applied', () => {
+    const h = new Harness(['a', 'b', 'c', 'm']);
+    const a = h.core('a');
+    for (const kind of ['left', 'dead'] as const) {
+      const forged: Update =
+        kind === 'left'
+          ? { kind, id: 'b', incarnation: TOP }
+          : { kind, id: 'b', incarnation: TOP, from: 'm' };
+      expect(a.handle('m', gossip(forged), 0)).toEqual([]);
+      expect(a.stateOf('b')).toBe('alive');
+    }
+    a.handle('m', gossip({ kind: 'suspect', id: 'b', incarnation: TOP, from: 'm' }), 0);
+    expect(a.stateOf('b')).toBe('alive');
+    // nor an alive with someone else's addresses, nor a push-pull entry
+    a.handle('m', gossip({ kind: 'alive', id: 'c', incarnation: TOP, meta: metaFor('m') }), 0);
+    expect(a.member('c')?.meta).toEqual(metaFor('c'));
+    a.handle(
+      'm',
+      {
+        type: 'push-pull',
+        seq: 1,
+        join: false,
+        members: [{ id: 'c', incarnation: TOP, state: 'left', meta: metaFor('c') }],
+      },
+      0,
+    );
+    expect(a.stateOf('c')).toBe('alive');
+    expect(a.stats.implausibleUpdates).toBe(5);
+  });
+
+  it('within MAX_INCARNATION_JUMP it is news we missed; the member refutes as usual', () => {
+    const h = new Harness(['a', 'b', 'm']);
+    const a = h.core('a');
+    a.handle('m', gossip({ kind: 'left', id: 'b', incarnation: MAX_INCARNATION_JUMP }), 0);
+    expect(a.stateOf('b')).toBe('left');
+    // b hears it too and refutes above it; a takes b back
+    const refute = h.absorb(
+      'b',
+      h
+        .core('b')
+        .handle('m', gossip({ kind: 'left', id: 'b', incarnation: MAX_INCARNATION_JUMP }), 0),
+    );
+    expect(h.core('b').incarnation).toBe(MAX_INCARNATION_JUMP + 1);
+    for (const e of refute) if (e.msg.type === 'gossip') a.handle('b', e.msg, 1);
+    h.deliver();
+    a.handle(
+      'b',
+      gossip({ kind: 'alive', id: 'b', incarnation: MAX_INCARNATION_JUMP + 1, meta: metaFor('b') }),
+      2,
+    );
+    expect(a.stateOf('b')).toBe('alive');
+    expect(a.stats.implausibleUpdates).toBe(0);
+  });
+
+  it("a member's own word may jump any distance (it restarted and lost its incarnation)", () => {
+    const h = new Harness(['a', 'b']);
+    const a = h.core('a');
+    const high = 5 * MAX_INCARNATION_JUMP;
+    a.handle(
+      'b',
+      gossip({
+        kind: 'alive',
+        id: 'b',
+        incarnation: high,
+        meta: metaFor('b', { tags: { v: '2' } }),
+      }),
+      0,
+    );
+    expect(a.member('b')?.incarnation).toBe(high);
+    expect(a.member('b')?.meta.tags).toEqual({ v: '2' });
+    // a verdict about ourselves is refuted however high (we may be the one behind)
+    a.handle('b', gossip({ kind: 'dead', id: 'a', incarnation: high, from: 'b' }), 1);
+    expect(a.incarnation).toBe(high + 1);
+    expect(a.stats.implausibleUpdates).toBe(0);
   });
 });
