@@ -510,7 +510,7 @@ describe('service discovery', () => {
     expect(
       (all.json as Array<{ id: string; health: string }>).map((i) => [i.id, i.health]),
     ).toEqual([['web-1', 'failing']]);
-    expect((await p.http('PUT', '/v1/services/web-1/ttl', { status: 'pass' })).status).toBe(400);
+    expect((await p.http('PUT', '/v1/services/web-1/ttl', { status: 'pass' })).status).toBe(409);
     expect((await p.http('PUT', '/v1/services/nope/ttl', { status: 'pass' })).status).toBe(404);
     expect((await p.http('DELETE', '/v1/services/nope')).status).toBe(404);
     expect((await p.http('DELETE', '/v1/services/web-1')).status).toBe(200);
