@@ -21,7 +21,7 @@ import {
   CATALOG_PROTOCOL,
   decodeSync,
   encodeSync,
-  MAX_CATALOGS_PER_REPLY,
+  fitCatalogs,
   MAX_SYNC_FRAME,
   type SyncMessage,
 } from './sync.js';
@@ -36,6 +36,14 @@ export const CATALOG_SYNC_INTERVAL_MS = 5_000;
 export const CATALOG_SYNC_OTHER_SITE_EVERY = 3;
 /** Time allowed for one anti-entropy exchange (ms). */
 export const CATALOG_SYNC_TIMEOUT_MS = 5_000;
+/**
+ * Most exchanges one anti-entropy round runs back to back with the same member while catalogs are
+ * left over (each exchange carries at most MAX_SYNC_CATALOG_BYTES, 2 MiB, each way: sync.ts): 8,
+ * so a round moves up to 16 MiB each way (a returning agent takes a cluster's worth of large
+ * catalogs in one round, not one frame per 5 s round) and what is left waits for the next round.
+ * The limit bounds what one member's round costs the other.
+ */
+export const CATALOG_SYNC_MAX_EXCHANGES = 8;
 /** Time allowed for a DHT lookup of an unknown service name (ms). */
 export const CATALOG_DHT_LOOKUP_TIMEOUT_MS = 2_000;
 /**
@@ -320,10 +328,26 @@ export class CatalogReplication {
     if (target && this.#started) this.#digests.offer(target);
   }
 
-  /** One anti-entropy exchange with `peer` (default: a random member). */
+  /**
+   * One anti-entropy round with `peer` (default: a random member): an exchange, and more at once
+   * while catalogs were left out of a frame for size, up to CATALOG_SYNC_MAX_EXCHANGES.
+   */
   async syncOnce(peer?: string): Promise<boolean> {
     const target = peer ?? this.#nextTarget();
     if (!target || !this.#started) return false;
+    for (let i = 0; i < CATALOG_SYNC_MAX_EXCHANGES; i++) {
+      const r = await this.#exchange(target);
+      if (r !== 'more') return r === 'done';
+    }
+    return true;
+  }
+
+  /**
+   * One exchange: `done` when it went through, `more` when either side left catalogs out for size
+   * (and sent some), `failed` otherwise.
+   */
+  async #exchange(target: string): Promise<'done' | 'more' | 'failed'> {
+    if (!this.#started) return 'failed';
     const signal = AbortSignal.any([
       this.#controller.signal,
       AbortSignal.timeout(CATALOG_SYNC_TIMEOUT_MS),
@@ -334,23 +358,30 @@ export class CatalogReplication {
       const state = this.#h.state;
       await fs.write(encodeSync({ t: 'hash', h: state.digestHash() }), signal);
       const first = decodeSync(await fs.readOne(signal));
-      if (first.t === 'same') return true;
+      if (first.t === 'same') return 'done';
       if (first.t !== 'digest') throw new Error(`unexpected ${first.t}`);
-      const push = state
-        .newerThan(first.d)
-        .slice(0, MAX_CATALOGS_PER_REPLY)
-        .map((c) => this.#signed(c.node))
-        .filter((b): b is Uint8Array => b !== undefined);
+      const sent = fitCatalogs(
+        state
+          .newerThan(first.d)
+          .map((c) => this.#signed(c.node))
+          .filter((b): b is Uint8Array => b !== undefined),
+      );
       const want = state.wanted(first.d);
-      await fs.write(encodeSync({ t: 'exchange', push, want }), signal);
+      await fs.write(encodeSync({ t: 'exchange', push: sent.take, want }), signal);
       const reply = decodeSync(await fs.readOne(signal));
       if (reply.t === 'catalogs')
         for (const c of reply.list)
           await this.#h.accept(c, 'sync').catch(() => this.#bad('sync', 'bad_catalog'));
-      return true;
+      const got = reply.t === 'catalogs' ? reply.list.length : 0;
+      const more = (sent.more && sent.take.length > 0) || (got < want.length && got > 0);
+      if (!more) return 'done';
+      // the member closes once it has taken what we pushed: the next exchange's digest has it
+      await fs.closeWrite();
+      await fs.read(signal).catch(() => {});
+      return 'more';
     } catch (err) {
       this.#c.logger.debug({ peer: target, err: (err as Error).message }, 'catalog sync failed');
-      return false;
+      return 'failed';
     } finally {
       await fs?.closeWrite();
     }
@@ -376,10 +407,7 @@ export class CatalogReplication {
         const list = msg.nodes
           .map((n) => this.#signed(n))
           .filter((b): b is Uint8Array => b !== undefined);
-        await fs.write(
-          encodeSync({ t: 'catalogs', list: list.slice(0, MAX_CATALOGS_PER_REPLY) }),
-          signal,
-        );
+        await fs.write(encodeSync({ t: 'catalogs', list: fitCatalogs(list).take }), signal);
         return;
       }
       if (msg.t !== 'hash') throw new Error(`unexpected ${msg.t}`);
@@ -392,10 +420,10 @@ export class CatalogReplication {
       if (!next) return;
       msg = decodeSync(next);
       if (msg.t !== 'exchange') throw new Error(`unexpected ${msg.t}`);
-      const wanted = msg.want
-        .slice(0, MAX_CATALOGS_PER_REPLY)
-        .map((n) => this.#signed(n))
-        .filter((b): b is Uint8Array => b !== undefined);
+      // what does not fit in the frame, the member asks for again in its next exchange
+      const wanted = fitCatalogs(
+        msg.want.map((n) => this.#signed(n)).filter((b): b is Uint8Array => b !== undefined),
+      ).take;
       await fs.write(encodeSync({ t: 'catalogs', list: wanted }), signal);
       for (const c of msg.push)
         await this.#h.accept(c, 'sync').catch(() => this.#bad('sync', 'bad_catalog'));

@@ -11,8 +11,41 @@ import { z } from 'zod';
 export const CATALOG_PROTOCOL = '/edgeswarm/catalog/1.0.0';
 /** Largest frame of the sync protocol (bytes): a digest of 10,000 nodes is ~0.6 MiB. */
 export const MAX_SYNC_FRAME = 8 * 1024 * 1024;
-/** Most catalogs sent in one reply; the rest follow at the next round. */
+/** Most catalogs sent in one frame (exchange or reply); the rest follow in the next exchange. */
 export const MAX_CATALOGS_PER_REPLY = 500;
+/**
+ * Most bytes of signed catalogs sent in one frame (an exchange's push, a catalogs reply): 2 MiB;
+ * the rest follow in the next exchange (see CATALOG_SYNC_MAX_EXCHANGES in replication.ts). Three
+ * reasons: with the rest of the message (an exchange's want list: ~0.6 MiB for 10,000 nodes) a
+ * frame stays well under MAX_SYNC_FRAME, which the receiver enforces (a frame over it is refused
+ * whole, so a sender packing 20 catalogs of ~512 KiB never got any through); 2 MiB crosses a
+ * 10 Mbit/s site link in ~1.7 s, inside the 5 s an exchange is given; and it holds 3 catalogs of
+ * the largest size a peer accepts (MAX_NODE_CATALOG_BYTES, 512 KiB), so every frame carries at
+ * least one and sync always makes progress.
+ */
+export const MAX_SYNC_CATALOG_BYTES = 2 * 1024 * 1024;
+/** Most CBOR bytes around one catalog in a list: the byte string's header (at most 9). */
+const CATALOG_ITEM_OVERHEAD = 9;
+
+/**
+ * The catalogs from the front of `list` that fit in one frame: at most `maxCount`, their bytes
+ * (with CBOR overhead) at most `maxBytes`; `more` tells whether any were left out. Pure.
+ */
+export function fitCatalogs(
+  list: readonly Uint8Array[],
+  maxBytes = MAX_SYNC_CATALOG_BYTES,
+  maxCount = MAX_CATALOGS_PER_REPLY,
+): { take: Uint8Array[]; more: boolean } {
+  const take: Uint8Array[] = [];
+  let bytes = 0;
+  for (const c of list) {
+    const cost = c.length + CATALOG_ITEM_OVERHEAD;
+    if (take.length >= maxCount || bytes + cost > maxBytes) break;
+    take.push(c);
+    bytes += cost;
+  }
+  return { take, more: take.length < list.length };
+}
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
 export const syncMessageSchema = z.discriminatedUnion('t', [
