@@ -15,6 +15,7 @@ import {
   MAX_NODE_SERVICES,
   worstCaseCatalogBytes,
 } from './codec.js';
+import { CATALOG_HOLD_CHECK_MS, UnknownNodeHold, type HeldCatalog } from './hold.js';
 import { discover, RoundRobinCounters } from './query.js';
 import {
   checkBody,
@@ -45,6 +46,9 @@ export interface CatalogMembership extends MemberLookup {
   randomPeer(opts?: { otherSite?: boolean }): string | undefined;
   /** Every member known, with its state (for the DHT announcements' choice of members). */
   members(): ReadonlyArray<{ id: string; state: string }>;
+  /** Membership events: on `member:up` the catalogs held for unknown nodes are checked at once. */
+  addEventListener?(type: 'member:up', listener: () => void): void;
+  removeEventListener?(type: 'member:up', listener: () => void): void;
 }
 
 export interface CatalogComponents extends ReplicationComponents {
@@ -62,6 +66,11 @@ export interface CatalogOptions extends ReplicationOptions {
   configured?: Array<RegistrationBody & { id?: string }>;
   /** How long a received catalog waits to be written (ms). Default CATALOG_SAVE_DELAY_MS (saver.ts). */
   saveDelayMs?: number;
+  /**
+   * How long a catalog of a node membership does not know is held before it is dropped (ms).
+   * Default CATALOG_UNKNOWN_HOLD_MS (hold.ts, 30 s).
+   */
+  unknownNodeHoldMs?: number;
 }
 
 /** A local registration with its current health, its check in the shape the API takes. */
@@ -107,11 +116,18 @@ export class CatalogService extends EventTarget {
   #publishing: Promise<void> = Promise.resolve();
   readonly #saver: CatalogSaver;
   readonly #lookups: NameLookups;
+  /** Catalogs of nodes membership does not know yet (hold.ts). */
+  readonly #hold: UnknownNodeHold;
+  #holdTimer: NodeJS.Timeout | undefined;
+  readonly #onMemberUp = () => {
+    if (this.#hold.size > 0) this.#releaseHeld();
+  };
 
   constructor(components: CatalogComponents, options: CatalogOptions = {}) {
     super();
     this.#c = components;
     this.#o = options;
+    this.#hold = new UnknownNodeHold({ holdMs: options.unknownNodeHoldMs });
     this.#saver = new CatalogSaver({
       store: components.store,
       signed: (node) => this.#signed.get(node),
@@ -149,14 +165,20 @@ export class CatalogService extends EventTarget {
       const reg = JSON.parse(td.decode(bytes)) as ServiceRegistration;
       this.#local.set(reg.id, reg);
     }
+    this.#c.membership.addEventListener?.('member:up', this.#onMemberUp);
+    const unknown: string[] = [];
     for await (const [key, bytes] of store.entries({ prefix: 'node/' })) {
       try {
         const cat = await decodeNodeCatalog(bytes);
-        if (this.state.apply(cat)) this.#signed.set(cat.node, bytes);
+        // a node membership does not know (yet: it may be rejoining) waits in the hold
+        if (cat.node !== this.selfId && this.#c.membership.state(cat.node) === undefined) {
+          if (this.#holdUnknown(cat, bytes, 'store') === 'full') unknown.push(key);
+        } else if (this.state.apply(cat)) this.#signed.set(cat.node, bytes);
       } catch {
         await store.del(key);
       }
     }
+    for (const key of unknown) await store.del(key);
     const configured = new Set<string>();
     for (const body of this.#o.configured ?? []) {
       const reg: ServiceRegistration = {
@@ -185,6 +207,9 @@ export class CatalogService extends EventTarget {
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
+    this.#c.membership.removeEventListener?.('member:up', this.#onMemberUp);
+    clearInterval(this.#holdTimer);
+    this.#holdTimer = undefined;
     this.#saver.stop();
     for (const c of this.#checks.values()) c.stop();
     this.#checks.clear();
@@ -366,6 +391,14 @@ export class CatalogService extends EventTarget {
       }
       return false;
     }
+    if (this.#c.membership.state(cat.node) === undefined) {
+      this.#holdUnknown(cat, bytes, via);
+      return false;
+    }
+    return this.#applyRemote(cat, bytes, via);
+  }
+
+  #applyRemote(cat: NodeCatalog, bytes: Uint8Array, via: RemoteSource): boolean {
     const before = this.state.get(cat.node);
     if (!this.state.apply(cat)) return false;
     this.#signed.set(cat.node, bytes);
@@ -377,6 +410,54 @@ export class CatalogService extends EventTarget {
     this.#emit(before, cat, via);
     this.#saver.save(cat.node);
     return true;
+  }
+
+  /**
+   * Holds the catalog of a node membership does not know (hold.ts); one that finds no room is
+   * dropped and counted (`unknown_node_hold_full`).
+   */
+  #holdUnknown(
+    cat: NodeCatalog,
+    bytes: Uint8Array,
+    via: RemoteSource | 'store',
+  ): 'held' | 'stale' | 'full' {
+    const r = this.#hold.hold(cat, bytes, via, Date.now());
+    if (r === 'full') this.#c.onBadInput?.('catalog', 'unknown_node_hold_full');
+    if (r === 'held' && this.#holdTimer === undefined && this.#started) {
+      const every = Math.min(CATALOG_HOLD_CHECK_MS, this.#o.unknownNodeHoldMs ?? Infinity);
+      this.#holdTimer = setInterval(() => this.#releaseHeld(), every);
+      this.#holdTimer.unref?.();
+    }
+    return r;
+  }
+
+  /**
+   * Takes the held catalogs whose node membership knows now; drops (and counts, `unknown_node`)
+   * those held too long, deleting a stored copy.
+   */
+  #releaseHeld(): void {
+    const { known, expired } = this.#hold.release(
+      (node) => this.#c.membership.state(node) !== undefined,
+      Date.now(),
+    );
+    for (const h of known) this.#takeHeld(h);
+    for (const h of expired) {
+      this.#c.onBadInput?.('catalog', 'unknown_node');
+      if (h.via === 'store' && !this.#signed.has(h.catalog.node)) this.#saver.save(h.catalog.node);
+    }
+    if (this.#hold.size === 0) {
+      clearInterval(this.#holdTimer);
+      this.#holdTimer = undefined;
+    }
+  }
+
+  #takeHeld(h: HeldCatalog): void {
+    if (h.via !== 'store') {
+      this.#applyRemote(h.catalog, h.bytes, h.via as RemoteSource);
+      return;
+    }
+    // as at start: its disk copy is there already
+    if (this.state.apply(h.catalog)) this.#signed.set(h.catalog.node, h.bytes);
   }
 
   #emit(before: NodeCatalog | undefined, after: NodeCatalog, via: ChangeSource): void {

@@ -16,6 +16,7 @@ import { MemoryStore } from '../../storage/index.js';
 import { generateClusterKey, parseClusterKey } from '../../agent/identity.js';
 import { createNode } from '../../agent/node.js';
 import { stopNodes } from '../helpers/nodes.js';
+import { waitFor } from '../helpers/wait.js';
 
 const running: { nodes: EdgeNode[]; services: CatalogService[] } = { nodes: [], services: [] };
 afterEach(async () => {
@@ -29,6 +30,7 @@ async function catalogOn(
   key: PrivateKey,
   members: Set<string>,
   store = new MemoryStore(),
+  unknownNodeHoldMs?: number,
 ) {
   const bad: string[] = [];
   const components = {
@@ -56,6 +58,7 @@ async function catalogOn(
     dhtAnnounce: false,
     syncIntervalMs: 3_600_000,
     saveDelayMs: 0,
+    unknownNodeHoldMs,
   });
   await svc.start();
   running.services.push(svc);
@@ -132,4 +135,31 @@ describe('catalog anti-entropy', () => {
     expect(a.svc.state.size).toBe(33);
     expect([...a.bad, ...b.bad, ...c.bad]).toEqual([]);
   }, 60_000);
+
+  it('a catalog signed by an identity that never joins is not stored by a member, nor relayed to a third', async () => {
+    const [pa, pb, pc] = await startNodes(3);
+    const stranger = await bigCatalog(10);
+    const members = new Set([pa!.id, pb!.id, pc!.id]);
+    // b takes the stranger for a member (an agent without this check, or one pushing on purpose)
+    const storeB = new MemoryStore();
+    await storeB.put(`node/${stranger.id}`, stranger.bytes);
+    const b = await catalogOn(pb!.node, pb!.key, new Set([...members, stranger.id]), storeB);
+    const storeA = new MemoryStore();
+    const a = await catalogOn(pa!.node, pa!.key, members, storeA, 300);
+    const c = await catalogOn(pc!.node, pc!.key, members);
+    expect(b.svc.state.get(stranger.id)).toBeDefined();
+    // b pushes it to a, then c takes everything a has
+    await b.svc.syncNow(pa!.id);
+    expect(a.svc.state.get(pb!.id)).toBeDefined();
+    await c.svc.syncNow(pa!.id);
+    expect(c.svc.state.get(pb!.id)).toBeDefined();
+    expect(a.svc.state.get(stranger.id)).toBeUndefined();
+    expect(c.svc.state.get(stranger.id)).toBeUndefined();
+    // a drops it once the hold is over, and counts it; it never reached a's disk
+    await waitFor(() => a.bad.length > 0, { timeout: 5000, message: 'the held catalog dropped' });
+    expect(a.bad).toEqual(['catalog unknown_node']);
+    await a.svc.stop();
+    expect(await storeA.get(`node/${stranger.id}`)).toBeUndefined();
+    expect(c.bad).toEqual([]);
+  }, 30_000);
 });

@@ -60,13 +60,18 @@ afterEach(async () => {
  * A catalog service over `store`; received catalogs are written `saveDelayMs` after they came.
  * `bad` lists every message it dropped as invalid (protocol and reason).
  */
-async function service(store: KvStore, saveDelayMs = 0) {
+async function service(
+  store: KvStore,
+  saveDelayMs = 0,
+  known: string[] = [],
+  unknownNodeHoldMs?: number,
+) {
   const bad: string[] = [];
   const logged: string[] = [];
   const self = await generateKeyPair('Ed25519');
   const published: Uint8Array[] = [];
   const pubsub = standInPubsub(published);
-  const members = new Set<string>();
+  const members = new Set<string>(known);
   const components = {
     privateKey: self,
     store,
@@ -96,6 +101,7 @@ async function service(store: KvStore, saveDelayMs = 0) {
     dhtAnnounce: false,
     syncIntervalMs: 3_600_000,
     saveDelayMs,
+    unknownNodeHoldMs,
   });
   await svc.start();
   stopped.push(svc);
@@ -180,8 +186,8 @@ describe('catalog persistence', () => {
 
     // started again from the store, the service answers with version 3 before hearing anyone
     await svc.stop();
-    const again = await service(store);
-    again.members.add(peerId);
+    // (membership knows the node from its own snapshot, loaded before the catalog starts)
+    const again = await service(store, 0, [peerId]);
     expect(again.svc.state.get(peerId)?.version).toBe(3);
     expect(again.svc.discoverLocal({ name: 'web', strategy: 'nearest' })[0].port).toBe(8003);
   });
@@ -377,5 +383,55 @@ describe('catalog persistence', () => {
     expect(logged.filter((l) => l.startsWith('warn'))).toHaveLength(1);
     expect(logged).toContain('info received catalogs written again');
     expect(await store.get(`node/${peerId}`)).toBeDefined();
+  });
+
+  it('a catalog of a node membership never learns is not answered, stored or relayed, and is dropped after the hold', async () => {
+    const store = new MemoryStore();
+    const { svc, gossip, bad } = await service(store, 0, [], 200);
+    const stranger = await generateKeyPair('Ed25519');
+    const strangerId = peerIdFromPrivateKey(stranger).toString();
+    const digest = svc.state.digestHash();
+    gossip(await catalogOf(stranger, 1, 8001)); // relayed by a member: signature checked
+    gossip(await catalogOf(stranger, 2, 8002), peerIdFromPrivateKey(stranger)); // its own gossip
+    await new Promise((r) => setTimeout(r, 50));
+    expect(svc.state.get(strangerId)).toBeUndefined();
+    expect(svc.state.digestHash()).toBe(digest);
+    expect(svc.discoverLocal({ name: 'web', strategy: 'nearest' })).toEqual([]);
+    await waitFor(() => bad.length > 0, { timeout: 3000, message: 'the held catalog dropped' });
+    expect(bad).toEqual(['catalog unknown_node']);
+    expect(svc.state.get(strangerId)).toBeUndefined();
+    await svc.stop();
+    expect(await store.get(`node/${strangerId}`)).toBeUndefined();
+  });
+
+  it('a catalog that comes before its node joins is taken once membership knows the node', async () => {
+    const { svc, members, gossip, bad } = await service(new MemoryStore());
+    const peer = await generateKeyPair('Ed25519');
+    const peerId = peerIdFromPrivateKey(peer).toString();
+    const changes: CatalogChange[] = [];
+    svc.addEventListener('change', (e) => changes.push((e as CustomEvent<CatalogChange>).detail));
+    gossip(await catalogOf(peer, 1, 8001), peerIdFromPrivateKey(peer));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(svc.state.get(peerId)).toBeUndefined();
+    members.add(peerId);
+    await waitFor(() => svc.state.get(peerId)?.version === 1, {
+      timeout: 3000,
+      message: 'the held catalog taken',
+    });
+    expect(changes.map((c) => [c.node, c.via])).toEqual([[peerId, 'gossip']]);
+    expect(bad).toEqual([]);
+  });
+
+  it('a stored catalog of a node membership does not know is not answered at start, and deleted after the hold', async () => {
+    const store = new MemoryStore();
+    const stranger = await generateKeyPair('Ed25519');
+    const strangerId = peerIdFromPrivateKey(stranger).toString();
+    await store.put(`node/${strangerId}`, await catalogOf(stranger, 1, 8001));
+    const { svc, bad } = await service(store, 0, [], 200);
+    expect(svc.state.get(strangerId)).toBeUndefined();
+    await waitFor(() => bad.length > 0, { timeout: 3000, message: 'the held catalog dropped' });
+    expect(bad).toEqual(['catalog unknown_node']);
+    await svc.stop();
+    expect(await store.get(`node/${strangerId}`)).toBeUndefined();
   });
 });
