@@ -121,6 +121,11 @@ export class ImageExchange {
       });
       return;
     }
+    // a version far above the clock would be refused once fetched: do not fetch it at all
+    if (msg.v > this.#d.manifests().versionLimit()) {
+      this.#d.metrics?.dropped('version_ahead');
+      return;
+    }
     const heads = await this.#d.manifests().heads();
     const head = heads.find((h) => h.name === msg.n && h.tag === msg.g);
     if (head && headRank(head.version, head.removed) >= headRank(msg.v, msg.r)) return;
@@ -183,11 +188,17 @@ export class ImageExchange {
           metrics?.dropped('bad_manifest');
           return;
         }
+        // a version above the bound would make NAME:TAG impossible to push again (manifest-store.ts)
+        const version = rec.type === 'manifest' ? rec.manifest.version : rec.tombstone.version;
+        if (version > this.#d.manifests().versionLimit()) {
+          metrics?.dropped('version_ahead');
+          return;
+        }
         if (rec.type === 'manifest') {
           await this.#d.store(rec.manifest);
           return;
         }
-        const { name, tag, version } = rec.tombstone;
+        const { name, tag } = rec.tombstone;
         const r = await this.#d.manifests().applyTombstone(rec.tombstone, { verify: false });
         if (r.status !== 'applied') return;
         this.#d.removed();

@@ -64,7 +64,9 @@ export {
 export {
   DEFAULT_KEEP_VERSIONS,
   MANIFEST_NAMESPACE,
+  MAX_VERSION_AHEAD_MS,
   ManifestStore,
+  maxAcceptedVersion,
   type ImageHead,
   type ManifestStoreOptions,
   type PutResult,

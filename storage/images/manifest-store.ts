@@ -41,12 +41,33 @@ const DECODED_CACHE_ENTRIES = 64;
 export const DEFAULT_KEEP_VERSIONS = 3;
 /** Namespace of the KvStore the manifests live in. */
 export const MANIFEST_NAMESPACE = 'images';
+/**
+ * How far a manifest or tombstone version may run ahead of this agent's clock. Unit: ms. Default
+ * 1 hour. Versions are counters (1, 2, 3, ...: each push takes the highest version known + 1),
+ * and no honest push makes one anywhere near the clock in ms since the epoch, so a version above
+ * `now + MAX_VERSION_AHEAD_MS` is refused wherever it is stored. Without a bound, one key holder
+ * could sign a manifest at Number.MAX_SAFE_INTEGER and no agent could ever push that NAME:TAG
+ * again (the next version would not be a safe integer). With it, such a manifest only moves the
+ * counter up to about the clock, and pushes go on from there: at 1 ms per version the room left
+ * lasts ~285,000 years. The bound is absolute, not relative to the versions held, so an agent that
+ * joins late (or was cut off during many pushes) still takes any honest version.
+ */
+export const MAX_VERSION_AHEAD_MS = 60 * 60 * 1000;
+
+/** The highest version `put` and `applyTombstone` take at `now` (ms since the epoch). */
+export function maxAcceptedVersion(now: number, aheadMs = MAX_VERSION_AHEAD_MS): number {
+  return Math.min(Number.MAX_SAFE_INTEGER - 1, Math.max(0, Math.floor(now)) + aheadMs);
+}
 
 export interface ManifestStoreOptions {
   /** Versions kept per NAME:TAG, >= 1. Default DEFAULT_KEEP_VERSIONS. */
   keepVersions?: number;
   /** Namespace inside the given KvStore. Default MANIFEST_NAMESPACE. */
   namespace?: string;
+  /** Clock for the version bound (ms since the epoch). Default Date.now. */
+  now?: () => number;
+  /** See MAX_VERSION_AHEAD_MS. */
+  maxVersionAheadMs?: number;
 }
 
 export type PutResult =
@@ -57,14 +78,18 @@ export type PutResult =
   /** Not kept: older than every kept version, or it lost a same-version tie (compareManifests). */
   | { status: 'stale' }
   /** Not kept: a tombstone covers this version. */
-  | { status: 'removed'; tombstone: Tombstone };
+  | { status: 'removed'; tombstone: Tombstone }
+  /** Refused: the version is above maxAcceptedVersion (see MAX_VERSION_AHEAD_MS). */
+  | { status: 'too_far_ahead'; limit: number };
 
 export type TombstoneResult =
   /** Applied; `removed` lists the versions it deleted. */
   | { status: 'applied'; removed: number[] }
   | { status: 'duplicate' }
   /** A tombstone at least as new was already here. */
-  | { status: 'stale' };
+  | { status: 'stale' }
+  /** Refused: the version is above maxAcceptedVersion (see MAX_VERSION_AHEAD_MS). */
+  | { status: 'too_far_ahead'; limit: number };
 
 /** Per NAME:TAG: the highest version known, alive or removed (for replication summaries). */
 export interface ImageHead {
@@ -98,14 +123,23 @@ function parseVersionKey(key: string): { name: string; tag: string; version: num
 
 export class ManifestStore {
   readonly keepVersions: number;
+  readonly maxVersionAheadMs: number;
   readonly #kv: KvStore;
+  readonly #now: () => number;
   readonly #lock = new KeyedLock();
 
   constructor(kv: KvStore, opts: ManifestStoreOptions = {}) {
     this.keepVersions = opts.keepVersions ?? DEFAULT_KEEP_VERSIONS;
+    this.maxVersionAheadMs = opts.maxVersionAheadMs ?? MAX_VERSION_AHEAD_MS;
+    this.#now = opts.now ?? Date.now;
     if (!Number.isInteger(this.keepVersions) || this.keepVersions < 1)
       throw new RangeError(`keepVersions must be an integer >= 1, got ${this.keepVersions}`);
     this.#kv = kv.namespace(opts.namespace ?? MANIFEST_NAMESPACE);
+  }
+
+  /** The highest version this store takes now (see MAX_VERSION_AHEAD_MS). */
+  versionLimit(): number {
+    return maxAcceptedVersion(this.#now(), this.maxVersionAheadMs);
   }
 
   /**
@@ -160,6 +194,8 @@ export class ManifestStore {
   async put(m: Manifest, opts: { verify?: boolean } = {}): Promise<PutResult> {
     if (opts.verify ?? true) await verifyManifest(m);
     const encoded = encodeManifest(m);
+    const limit = this.versionLimit();
+    if (m.version > limit) return { status: 'too_far_ahead', limit };
     return this.#lock.run(`${m.name}:${m.tag}`, async () => {
       const tomb = await this.#tombstone(m.name, m.tag);
       if (tomb !== undefined && m.version <= tomb.version)
@@ -220,11 +256,37 @@ export class ManifestStore {
     return this.#tombstone(name, tag);
   }
 
-  /** The version a new push of NAME:TAG should carry: one above every version seen or removed. */
+  /**
+   * The version a new push of NAME:TAG should carry: one above every version seen or removed.
+   * Manifests and a tombstone above the version bound (stored before it existed, or while this
+   * agent's clock was far ahead) are deleted here first: no agent takes them any more, and a push
+   * must not fail, or lose, because of them.
+   */
   async nextVersion(name: string, tag: string): Promise<number> {
-    const versions = await this.versions(name, tag);
+    validateImageName(name);
+    validateImageTag(tag);
+    return this.#lock.run(`${name}:${tag}`, async () => {
+      await this.#purgeAhead(name, tag);
+      const versions = await this.versions(name, tag);
+      const tomb = await this.#tombstone(name, tag);
+      return Math.max(versions[versions.length - 1] ?? 0, tomb?.version ?? 0) + 1;
+    });
+  }
+
+  /** Deletes the manifests and the tombstone of NAME:TAG above the version bound. Under the lock. */
+  async #purgeAhead(name: string, tag: string): Promise<void> {
+    const limit = this.versionLimit();
+    const ahead = (await this.versions(name, tag)).filter((v) => v > limit);
     const tomb = await this.#tombstone(name, tag);
-    return Math.max(versions[versions.length - 1] ?? 0, tomb?.version ?? 0) + 1;
+    const dropTomb = tomb !== undefined && tomb.version > limit;
+    if (ahead.length === 0 && !dropTomb) return;
+    await this.#kv.batch(
+      [
+        ...ahead.map((v) => ({ type: 'del' as const, key: versionKey(name, tag, v) })),
+        ...(dropTomb ? [{ type: 'del' as const, key: tombstoneKey(name, tag) }] : []),
+      ],
+      { sync: true },
+    );
   }
 
   /** The current manifest of every NAME:TAG that has one, ordered by name and tag. */
@@ -268,11 +330,16 @@ export class ManifestStore {
   /** The newest version known of every NAME:TAG, alive or removed. */
   async heads(): Promise<ImageHead[]> {
     const heads = new Map<string, ImageHead>();
+    // versions above the bound (kept from before it, until the next push or remove) are not
+    // offered: every peer would fetch and refuse them on every round
+    const limit = this.versionLimit();
     for await (const k of this.#kv.keys({ prefix: 'm:' })) {
       const { name, tag, version } = parseVersionKey(k);
+      if (version > limit) continue;
       heads.set(`${name}:${tag}`, { name, tag, version, removed: false });
     }
     for await (const t of this.tombstones()) {
+      if (t.version > limit) continue;
       const id = `${t.name}:${t.tag}`;
       const h = heads.get(id);
       if (h === undefined || h.version <= t.version)
@@ -293,6 +360,7 @@ export class ManifestStore {
     signer: PrivateKey,
     now = Date.now(),
   ): Promise<Tombstone | undefined> {
+    await this.#lock.run(`${name}:${tag}`, () => this.#purgeAhead(name, tag));
     const versions = await this.versions(name, tag);
     if (versions.length === 0) return undefined;
     const t = await signTombstone(
@@ -310,6 +378,8 @@ export class ManifestStore {
   async applyTombstone(t: Tombstone, opts: { verify?: boolean } = {}): Promise<TombstoneResult> {
     if (opts.verify ?? true) await verifyTombstone(t);
     const encoded = encodeTombstone(t);
+    const limit = this.versionLimit();
+    if (t.version > limit) return { status: 'too_far_ahead', limit };
     return this.#lock.run(`${t.name}:${t.tag}`, async () => {
       const old = await this.#tombstone(t.name, t.tag);
       if (old !== undefined) {

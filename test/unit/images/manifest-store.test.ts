@@ -142,6 +142,55 @@ describe('ManifestStore', () => {
     expect((await store.tombstone('edge/app', 'v1'))?.version).toBe(4);
   });
 
+  it('refuses versions far above the clock, so a forged one cannot block pushes', async () => {
+    const now = 1_700_000_000_000;
+    const store = new ManifestStore(new MemoryStore(), { now: () => now });
+    expect(store.versionLimit()).toBe(now + 60 * 60 * 1000);
+    await store.put(await manifest(1));
+    // any key holder can sign a manifest with a throwaway key at the largest safe version
+    const forged = await manifest(Number.MAX_SAFE_INTEGER, { signer: other, at: 5 });
+    expect(await store.put(forged)).toEqual({ status: 'too_far_ahead', limit: now + 3_600_000 });
+    const t = await signTombstone(
+      { name: 'edge/app', tag: 'v1', version: Number.MAX_SAFE_INTEGER, removedAt: 1 },
+      other,
+    );
+    expect((await store.applyTombstone(t)).status).toBe('too_far_ahead');
+    expect(await store.versions('edge/app', 'v1')).toEqual([1]);
+    expect(await store.nextVersion('edge/app', 'v1')).toBe(2);
+    // the most a forgery can do is move the counter up to about the clock: pushes go on from there
+    const high = store.versionLimit();
+    expect((await store.put(await manifest(high, { signer: other, at: 5 }))).status).toBe('stored');
+    expect(await store.nextVersion('edge/app', 'v1')).toBe(high + 1);
+  });
+
+  it('drops versions above the bound stored before it existed, at the next push or remove', async () => {
+    const kv = new MemoryStore();
+    // an agent whose clock reads Number.MAX_SAFE_INTEGER stores anything, like an old one did
+    const old = new ManifestStore(kv, { now: () => Number.MAX_SAFE_INTEGER });
+    await old.put(await manifest(1));
+    await old.put(await manifest(Number.MAX_SAFE_INTEGER, { signer: other, at: 5 }));
+    await old.put(await manifest(2, { name: 'other' }));
+    await old.applyTombstone(
+      await signTombstone(
+        { name: 'other', tag: 'v1', version: Number.MAX_SAFE_INTEGER - 1, removedAt: 1 },
+        other,
+      ),
+    );
+    const store = new ManifestStore(kv, { now: () => 1_700_000_000_000 });
+    // not offered to peers, who would refuse it
+    expect(await store.heads()).toEqual([
+      { name: 'edge/app', tag: 'v1', version: 1, removed: false },
+    ]);
+    expect(await store.nextVersion('edge/app', 'v1')).toBe(2);
+    expect(await store.versions('edge/app', 'v1')).toEqual([1]);
+    expect((await store.put(await manifest(2))).status).toBe('stored');
+    expect((await store.get('edge/app', 'v1'))?.version).toBe(2);
+    // a removed NAME:TAG whose tombstone is above the bound can be pushed again
+    expect(await store.nextVersion('other', 'v1')).toBe(1);
+    expect(await store.tombstone('other', 'v1')).toBeUndefined();
+    expect((await store.put(await manifest(1, { name: 'other' }))).status).toBe('stored');
+  });
+
   it('persists in a LevelStore', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'es-manifests-'));
     try {
