@@ -157,7 +157,7 @@ export class KvService extends EventTarget {
     this.#gossip = new Broadcast(
       { pubsub: components.node.services.pubsub, membership: components.membership },
       KV_TOPIC,
-      (m) => void this.#applyGossip(m.data),
+      (m) => void this.#applyGossip(m.data, m.from),
     );
   }
 
@@ -290,14 +290,22 @@ export class KvService extends EventTarget {
     if (changes.length > 0) this.#c.metrics?.keys(this.state.stats().liveKeys);
   }
 
-  async #applyGossip(bytes: Uint8Array): Promise<void> {
+  async #applyGossip(bytes: Uint8Array, from: string | undefined): Promise<void> {
     if (!this.#started) return;
+    // Every agent publishes only its own writes, signed (StrictSign): a record is taken only from
+    // the publisher that it names as its origin, whoever relayed the message. An unsigned message
+    // has no authenticated publisher.
+    if (from === undefined) {
+      this.#c.metrics?.dropped('unsigned');
+      return;
+    }
     try {
       // cleared versions are only trusted inside a session, after the records that clear them
       const batch = decodeBatch(bytes);
-      const res = await this.state.apply(batch.records);
+      const res = await this.state.apply(batch.records, undefined, { from });
       this.#emitChanges(res.changes);
       if (res.clockDrift > 0) this.#c.metrics?.dropped('clock_drift');
+      if (res.forged > 0) this.#c.metrics?.dropped('forged_origin');
     } catch (err) {
       if (err instanceof StateDecodeError) this.#c.metrics?.dropped('decode');
       else {

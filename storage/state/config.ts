@@ -73,3 +73,13 @@ export const GC_BATCH = 1024;
 
 /** Records written per storage batch at most when local writes are grouped (group commit). */
 export const WRITE_GROUP_MAX = 1024;
+
+/**
+ * How far above this node's own last write a peer's claim to have versions of this node's origin
+ * is followed. Unit: versions. Default 2^20 (1,048,576). A claim above the last write proves that
+ * someone made records in this node's name (or that this data directory was restored from an older
+ * copy): this node marks those versions as had (cleared) so that its next writes take versions
+ * above them, which the claimants lack and will fetch, instead of versions they wrongly believe
+ * they have. Claims further ahead are ignored, so a claim cannot use up this node's versions.
+ */
+export const MAX_OWN_CLAIM_AHEAD = 1 << 20;

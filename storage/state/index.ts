@@ -45,6 +45,7 @@ export {
 } from './codec.js';
 export {
   StateStore,
+  type ApplyOptions,
   type ApplyResult,
   type ChangesOptions,
   type ListEntry,

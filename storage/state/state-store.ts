@@ -18,6 +18,7 @@ import {
   DEFAULT_MAX_VALUE_BYTES,
   MAX_VALUE_BYTES_LIMIT,
   DEFAULT_TOMBSTONE_HORIZON_MS,
+  MAX_OWN_CLAIM_AHEAD,
   WRITE_GROUP_MAX,
 } from './config.js';
 import { streamChanges, type ChangesOptions } from './changes.js';
@@ -61,6 +62,14 @@ export interface StateStoreOptions {
 }
 
 export type { ApplyResult, ChangesOptions, ListEntry, StateChange, StateEntry, StateStats };
+
+export interface ApplyOptions {
+  /**
+   * The authenticated sender, when every record must be its own (a gossip message: its publisher
+   * signed it). Records of another origin are refused and counted as `forged`.
+   */
+  from?: string;
+}
 
 export class StateStore {
   readonly nodeId: string;
@@ -211,7 +220,11 @@ export class StateStore {
    * maxDriftMs ahead are refused and counted; they are not marked as had, so they come again, and
    * if any is refused the cleared versions are ignored too (see SyncReceiver for a session).
    */
-  apply(records: readonly StateRecord[], cleared?: VersionVector): Promise<ApplyResult> {
+  apply(
+    records: readonly StateRecord[],
+    cleared?: VersionVector,
+    opts: ApplyOptions = {},
+  ): Promise<ApplyResult> {
     this.#checkOpen();
     return this.#serial.run(async () => {
       const res: ApplyResult = {
@@ -222,14 +235,23 @@ export class StateStore {
         rejected: 0,
         clockDrift: 0,
         cleared: 0,
+        forged: 0,
+        ownClaimed: 0,
       };
       const m = new Mutation(this.#book);
       const fresh: StateRecord[] = [];
+      const claims = new RangeSet();
       for (const r of records) {
         if (!isValidRecord(r, this.maxKeyBytes, MAX_VALUE_BYTES_LIMIT)) {
           res.rejected++;
           continue;
         }
+        if (opts.from !== undefined && r.origin !== opts.from) {
+          res.rejected++;
+          res.forged++;
+          continue;
+        }
+        if (r.origin === this.nodeId) claims.add(r.seq);
         // This node is the authority on its own versions: one it does not have was never issued
         // by this data directory (the node id lives in it), so it is not taken from a peer.
         if (m.hasVersion(r.origin, r.seq) || r.origin === this.nodeId) {
@@ -281,6 +303,8 @@ export class StateStore {
           }
         }
       }
+      const own = cleared?.get(this.nodeId);
+      res.ownClaimed = this.#skipClaimed(m, own === undefined ? claims : claims.union(own));
       if (m.isEmpty) return res;
       // Records must be durable before they are acknowledged as had; cleared marks alone may be
       // lost in a crash (they are offered again), so they do not pay for an fsync.
@@ -288,6 +312,38 @@ export class StateStore {
       m.commit();
       return res;
     });
+  }
+
+  /**
+   * Takes note of the versions of this node's own origin that a peer claims to have (its
+   * summary): those above this node's last write, up to MAX_OWN_CLAIM_AHEAD, are marked as had,
+   * so this node's next writes take versions the peer does not believe it has. Returns how many.
+   */
+  noteClaims(peerSummary: VersionVector): Promise<number> {
+    this.#checkOpen();
+    const claimed = peerSummary.get(this.nodeId);
+    if (claimed === undefined || (claimed.max ?? 0) <= (this.#book.had.get(this.nodeId)?.max ?? 0))
+      return Promise.resolve(0);
+    return this.#serial.run(async () => {
+      const m = new Mutation(this.#book);
+      const n = this.#skipClaimed(m, claimed);
+      if (m.isEmpty) return n;
+      await this.#kv.batch(m.finish(this.#clock.last), { sync: true });
+      m.commit();
+      return n;
+    });
+  }
+
+  /**
+   * Marks the claimed versions of this node's own origin above its last write (up to
+   * MAX_OWN_CLAIM_AHEAD above it) as had: a claim there is someone else's record in this node's
+   * name, and this node's next write must not take a version the claimant believes it has.
+   */
+  #skipClaimed(m: Mutation, claimed: RangeSet): number {
+    const last = m.maxVersion(this.nodeId);
+    const window = RangeSet.fromRanges([[last + 1, last + MAX_OWN_CLAIM_AHEAD]]);
+    const ahead = claimed.intersect(window);
+    return ahead.isEmpty ? 0 : m.markHadRanges(this.nodeId, ahead);
   }
 
   /** Marks versions a peer reported as cleared (see apply). */

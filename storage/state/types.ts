@@ -25,6 +25,14 @@ export interface ApplyResult {
   clockDrift: number;
   /** Versions newly marked as cleared. */
   cleared: number;
+  /** Of `rejected`, records whose origin was not the authenticated sender (ApplyOptions.from). */
+  forged: number;
+  /**
+   * Versions of this node's own origin, above its last write, that the sender claimed (records or
+   * cleared versions in this node's name) and that were marked as had so that the next writes
+   * skip them (see MAX_OWN_CLAIM_AHEAD).
+   */
+  ownClaimed: number;
 }
 
 export interface StateEntry {

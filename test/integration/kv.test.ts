@@ -225,6 +225,8 @@ describe('replicated key/value store', () => {
       rejected: records.length,
       clockDrift: records.length,
       cleared: 0,
+      forged: 0,
+      ownClaimed: 0,
     });
     // a write that was never broadcast: only a session brings it to b
     await a.kv.state.write('drift/0', te.encode('x'));

@@ -251,6 +251,62 @@ describe('StateStore: remote changes', () => {
   });
 });
 
+describe("StateStore: records in another node's name", () => {
+  const rec = (
+    key: string,
+    origin: string,
+    seq: number,
+    wall = 1_700_000_000_000,
+  ): StateRecord => ({
+    key,
+    value: b(`${key}@${seq}`),
+    hlc: { wall, counter: 0 },
+    origin,
+    seq,
+  });
+  const forgery = (origin: string, n: number): StateRecord[] =>
+    Array.from({ length: n }, (_, i) => rec(`forged/${i + 1}`, origin, i + 1));
+
+  it('refuses records whose origin is not the authenticated sender, without marking them', async () => {
+    const a1 = await open(new MemoryStore(), 'A1', clock().now);
+    // X publishes 1000 records in A2's name: all refused and counted, none marked as had
+    const res = await a1.apply(forgery('A2', 1000), undefined, { from: 'X' });
+    expect(res).toMatchObject({ applied: 0, rejected: 1000, forged: 1000 });
+    expect(a1.summary().isEmpty).toBe(true);
+    // A2's real first write, published by A2, is taken
+    const real = await a1.apply([rec('victim-key', 'A2', 1)], undefined, { from: 'A2' });
+    expect(real).toMatchObject({ applied: 1, forged: 0, rejected: 0 });
+    expect(await value(a1, 'victim-key')).toBe('victim-key@1');
+  });
+
+  it("makes the origin's later writes skip versions others were made to believe they have", async () => {
+    const c = clock();
+    const kv = new MemoryStore();
+    const a2 = await open(kv, 'A2', c.now);
+    const a1 = await open(new MemoryStore(), 'A1', c.now);
+    // a relay in a session (no authenticated origin) brings A1 1000 records in A2's name
+    await a1.apply(forgery('A2', 1000));
+    expect(a1.summary().toString()).toBe('A2:{1-1000}');
+    // A2 sees A1's summary at the start of their next session: its next write takes 1001
+    expect(await a2.noteClaims(a1.summary())).toBe(1000);
+    const w = await a2.write('victim-key', b('real'));
+    expect(w.seq).toBe(1001);
+    await syncOneWay(a2, a1);
+    expect(await value(a1, 'victim-key')).toBe('real');
+    // kept across a restart
+    await a2.close();
+    const again = await open(kv, 'A2', c.now);
+    expect((await again.write('next', b('x'))).seq).toBe(1002);
+    // claims in records and cleared versions count too, not further than MAX_OWN_CLAIM_AHEAD
+    const cleared = new VersionVector();
+    cleared.addRange('A2', 1003, 1010);
+    cleared.add('A2', 2 ** 40);
+    const r = await again.apply([rec('own', 'A2', 1020)], cleared);
+    expect(r).toMatchObject({ duplicates: 1, ownClaimed: 9 });
+    expect((await again.write('after', b('y'))).seq).toBe(1021);
+  });
+});
+
 describe('StateStore: anti-entropy', () => {
   it('converges two diverged stores, sending superseded versions as cleared ranges', async () => {
     const c = clock();
