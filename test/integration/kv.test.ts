@@ -5,7 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { KV_PROTOCOL } from '../../edge-sites/state/service.js';
+import { KV_PROTOCOL, KV_TOPIC } from '../../edge-sites/state/service.js';
+import { encodeBatch, VersionVector } from '../../storage/state/index.js';
 import { CLI, countDials, metricSum, useCluster } from '../helpers/agents.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -212,6 +213,51 @@ describe('replicated key/value store', () => {
     expect(
       (await metricSum(b, 'edgeswarm_replication_bytes_total{direction="in"')) - inBefore,
     ).toBeGreaterThan(offered);
+  });
+
+  it("records gossiped in another agent's name are dropped; that agent's writes still arrive", async () => {
+    const c = cluster.current;
+    const a1 = await c.startAgent({ name: 'a1' });
+    const a2 = await c.startAgent({ name: 'a2', join: [a1.addrs()[0]] });
+    const x = await c.startAgent({ name: 'x', join: [a1.addrs()[0]] });
+    const all = [a1, a2, x];
+    await waitFor(() => all.every((n) => n.membership.counts().alive === 3), { timeout: 5000 });
+    await waitFor(
+      () =>
+        [a1, a2].every(
+          (n) => n.node.services.pubsub.getSubscribers(KV_TOPIC + '/direct').length > 0,
+        ),
+      { timeout: 5000 },
+    );
+    // x, a key holder, publishes 1000 records in a2's name at a2's next versions
+    const origin = a2.node.peerId.toString();
+    const records = Array.from({ length: 1000 }, (_, i) => ({
+      key: `forged/${i + 1}`,
+      value: te.encode('x'),
+      hlc: { wall: Date.now(), counter: i },
+      origin,
+      seq: i + 1,
+    }));
+    const bytes = encodeBatch({ records, cleared: new VersionVector() });
+    for (const topic of [KV_TOPIC, KV_TOPIC + '/direct'])
+      await x.node.services.pubsub.publish(topic, bytes);
+    await waitFor(
+      async () =>
+        (await metricSum(
+          a1,
+          'edgeswarm_peer_messages_dropped_total{protocol="kv",reason="forged_origin"',
+        )) > 0,
+      { timeout: 3000, message: 'the forged records counted' },
+    );
+    expect(await a1.kv.list('forged/')).toEqual([]);
+    await a2.kv.put('victim-key', te.encode('real'));
+    await waitFor(
+      async () => {
+        const v = await a1.kv.get('victim-key');
+        return v !== undefined && td.decode(v.value) === 'real';
+      },
+      { timeout: 5000, message: "a2's write at a1" },
+    );
   });
 
   it('records refused in a session for clock drift are counted', async () => {
