@@ -362,7 +362,9 @@ describe('bad input', () => {
     mkdirSync(join(data, 'cluster.key'), { recursive: true });
     const defaultAsDir = runCli(['agent', '--data', data, ...off]);
     expect(defaultAsDir.code).toBe(2);
-    expect(defaultAsDir.stderr).toMatch(/clusterKey: cannot read .*cluster\.key: is a directory \(EISDIR\)/);
+    expect(defaultAsDir.stderr).toMatch(
+      /clusterKey: cannot read .*cluster\.key: is a directory \(EISDIR\)/,
+    );
     const asFile = runCli(['agent', '--data', file, ...off]);
     expect(asFile.code).toBe(2);
     expect(asFile.stderr).toMatch(
@@ -670,7 +672,9 @@ describe('bad input', () => {
     const missing = join(dir, 'nope', 'out');
     const toMissing = runCli(['image', 'pull', 'app:v1', '-o', missing, ...auth]);
     expect(toMissing.code).toBe(1);
-    expect(toMissing.stderr).toBe(`edgeswarm: -o: cannot write ${missing}: no such file or directory (ENOENT)\n`);
+    expect(toMissing.stderr).toBe(
+      `edgeswarm: -o: cannot write ${missing}: no such file or directory (ENOENT)\n`,
+    );
     // an unknown image: the agent's 404, and no partial file left behind
     const unknown = runCli(['image', 'pull', 'app:v9', '-o', join(dir, 'out3'), ...auth]);
     expect(unknown.code).toBe(1);
