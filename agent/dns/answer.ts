@@ -220,8 +220,12 @@ function answerRecords(query: DecodedPacket, resolver: DnsResolver, opts: Answer
   return reply(RCODE.NOERROR);
 }
 
-/** The UDP payload size this server advertises in its OPT record (bytes; RFC 6891). */
-export const EDNS_UDP_SIZE = 4096;
+/**
+ * The UDP payload size this server advertises in its OPT record and the largest UDP answer it
+ * sends (bytes; RFC 6891). 1232 is the DNS flag day 2020 value: it fits an IPv6 packet with no
+ * fragmentation, and bounds what a forged-source query can reflect (server.ts UDP_EDNS_LIMIT).
+ */
+export const EDNS_UDP_SIZE = 1232;
 
 /**
  * EDNS (RFC 6891) for a response: a query with an OPT record gets one back (it got none, which

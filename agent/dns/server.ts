@@ -1,23 +1,55 @@
 // The DNS interface: UDP and TCP on one port. Malformed packets are counted and never disturb
 // answers to anyone else: a query whose header reads but whose rest does not gets FORMERR (12
 // bytes, no larger than what came), anything else (shorter than a header, or a response) is
-// dropped. A UDP answer that does not fit (512 bytes, or the client's EDNS
-// buffer size) is truncated with TC set so the client retries over TCP.
+// dropped. A UDP answer that does not fit (512 bytes, or the client's EDNS size up to 1232)
+// is truncated with TC set so the client retries over TCP.
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
-import { answerQuery, queriedService, withEdns, type DnsResolver } from './answer.js';
+import {
+  answerQuery,
+  EDNS_UDP_SIZE,
+  queriedService,
+  withEdns,
+  type DnsResolver,
+} from './answer.js';
 
 /** Largest UDP answer without EDNS (RFC 1035). */
 export const UDP_PLAIN_LIMIT = 512;
-/** Largest UDP answer we send even if the client advertises more. */
-export const UDP_EDNS_LIMIT = 4096;
-/** A TCP client idle this long is disconnected (ms). */
+/**
+ * Largest UDP answer we send even if the client advertises more (bytes; EDNS_UDP_SIZE, 1232, the
+ * DNS flag day 2020 value). It bounds amplification: a ~50-byte query gets at most ~25 times its
+ * size back (it was 4096, ~80 times); a larger answer is truncated with TC and the client retries
+ * over TCP, which needs a handshake and so cannot be aimed at a forged address.
+ */
+export const UDP_EDNS_LIMIT = EDNS_UDP_SIZE;
+/**
+ * A TCP client that completes no exchange (an answer handed to the kernel) for this long is
+ * disconnected (ms; default 10 s, RFC 7766 suggests seconds). Bytes it sends do not count: a client
+ * that sends queries and never reads its answers is closed too.
+ */
 export const TCP_IDLE_TIMEOUT_MS = 10_000;
 /** Largest TCP query accepted (bytes). */
 export const TCP_MAX_QUERY = 4096;
+/**
+ * Queries of one TCP connection being answered at once (default 16; an answer may wait up to
+ * DNS_DHT_LOOKUP_MS on a DHT lookup). Beyond it the connection is not read until one completes.
+ */
+export const TCP_MAX_IN_FLIGHT = 16;
+/**
+ * Answer bytes one TCP connection may have waiting for its client to read (bytes; default 64 KiB,
+ * about ten of the largest answers). Above it the connection is not read until they drain, so a
+ * client that sends queries and never reads costs this much memory, not all of its answers (it
+ * grew an agent by 640 MB in 40 s).
+ */
+export const TCP_MAX_WRITE_BUFFER = 64 * 1024;
+/**
+ * TCP clients connected at once (default 128); the server closes connections beyond it at once.
+ * Together with the two limits above this bounds what DNS over TCP can hold (~10 MB).
+ */
+export const TCP_MAX_CLIENTS = 128;
 
 export interface DnsServerOptions {
   host: string;
@@ -26,6 +58,10 @@ export interface DnsServerOptions {
   logger: Logger;
   registry?: Registry;
   ttl?: number;
+  /** Default TCP_IDLE_TIMEOUT_MS (tests shorten it). */
+  tcpIdleTimeoutMs?: number;
+  /** Default TCP_MAX_CLIENTS. */
+  tcpMaxClients?: number;
 }
 
 function ednsSize(q: DecodedPacket): number | undefined {
@@ -145,6 +181,7 @@ export class DnsServer {
       });
       const bound = udp.address().port;
       const tcp = createServer((sock) => this.#serveTcp(sock));
+      tcp.maxConnections = this.#opts.tcpMaxClients ?? TCP_MAX_CLIENTS;
       try {
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
@@ -171,15 +208,30 @@ export class DnsServer {
     }
   }
 
+  /**
+   * One TCP client: length-prefixed queries (RFC 1035 4.2.2), answered as they complete. The
+   * connection is read only while it has fewer than TCP_MAX_IN_FLIGHT queries being answered and
+   * fewer than TCP_MAX_WRITE_BUFFER answer bytes its client has not taken.
+   */
   #serveTcp(sock: TcpSocket): void {
     this.#tcpClients.add(sock);
-    sock.setTimeout(TCP_IDLE_TIMEOUT_MS, () => sock.destroy());
-    sock.on('close', () => this.#tcpClients.delete(sock));
+    const idle = setTimeout(
+      () => sock.destroy(),
+      this.#opts.tcpIdleTimeoutMs ?? TCP_IDLE_TIMEOUT_MS,
+    );
+    sock.on('close', () => {
+      clearTimeout(idle);
+      this.#tcpClients.delete(sock);
+    });
     sock.on('error', () => sock.destroy());
     let buf: Buffer = Buffer.alloc(0);
-    sock.on('data', (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    let inFlight = 0;
+    const pump = (): void => {
       while (buf.length >= 2) {
+        if (inFlight >= TCP_MAX_IN_FLIGHT || sock.writableLength > TCP_MAX_WRITE_BUFFER) {
+          sock.pause(); // resumed when an answer completes or the write buffer drains
+          return;
+        }
         const len = buf.readUInt16BE(0);
         if (len > TCP_MAX_QUERY || len === 0) {
           this.malformed.inc({ transport: 'tcp' });
@@ -187,17 +239,28 @@ export class DnsServer {
           return;
         }
         if (buf.length < 2 + len) break;
-        const msg = buf.subarray(2, 2 + len);
+        const msg = Buffer.from(buf.subarray(2, 2 + len));
         buf = buf.subarray(2 + len);
-        void this.#respond(Buffer.from(msg), 'tcp').then((out) => {
+        inFlight++;
+        void this.#respond(msg, 'tcp').then((out) => {
+          inFlight--;
           if (!out) return sock.destroy();
           if (sock.destroyed) return;
           const frame = Buffer.alloc(2 + out.length);
           frame.writeUInt16BE(out.length, 0);
           out.copy(frame, 2);
-          sock.write(frame);
+          sock.write(frame, (err) => {
+            if (!err && !sock.destroyed) idle.refresh();
+          });
+          pump();
         });
       }
+      if (sock.isPaused()) sock.resume();
+    };
+    sock.on('drain', pump);
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      pump();
     });
   }
 

@@ -19,7 +19,7 @@ beforeEach(async () => {
         name === 'web'
           ? [{ address: '10.0.0.1', port: 80, node: 'n1', site: 's' }]
           : name === 'many'
-            ? Array.from({ length: 60 }, (_, i) => ({
+            ? Array.from({ length: 100 }, (_, i) => ({
                 address: `10.0.1.${i}`,
                 port: 80,
                 node: 'n',
@@ -29,6 +29,8 @@ beforeEach(async () => {
     },
     logger: createLogger('silent'),
     registry: new Registry(),
+    tcpIdleTimeoutMs: 1000,
+    tcpMaxClients: 20,
   });
   await server.start();
   port = server.address!.port;
@@ -140,10 +142,17 @@ describe('DnsServer', () => {
     };
     const plain = await ask('web.service.edgeswarm');
     expect(plain.opts).toEqual([]);
+    // 100 addresses (~1.7 KB) do not fit in 1232 bytes even if the client takes 4096: the
+    // answer to a ~50-byte query stays under 1232 (amplification ~25x, not ~80x)
+    const big = await ask('many.service.edgeswarm', { size: 4096, version: 0 });
+    expect(big.d.flag_tc).toBe(true);
+    expect(big.size).toBeLessThanOrEqual(1232);
+    expect(big.d.answers.length).toBeGreaterThan(0);
+    expect(big.opts).toMatchObject([{ udpPayloadSize: 1232 }]);
     const edns = await ask('web.service.edgeswarm', { size: 1232, version: 0 });
     expect(edns.d.answers).toHaveLength(1);
-    expect(edns.opts).toMatchObject([{ udpPayloadSize: 4096, extendedRcode: 0 }]);
-    // 60 addresses do not fit in 512 bytes: truncated, and the OPT record survives the cut
+    expect(edns.opts).toMatchObject([{ udpPayloadSize: 1232, extendedRcode: 0 }]);
+    // 100 addresses do not fit in 512 bytes: truncated, and the OPT record survives the cut
     const cut = await ask('many.service.edgeswarm', { size: 512, version: 0 });
     expect(cut.d.flag_tc).toBe(true);
     expect(cut.size).toBeLessThanOrEqual(512);
@@ -153,6 +162,61 @@ describe('DnsServer', () => {
     const v1 = await ask('web.service.edgeswarm', { size: 1232, version: 1 });
     expect(v1.d.answers).toEqual([]);
     expect(v1.opts).toMatchObject([{ extendedRcode: 1 }]);
+  });
+
+  it('TCP: a client that sends queries and never reads is not buffered for, and is closed', async () => {
+    // 3000 SRV queries for 100 instances: ~20 MB of answers if all were answered and buffered
+    const srv = dnsPacket.encode({
+      type: 'query',
+      id: 1,
+      questions: [{ type: 'SRV', name: 'many.service.edgeswarm' }],
+    });
+    const frame = Buffer.alloc(2 + srv.length);
+    frame.writeUInt16BE(srv.length, 0);
+    srv.copy(frame, 2);
+    const before = process.memoryUsage().arrayBuffers;
+    const sock = connect(port, '127.0.0.1');
+    sock.pause(); // never reads
+    const closed = new Promise<number>((r) => sock.on('close', () => r(Date.now())));
+    sock.on('error', () => {});
+    sock.write(Buffer.concat(Array.from({ length: 3000 }, () => frame)));
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 1500));
+    // what the agent holds for it: the kernel's socket buffers (a few MB on loopback), plus at
+    // most TCP_MAX_WRITE_BUFFER and the in-flight answers, not the ~20 MB
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(grown).toBeLessThan(4 * 1024 * 1024);
+    const answered = (await server.queries.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(answered).toBeLessThan(3000);
+    // no exchange completes any more: closed after the idle timeout (1 s here), which the
+    // client sees once it reads
+    await new Promise((r) => setTimeout(r, 1000));
+    sock.resume();
+    expect((await closed) - t0).toBeLessThan(4000);
+  });
+
+  it('TCP: clients beyond the limit are closed at once; a client that sends nothing is closed when idle', async () => {
+    const socks = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () =>
+          new Promise<ReturnType<typeof connect>>((r) => {
+            const s = connect(port, '127.0.0.1', () => r(s));
+            s.on('error', () => {});
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const extra = connect(port, '127.0.0.1');
+    extra.on('error', () => {});
+    const t0 = Date.now();
+    await new Promise((r) => extra.on('close', r));
+    expect(Date.now() - t0).toBeLessThan(500);
+    // the 20 idle ones go after tcpIdleTimeoutMs (1 s here)
+    await Promise.all(
+      socks.map((s) => new Promise((r) => (s.destroyed ? r(0) : s.on('close', r)))),
+    );
+    expect(Date.now() - t0).toBeLessThan(3000);
   });
 
   it('formatError echoes only the id, opcode and RD', () => {
