@@ -1,6 +1,7 @@
-// The HTTP API server: bearer-token auth, JSON errors, request metrics. Routes come from the
-// capabilities (see routes/). Nothing a client sends can produce a stack trace or a 500 other than
-// a real internal fault, which is logged and answered with a generic message.
+// The HTTP API server: bearer-token auth (checked before routing), JSON errors, request metrics.
+// Routes come from the capabilities (see routes/). Nothing a client sends can produce a stack
+// trace or a 500 other than a real internal fault, which is logged and answered with a generic
+// message.
 import { timingSafeEqual } from 'node:crypto';
 import {
   createServer,
@@ -37,10 +38,26 @@ export interface HttpServerOptions {
   metrics: AgentMetrics;
   /** Default BODY_IDLE_TIMEOUT_MS. */
   bodyIdleTimeoutMs?: number;
+  /** Default HEADERS_TIMEOUT_MS (tests shorten it). */
+  headersTimeoutMs?: number;
 }
 
 /** A request body that stops arriving for this long is answered 408 (ms). */
 export const BODY_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * The request line and headers must have arrived this long after the request began, or the
+ * connection is answered 408 and closed (ms; default 60 s). Node ties its headersTimeout to
+ * requestTimeout, which is 0 here (bodies may take hours), so it must be set by itself: with 0 a
+ * client sending half a header line held its connection for ever. Node checks every
+ * min(5 s, a quarter of it), so a stalled client goes within 60-65 s.
+ */
+export const HEADERS_TIMEOUT_MS = 60_000;
+/**
+ * Connections the API accepts at once (default 512); beyond it Node closes new ones at once. Each
+ * `watch` stream holds one; the bound keeps a local flood of idle connections from taking every
+ * file descriptor the agent needs for peers and chunk files.
+ */
+export const HTTP_MAX_CONNECTIONS = 512;
 
 export function sendJson(
   res: ServerResponse,
@@ -164,8 +181,17 @@ export class HttpApiServer {
   async start(): Promise<void> {
     if (this.#server) return;
     // no limit on a whole request (see #watchBody); headers must still come within 60 s
-    const server = createServer({ requestTimeout: 0 }, (req, res) => void this.#handle(req, res));
+    const headersTimeout = this.#opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+    const server = createServer(
+      {
+        requestTimeout: 0,
+        headersTimeout,
+        connectionsCheckingInterval: Math.min(5_000, Math.ceil(headersTimeout / 4)),
+      },
+      (req, res) => void this.#handle(req, res),
+    );
     server.keepAliveTimeout = 65_000;
+    server.maxConnections = HTTP_MAX_CONNECTIONS;
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       const status = answerClientError(err, socket);
       if (status !== undefined)
@@ -257,6 +283,15 @@ export class HttpApiServer {
     // (`GET http://host/path`) has no raw path to keep, so it takes the parsed one.
     const rawPath = req.url?.startsWith('/') ? req.url.split(/[?#]/, 1)[0] : url.pathname;
     const match = router.match(req.method ?? 'GET', rawPath);
+    // the token before anything that tells routes apart: without it every path but the open
+    // routes (/v1/health, /metrics) is a 401, so 404/405/400 cannot be used to list routes
+    const open = match !== undefined && 'route' in match && match.route.auth === false;
+    if (!open && !tokenMatches(req.headers.authorization, token)) {
+      if (match && 'route' in match) routeLabel = `${match.route.method} ${match.route.path}`;
+      res.setHeader('www-authenticate', 'Bearer');
+      sendError(res, 401, 'unauthorized', 'missing or wrong bearer token (see DATA/admin.token)');
+      return;
+    }
     if (!match) {
       sendError(res, 404, 'not_found', `no route ${req.method} ${rawPath}`);
       return;
@@ -281,11 +316,6 @@ export class HttpApiServer {
       return;
     }
     routeLabel = `${match.route.method} ${match.route.path}`;
-    if (match.route.auth !== false && !tokenMatches(req.headers.authorization, token)) {
-      res.setHeader('www-authenticate', 'Bearer');
-      sendError(res, 401, 'unauthorized', 'missing or wrong bearer token (see DATA/admin.token)');
-      return;
-    }
     // a compressed body was read as it came: gzip bytes in a "bad_json" message, or stored as is
     const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {

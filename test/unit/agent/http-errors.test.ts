@@ -79,6 +79,8 @@ describe('HTTP server: errors no route mapped', () => {
         },
       },
     );
+    // one that needs the token, as every route but /v1/health and /metrics does
+    router.add({ method: 'GET', path: '/t/secret/:id', handler: () => ({ json: {} }) });
     metrics = new AgentMetrics();
     server = new HttpApiServer({
       host: '127.0.0.1',
@@ -88,6 +90,7 @@ describe('HTTP server: errors no route mapped', () => {
       logger: silentLogger(),
       metrics,
       bodyIdleTimeoutMs: 400,
+      headersTimeoutMs: 600,
     });
     await server.start();
     base = `http://127.0.0.1:${server.address!.port}`;
@@ -95,6 +98,8 @@ describe('HTTP server: errors no route mapped', () => {
   afterAll(async () => {
     await server.stop();
   });
+
+  const auth = { authorization: 'Bearer not-used-here-0123456789' };
 
   async function get(name: string): Promise<[number, { code: string; message: string }]> {
     const res = await fetch(`${base}/t/${name}`);
@@ -141,7 +146,7 @@ describe('HTTP server: errors no route mapped', () => {
 
   it('a param that is not valid percent-encoded UTF-8 is a 400 bad_path, not a 404', async () => {
     for (const path of ['/t/body/%FF', '/t/body/%ED%A0%80', '/t/body/%ZZ']) {
-      const res = await fetch(`${base}${path}`, { method: 'PUT', body: 'x' });
+      const res = await fetch(`${base}${path}`, { method: 'PUT', body: 'x', headers: auth });
       expect(res.status, path).toBe(400);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('bad_path');
     }
@@ -230,6 +235,59 @@ describe('HTTP server: errors no route mapped', () => {
     await new Promise((r) => setTimeout(r, 200));
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/edgeswarm_http_requests_total\{route="GET \/t\/stream",code="200"\} 1/);
+  });
+
+  it('without the token every path but the open routes is a 401, whether it exists or not', async () => {
+    // 404, 405 and 400 bad_path before the token check let anyone list the routes
+    for (const [method, path] of [
+      ['GET', '/t/secret/a'],
+      ['DELETE', '/t/secret/a'],
+      ['GET', '/t/secret/%FF'],
+      ['GET', '/t/nowhere'],
+      ['GET', '/v1/kv/x'],
+      ['POST', '/'],
+    ]) {
+      const res = await fetch(`${base}${path}`, { method });
+      expect(res.status, `${method} ${path}`).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+      const wrong = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: 'Bearer not-it' },
+      });
+      expect(wrong.status, `${method} ${path} with a wrong token`).toBe(401);
+    }
+    // with it: what each one is
+    const status = async (method: string, path: string) =>
+      (await fetch(`${base}${path}`, { method, headers: auth })).status;
+    expect(await status('GET', '/t/secret/a')).toBe(200);
+    expect(await status('DELETE', '/t/secret/a')).toBe(405);
+    expect(await status('GET', '/t/secret/%FF')).toBe(400);
+    expect(await status('GET', '/t/nowhere')).toBe(404);
+    // routes that take no token still answer without one
+    expect((await fetch(`${base}/t/q/any`)).status).toBe(200);
+  });
+
+  it('headers that do not all arrive are a 408 and a closed connection after the headers timeout', async () => {
+    // requestTimeout 0 (bodies may take hours) made Node's headersTimeout 0 too: a client that
+    // sent half a header line held its connection for ever
+    for (const partial of ['GET /t/q/any HTTP/1.1\r\nHost: x', 'GET /t/q/a', '']) {
+      const t0 = Date.now();
+      const answer = await new Promise<string>((resolve) => {
+        const sock = connect(server.address!.port, '127.0.0.1', () => {
+          if (partial) sock.write(partial);
+        });
+        let got = '';
+        sock.on('data', (d: Buffer) => (got += d.toString()));
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(got));
+        setTimeout(() => sock.destroy(), 5000);
+      });
+      const took = Date.now() - t0;
+      expect(took, JSON.stringify(partial)).toBeLessThan(2000);
+      expect(took).toBeGreaterThanOrEqual(550);
+      if (partial) expect(answer).toMatch(/^HTTP\/1\.1 408 [^]*"request_timeout"/);
+    }
   });
 
   it('anything else is a 500 pointing at the log, with no detail leaked', async () => {
