@@ -1,7 +1,7 @@
 // The agent: composition and lifecycle. It opens the data directory, creates the libp2p node and
 // the capabilities (services shaped like libp2p services: start/stop, narrow components), serves
 // the HTTP API and DNS, joins the cluster, and stops everything in order.
-import { mkdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join as joinPath, resolve, sep } from 'node:path';
 import type { Connection } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -172,6 +172,7 @@ export class Agent {
         `cannot use ${this.dataDir} as the data directory: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a parent) is a file' : (code ?? (err as Error).message)}`,
       );
     }
+    keepPrivate(this.dataDir, this.logger);
     const { key: psk, created: newKey } = loadOrCreateClusterKey(this.dataDir, cfg.clusterKey);
     if (newKey && cfg.join.length > 0)
       this.logger.warn(
@@ -353,6 +354,33 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The state directories under DATA (the level database: KV values, catalogs, manifests; the chunk
+ * packs), made or chmod-ed 0700 at every start. DATA is made 0700, but one the operator made
+ * beforehand keeps its mode, and level makes its directory 0755 and its files 0644: every local
+ * user could read the KV store. Files in DATA itself (keys, token) are written 0600.
+ */
+export const PRIVATE_DIRS = ['db', 'chunks'] as const;
+
+/** Keeps PRIVATE_DIRS 0700, and warns when DATA itself is open to the group or others. */
+function keepPrivate(dataDir: string, logger: Logger): void {
+  const mode = statSync(dataDir).mode & 0o777;
+  if ((mode & 0o077) !== 0)
+    logger.warn(
+      { data: dataDir, mode: `0${mode.toString(8)}` },
+      'the data directory is open to other local users; its state directories are kept 0700, but chmod 700 it',
+    );
+  for (const name of PRIVATE_DIRS) {
+    const dir = joinPath(dataDir, name);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    chmodSync(dir, 0o700);
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
 // SIGKILL, bad input (flags, config, HTTP) answered clearly.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -87,6 +87,24 @@ describe('identity and durability', () => {
     const p2 = await c.spawnAgent({ name: 'r', dataDir: p1.dataDir });
     expect(p2.peerId).toBe(id);
     expect(p2.token).toBe(token);
+  });
+
+  it('state under a data directory made 0755 beforehand is kept 0700, and the agent warns', async () => {
+    const c = cluster.current;
+    const dir = c.dataDir('open-perms');
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o755);
+    // what an agent before the fix left there: level's own 0755
+    mkdirSync(join(dir, 'chunks'), { mode: 0o755 });
+    chmodSync(join(dir, 'chunks'), 0o755);
+    const p = await c.spawnAgent({ name: 'perms', dataDir: dir });
+    expect((await p.http('PUT', '/v1/kv/secret', 'value')).status).toBe(200);
+    // db/ was 0755 and its files 0644: every local user could read the KV store
+    for (const sub of ['db', 'chunks'])
+      expect((statSync(join(dir, sub)).mode & 0o777).toString(8), sub).toBe('700');
+    expect(
+      p.logs.find((l) => String(l.msg).startsWith('the data directory is open to other')),
+    ).toMatchObject({ level: 'warn', mode: '0755' });
   });
 
   it('SIGTERM stops the agent with exit 0 within 5 s', async () => {
