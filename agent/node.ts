@@ -12,6 +12,7 @@ import { ping, type Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { applyForwardingPolicy } from '../membership/index.js';
+import { pendingPerHostGate } from './inbound-gate.js';
 import { toMultiaddr } from './peer-addr.js';
 import { clusterKeyProtector } from './private-network.js';
 
@@ -34,6 +35,34 @@ export const DHT_PROTOCOL = `${PROTOCOL_PREFIX}/kad/1.0.0`;
 export const DHT_K = 4;
 /** Gossipsub mesh degree (see the gossipsub options in createNode). */
 export const GOSSIP_D = 3;
+
+/**
+ * Limits on inbound connections before they have shown the cluster key. Without the key nothing
+ * completes a connection, but a TCP connection that sends nothing holds a pending slot until the
+ * upgrade times out: 1,050 of them from one host (10 s upgrade timeout, 1,000 slots, 10,000 a
+ * second per host allowed) made 22 of 25 members' dials fail. Mitigated, not prevented: many
+ * hosts together can still fill the slots (docs/security.md).
+ */
+export const INBOUND_LIMITS = {
+  /**
+   * Inbound connections accepted per remote host per second (libp2p default 5). Every agent of a
+   * test, a benchmark (50 on loopback) or a site behind one NAT address may share one address,
+   * and all may dial one agent in the same second when they start: 4 times that.
+   */
+  inboundConnectionThreshold: 200,
+  /**
+   * Inbound connections in their handshake at once, from all hosts (libp2p default 10); one host
+   * may hold at most MAX_PENDING_PER_HOST of them (inbound-gate.ts).
+   */
+  maxIncomingPendingConnections: 1000,
+  /**
+   * Time an inbound connection has to finish the cluster-key exchange, Noise and yamux (ms;
+   * libp2p default 10 s). A handshake takes a few ms, and under load (2 cores, links shaped to
+   * 100 Mbit/s in the lab) well under a second; 5 s keeps a wide margin and halves how long a
+   * silent connection holds its slot.
+   */
+  inboundUpgradeTimeout: 5_000,
+} as const;
 
 export interface NodeServices {
   identify: Identify;
@@ -68,11 +97,11 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
     connectionManager: {
       maxConnections: opts.maxConnections ?? 1000,
       dialTimeout: opts.dialTimeout ?? 5000,
-      // Every agent of a test or a site may share one address; pnet already keeps strangers out.
-      inboundConnectionThreshold: 10_000,
-      maxIncomingPendingConnections: 1000,
+      ...INBOUND_LIMITS,
       maxParallelDials: 200,
     },
+    // at most MAX_PENDING_PER_HOST connections of one address in their handshake
+    connectionGater: pendingPerHostGate(),
     // Liveness comes from our own SWIM probes; libp2p's own monitor would only add noise.
     connectionMonitor: { enabled: false },
     services: {

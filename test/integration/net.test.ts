@@ -1,4 +1,5 @@
 // The network layer over real libp2p nodes: datagram channel and frames.
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EdgeNode } from '../../agent/node.js';
 import { Broadcast, type BroadcastMessage } from '../../membership/net/broadcast.js';
@@ -261,5 +262,39 @@ describe('Broadcast (membership/net/broadcast.ts)', () => {
     expect(got.map((g) => g.length)).toEqual([0, 2, 2, 2, 2, 2, 2, 2, 2]);
     expect(sent.n).toBeGreaterThan(8);
     for (const c of channels) c.stop();
+  });
+});
+
+describe('inbound connections without the cluster key', () => {
+  it('1,050 silent TCP connections from one host do not keep a member from connecting', async () => {
+    nodes = await startNodes(2);
+    const [a, b] = nodes;
+    const port = Number(b.getMultiaddrs()[0].toString().split('/')[4]);
+    // from 127.0.0.2 (all of 127/8 is loopback): another host than the member dialling from
+    // 127.0.0.1. They held all 1,000 pending slots for 10 s, and members' dials were refused.
+    const socks: Socket[] = [];
+    await Promise.all(
+      Array.from(
+        { length: 1050 },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, resolve);
+            s.resume(); // reads, so that it sees being closed
+            s.on('error', () => resolve());
+            s.on('close', () => resolve());
+            socks.push(s);
+          }),
+      ),
+    );
+    try {
+      // most are refused at once: one host may hold 64 handshakes (MAX_PENDING_PER_HOST); the
+      // rest of the 1,000 slots stay free for members
+      const open = () => socks.filter((s) => !s.destroyed && !s.closed).length;
+      await waitFor(() => open() <= 64, { timeout: 4000, message: () => `${open()} open` });
+      const conn = await a.dial(b.peerId, { signal: AbortSignal.timeout(4000) });
+      expect(conn.status).toBe('open');
+    } finally {
+      for (const s of socks) s.destroy();
+    }
   });
 });
