@@ -46,17 +46,28 @@ const loadCache = new WeakMap<readonly PushPullEntry[], LoadColumns>();
 export const MAX_INCARNATION = 0xffff_ffff;
 
 /**
- * Most a member's incarnation may rise in one step on anyone's word but its own (2^16). An
- * incarnation rises by one per refutation and per metadata change (a load score at most every
- * 10 s: ~60,000 in the 7 days a dead member is kept), so a larger jump about a member we know is
- * not news we missed but a forgery: a key holder sending `left` or `dead` at MAX_INCARNATION
- * removed a live member for good, since it cannot refute above the top. Such updates are dropped
- * (SwimStats.implausibleUpdates), unless they come from the member itself (its own push-pull
- * entry or correction, after a restart that lost its incarnation). A forger must now make the
- * member refute 65,536 times to exhaust it (hours of sustained verdicts, visible as its
- * refutations); signed membership updates would close it.
+ * How far a member's incarnation may climb, as we see it: MAX_INCARNATION_JUMP above the
+ * incarnation it had when we first knew it, plus MAX_INCARNATION_RATE per second since. It rises
+ * by one per refutation and per metadata change (a load score at most every 10 s), far below
+ * that. Membership updates are not signed: a key holder sending `left` or `dead` at
+ * MAX_INCARNATION removed a live member for good, since it cannot refute above the top, and
+ * stepping it up through forged updates (many in one message, or over many messages) would do the
+ * same. So an update above the ceiling is dropped, whoever sends it
+ * (SwimStats.implausibleUpdates), and a verdict about us within MAX_INCARNATION_JUMP of the top
+ * is refuted only at our incarnation + 1 (taking us to the top would leave us unable to refute
+ * anything). Under the ceiling, forging for 2^32 / 20 per second (6.8 years) would exhaust a
+ * member. 2^16 covers a week of missed news (load scores at 0.1 per second: ~60,000 in the 7 days
+ * a dead member is kept) and a restart that lost its last incarnations.
  */
 export const MAX_INCARNATION_JUMP = 0x1_0000;
+/** See MAX_INCARNATION_JUMP (incarnations per second). */
+export const MAX_INCARNATION_RATE = 20;
+
+/** The highest incarnation plausible for a member first known at `anchor` (see above). */
+export function incarnationCeiling(anchor: { inc: number; at: number }, now: number): number {
+  const grown = Math.floor((Math.max(0, now - anchor.at) * MAX_INCARNATION_RATE) / 1000);
+  return anchor.inc + MAX_INCARNATION_JUMP + grown;
+}
 
 export interface SwimInit {
   /** Our id (the libp2p peer id string) and metadata. */
@@ -104,7 +115,10 @@ export interface SwimStats {
   misroutedPings: number;
   /** Acks that came after their probe had failed (each raises the awareness score). */
   lateAcks: number;
-  /** Updates about a member dropped for raising its incarnation implausibly (MAX_INCARNATION_JUMP). */
+  /**
+   * Updates about a member dropped for raising its incarnation above the plausible ceiling, and
+   * verdicts about us near the top refuted only at our incarnation + 1 (MAX_INCARNATION_JUMP).
+   */
   implausibleUpdates: number;
 }
 
@@ -119,6 +133,9 @@ export class SwimBase {
   protected readonly suspicions = new Map<number, Suspicion>();
   /** When members came back from dead or left (recent ones only; see recentlyRevived). */
   protected readonly revivedAt = new Map<number, number>();
+  /** Per member: its incarnation when we first knew it, and when (see MAX_INCARNATION_JUMP). */
+  protected readonly incAnchors = new Map<number, { inc: number; at: number }>();
+
   protected readonly awareness: Awareness;
   protected hasLeft = false;
   protected lastNow: number;

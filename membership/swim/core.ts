@@ -128,7 +128,7 @@ export class SwimCore extends SwimProber {
     now = this.begin(now);
     switch (msg.type) {
       case 'ping':
-        this.applyUpdates(msg.updates, now, from);
+        this.applyUpdates(msg.updates, now);
         if (msg.target !== this.id) {
           this.stats.misroutedPings++;
           break;
@@ -136,11 +136,11 @@ export class SwimCore extends SwimProber {
         this.send(from, this.ackFor(msg.seq, from));
         break;
       case 'ping-req':
-        this.applyUpdates(msg.updates, now, from);
+        this.applyUpdates(msg.updates, now);
         this.relay(from, msg, now);
         break;
       case 'ack':
-        this.applyUpdates(msg.updates, now, from);
+        this.applyUpdates(msg.updates, now);
         this.onAck(from, msg, now);
         break;
       case 'nack':
@@ -150,7 +150,7 @@ export class SwimCore extends SwimProber {
         }
         break;
       case 'gossip':
-        this.applyUpdates(msg.updates, now, from);
+        this.applyUpdates(msg.updates, now);
         break;
       case 'push-pull':
         // Merge first, so that the reply carries our refutation if they thought us dead.
@@ -344,6 +344,7 @@ export class SwimCore extends SwimProber {
       if (now - t.changedAt[idx] <= limit) continue;
       this.emit('member:reap', idx, code);
       this.revivedAt.delete(idx);
+      this.incAnchors.delete(idx);
       t.remove(idx);
       this.queue.remove(idx);
       this.suspicions.delete(idx);

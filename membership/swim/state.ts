@@ -2,7 +2,7 @@
 // mergeState), with Lifeguard's refutation and a few partition-healing refinements documented on
 // each method. See base.ts for the class chain.
 
-import { MAX_INCARNATION, MAX_INCARNATION_JUMP, SwimBase } from './base.js';
+import { MAX_INCARNATION, MAX_INCARNATION_JUMP, SwimBase, incarnationCeiling } from './base.js';
 import { suspicionConfirmations, suspicionMaxTimeout, suspicionMinTimeout } from './config.js';
 import { ST_ALIVE, ST_DEAD, ST_LEFT, ST_NONE, ST_SUSPECT } from './member-table.js';
 import { metaEquals } from './meta.js';
@@ -10,23 +10,28 @@ import { Suspicion } from './suspicion.js';
 import type { PushPullEntry, Update } from './types.js';
 
 export class SwimState extends SwimBase {
-  /** Applies the updates of a message from member `from` (the sender, not their subject). */
-  protected applyUpdates(updates: readonly Update[], now: number, from: string): void {
+  /** Applies the updates of a message (from any member: the ceiling holds for every sender). */
+  protected applyUpdates(updates: readonly Update[], now: number): void {
     for (const u of updates)
-      if (this.plausible(u.id, u.incarnation, from)) this.applyUpdate(u, now, true);
+      if (this.plausible(u.id, u.incarnation, now)) this.applyUpdate(u, now, true);
   }
 
   /**
-   * Whether an update from `from` about member `id` at `incarnation` may be applied: not when it
-   * raises the incarnation of a member we know by more than MAX_INCARNATION_JUMP, unless it is
-   * the member's own word (see MAX_INCARNATION_JUMP). Updates about us are always looked at: a
-   * verdict about us is refuted however high (after a restart we may be far behind).
+   * Whether an update about member `id` at `incarnation` may be applied: not when it is above the
+   * member's plausible ceiling (MAX_INCARNATION_JUMP), whoever sends it, the member included (it
+   * may have been made to refute a forged verdict). Updates about us are always looked at; we
+   * refute no verdict near the top (refute).
    */
-  protected plausible(id: string, incarnation: number, from: string): boolean {
-    if (id === this.id || id === from) return true;
+  protected plausible(id: string, incarnation: number, now: number): boolean {
+    if (id === this.id) return true;
     const idx = this.interner.lookup(id);
     if (this.table.code(idx) === ST_NONE) return true;
-    if (incarnation - this.table.inc[idx] <= MAX_INCARNATION_JUMP) return true;
+    let anchor = this.incAnchors.get(idx);
+    if (anchor === undefined) {
+      anchor = { inc: this.table.inc[idx], at: now };
+      this.incAnchors.set(idx, anchor);
+    }
+    if (incarnation <= incarnationCeiling(anchor, now)) return true;
     this.stats.implausibleUpdates++;
     return false;
   }
@@ -55,6 +60,7 @@ export class SwimState extends SwimBase {
     const code = this.table.code(idx);
     if (code === ST_NONE) {
       idx = this.interner.intern(u.id);
+      this.incAnchors.set(idx, { inc: u.incarnation, at: now });
       this.table.set(idx, ST_ALIVE, u.incarnation, u.meta, now);
       if (rebroadcast) this.broadcast(idx, u);
       this.emit('member:up', idx, ST_NONE);
@@ -193,7 +199,13 @@ export class SwimState extends SwimBase {
    */
   protected refute(accused: number, accuser: string | undefined, wasDead = false): void {
     let inc = this.incarnation + 1;
-    if (accused >= inc) inc = accused + 1;
+    if (accused >= inc) {
+      // A verdict within MAX_INCARNATION_JUMP of the top is a forgery (we would need 1,000 years
+      // to get there): refuting above it would take us to the top, where our own word is dropped
+      // by everyone (above their ceilings) and nothing can refute any more. Others drop it too.
+      if (accused >= MAX_INCARNATION - MAX_INCARNATION_JUMP) this.stats.implausibleUpdates++;
+      else inc = accused + 1;
+    }
     inc = Math.min(inc, MAX_INCARNATION);
     this.table.inc[this.selfIdx] = inc;
     this.awareness.applyDelta(1);
@@ -224,7 +236,7 @@ export class SwimState extends SwimBase {
    */
   protected mergeRemote(entries: readonly PushPullEntry[], from: string, now: number): void {
     for (const e of entries) {
-      if (!this.plausible(e.id, e.incarnation, from)) continue;
+      if (!this.plausible(e.id, e.incarnation, now)) continue;
       switch (e.state) {
         case 'alive': {
           const known = this.table.code(this.interner.lookup(e.id)) !== ST_NONE;
