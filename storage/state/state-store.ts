@@ -343,7 +343,11 @@ export class StateStore {
     const last = m.maxVersion(this.nodeId);
     const window = RangeSet.fromRanges([[last + 1, last + MAX_OWN_CLAIM_AHEAD]]);
     const ahead = claimed.intersect(window);
-    return ahead.isEmpty ? 0 : m.markHadRanges(this.nodeId, ahead);
+    if (ahead.isEmpty) return 0;
+    // one range up to the highest claim, not the claim's own layout: versions we never wrote are
+    // safe to skip, and a claim of every other version (2^19 ranges) made our own version set too
+    // big for any summary a peer accepts, ending anti-entropy with us for good
+    return m.markHadRanges(this.nodeId, RangeSet.fromRanges([[last + 1, ahead.max!]]));
   }
 
   /** Marks versions a peer reported as cleared (see apply). */

@@ -302,8 +302,21 @@ describe("StateStore: records in another node's name", () => {
     cleared.addRange('A2', 1003, 1010);
     cleared.add('A2', 2 ** 40);
     const r = await again.apply([rec('own', 'A2', 1020)], cleared);
-    expect(r).toMatchObject({ duplicates: 1, ownClaimed: 9 });
+    // (one range from the last write to the highest claim: 1003-1020)
+    expect(r).toMatchObject({ duplicates: 1, ownClaimed: 18 });
     expect((await again.write('after', b('y'))).seq).toBe(1021);
+  });
+
+  it('a claim of scattered versions marks one range, not its own layout', async () => {
+    // a summary claiming every other version of A2 made A2's own version set 2^19 ranges: too big
+    // for any summary a peer accepts, which ended anti-entropy with A2
+    const a2 = await open(new MemoryStore(), 'A2', clock().now);
+    await a2.write('first', b('x'));
+    const claims = new VersionVector();
+    for (let v = 3; v <= 20_001; v += 2) claims.add('A2', v);
+    expect(await a2.noteClaims(claims)).toBe(20_000);
+    expect(a2.summary().toString()).toBe('A2:{1-20001}');
+    expect((await a2.write('next', b('y'))).seq).toBe(20_002);
   });
 });
 
