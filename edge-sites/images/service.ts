@@ -153,6 +153,12 @@ export class ImageService extends EventTarget {
     this.#started = true;
     this.chunks = await this.#openChunks();
     this.manifests = new ManifestStore(this.#c.store, { keepVersions: this.#o.keepVersions });
+    const purged = await this.manifests.purgeAllAhead();
+    if (purged > 0)
+      this.#c.logger.warn(
+        { purged },
+        'deleted manifests or tombstones with versions far in the future (forged, see docs/security.md)',
+      );
     this.#upload = new TokenBucket(this.#o.uploadRate ?? 0);
     this.#wan = new TokenBucket(this.#o.wanRate ?? 0);
     for await (const m of this.manifests.all())

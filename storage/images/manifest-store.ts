@@ -197,6 +197,8 @@ export class ManifestStore {
     const limit = this.versionLimit();
     if (m.version > limit) return { status: 'too_far_ahead', limit };
     return this.#lock.run(`${m.name}:${m.tag}`, async () => {
+      // a forged far-future tombstone or manifest stored before the bound must not refuse this
+      await this.#purgeAhead(m.name, m.tag);
       const tomb = await this.#tombstone(m.name, m.tag);
       if (tomb !== undefined && m.version <= tomb.version)
         return { status: 'removed', tombstone: tomb };
@@ -273,13 +275,35 @@ export class ManifestStore {
     });
   }
 
+  /**
+   * Deletes every manifest and tombstone above the version bound, of every NAME:TAG: stored before
+   * the bound existed (a forged far-future version), they would stay current for reads (`get`)
+   * and refuse honest pushes (`put` against a forged tombstone) on every agent but the one that
+   * pushes next. Run at start. Returns how many records went.
+   */
+  async purgeAllAhead(): Promise<number> {
+    const groups = new Set<string>();
+    for await (const k of this.#kv.keys({ prefix: 'm:' })) {
+      const { name, tag } = parseVersionKey(k);
+      groups.add(`${name}:${tag}`);
+    }
+    for await (const k of this.#kv.keys({ prefix: 't:' })) groups.add(k.slice(2));
+    let purged = 0;
+    for (const g of groups) {
+      const i = g.indexOf(':');
+      const [name, tag] = [g.slice(0, i), g.slice(i + 1)];
+      purged += await this.#lock.run(g, () => this.#purgeAhead(name, tag));
+    }
+    return purged;
+  }
+
   /** Deletes the manifests and the tombstone of NAME:TAG above the version bound. Under the lock. */
-  async #purgeAhead(name: string, tag: string): Promise<void> {
+  async #purgeAhead(name: string, tag: string): Promise<number> {
     const limit = this.versionLimit();
     const ahead = (await this.versions(name, tag)).filter((v) => v > limit);
     const tomb = await this.#tombstone(name, tag);
     const dropTomb = tomb !== undefined && tomb.version > limit;
-    if (ahead.length === 0 && !dropTomb) return;
+    if (ahead.length === 0 && !dropTomb) return 0;
     await this.#kv.batch(
       [
         ...ahead.map((v) => ({ type: 'del' as const, key: versionKey(name, tag, v) })),
@@ -287,6 +311,7 @@ export class ManifestStore {
       ],
       { sync: true },
     );
+    return ahead.length + (dropTomb ? 1 : 0);
   }
 
   /** The current manifest of every NAME:TAG that has one, ordered by name and tag. */

@@ -191,6 +191,40 @@ describe('ManifestStore', () => {
     expect((await store.put(await manifest(1, { name: 'other' }))).status).toBe('stored');
   });
 
+  it('an agent that does not push heals too: at start, and when an honest version arrives', async () => {
+    // (only the pushing agent purged: elsewhere the forged version stayed current for reads, and
+    // a forged tombstone refused the honest re-push of a removed NAME:TAG)
+    const forge = async (kv: MemoryStore) => {
+      const old = new ManifestStore(kv, { now: () => Number.MAX_SAFE_INTEGER });
+      await old.put(await manifest(1));
+      // (MAX_SAFE_INTEGER - 1: the highest any store ever took)
+      const high = await manifest(Number.MAX_SAFE_INTEGER - 1, { signer: other, at: 5 });
+      expect((await old.put(high)).status).toBe('stored');
+      await old.applyTombstone(
+        await signTombstone(
+          { name: 'other', tag: 'v1', version: Number.MAX_SAFE_INTEGER - 1, removedAt: 1 },
+          other,
+        ),
+      );
+    };
+    const now = () => 1_700_000_000_000;
+    // a received honest manifest (put, not a push) is stored and current; the re-push too
+    const kv1 = new MemoryStore();
+    await forge(kv1);
+    const receiver = new ManifestStore(kv1, { now });
+    expect((await receiver.put(await manifest(2))).status).toBe('stored');
+    expect((await receiver.get('edge/app', 'v1'))?.version).toBe(2);
+    expect((await receiver.put(await manifest(1, { name: 'other' }))).status).toBe('stored');
+    // at start, everything above the bound goes, of every NAME:TAG
+    const kv2 = new MemoryStore();
+    await forge(kv2);
+    const started = new ManifestStore(kv2, { now });
+    expect(await started.purgeAllAhead()).toBe(2);
+    expect((await started.get('edge/app', 'v1'))?.version).toBe(1);
+    expect(await started.tombstone('other', 'v1')).toBeUndefined();
+    expect(await started.purgeAllAhead()).toBe(0);
+  });
+
   it('persists in a LevelStore', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'es-manifests-'));
     try {
