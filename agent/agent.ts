@@ -1,7 +1,7 @@
 // The agent: composition and lifecycle. It opens the data directory, creates the libp2p node and
 // the capabilities (services shaped like libp2p services: start/stop, narrow components), serves
 // the HTTP API and DNS, joins the cluster, and stops everything in order.
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, statSync } from 'node:fs';
 import { join as joinPath, resolve, sep } from 'node:path';
 import type { Connection } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -13,7 +13,7 @@ import { createCapabilities, type Capability } from './capabilities.js';
 import type { AgentConfig } from './config/schema.js';
 import { formatHostPort } from './host-port.js';
 import { DnsServer } from './dns/server.js';
-import { ConfigError, DataDirLockedError, ListenError } from './errors.js';
+import { ConfigError, DataDirLockedError, ListenError, fileErrorReason } from './errors.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { Router } from './http/router.js';
 import { HttpApiServer } from './http/server.js';
@@ -377,9 +377,19 @@ function keepPrivate(dataDir: string, logger: Logger): void {
     try {
       mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new ConfigError('data', `cannot create ${dir}: ${fileErrorReason(err)}`);
     }
-    chmodSync(dir, 0o700);
+    // a symlink (to a disk mounted elsewhere) is the operator's: its target's mode is left alone
+    if (lstatSync(dir).isSymbolicLink()) continue;
+    try {
+      chmodSync(dir, 0o700);
+    } catch (err) {
+      throw new ConfigError(
+        'data',
+        `cannot make ${dir} private (chmod 700): ${fileErrorReason(err)}`,
+      );
+    }
   }
 }
 

@@ -47,7 +47,10 @@ export const TCP_MAX_IN_FLIGHT = 16;
 export const TCP_MAX_WRITE_BUFFER = 64 * 1024;
 /**
  * TCP clients connected at once (default 128); the server closes connections beyond it at once.
- * Together with the two limits above this bounds what DNS over TCP can hold (~10 MB).
+ * Together with the two limits above this bounds what DNS over TCP can hold: per connection 64
+ * KiB of unread answers plus the up to 16 being written (checked before each query starts), a few
+ * KB each (~1 MB a connection, ~140 MB over 128, only for services with hundreds of instances,
+ * whose answers reach the 64 KiB a DNS message over TCP can carry).
  */
 export const TCP_MAX_CLIENTS = 128;
 
