@@ -44,6 +44,12 @@ export const CATALOG_SYNC_TIMEOUT_MS = 5_000;
  * The limit bounds what one member's round costs the other.
  */
 export const CATALOG_SYNC_MAX_EXCHANGES = 8;
+
+/** What one anti-entropy round has pushed and been sent so far (node ids). */
+interface RoundProgress {
+  pushed: Set<string>;
+  asked: Set<string>;
+}
 /** Time allowed for a DHT lookup of an unknown service name (ms). */
 export const CATALOG_DHT_LOOKUP_TIMEOUT_MS = 2_000;
 /**
@@ -335,8 +341,12 @@ export class CatalogReplication {
   async syncOnce(peer?: string): Promise<boolean> {
     const target = peer ?? this.#nextTarget();
     if (!target || !this.#started) return false;
+    // catalogs pushed and asked for in this round: not again in its later exchanges (the member
+    // may hold a catalog of a node it does not know yet instead of storing it, so its digest
+    // still lacks it: pushing the same first 2 MiB every time, the rest never got through)
+    const round: RoundProgress = { pushed: new Set(), asked: new Set() };
     for (let i = 0; i < CATALOG_SYNC_MAX_EXCHANGES; i++) {
-      const r = await this.#exchange(target);
+      const r = await this.#exchange(target, round);
       if (r !== 'more') return r === 'done';
     }
     return true;
@@ -346,7 +356,10 @@ export class CatalogReplication {
    * One exchange: `done` when it went through, `more` when either side left catalogs out for size
    * (and sent some), `failed` otherwise.
    */
-  async #exchange(target: string): Promise<'done' | 'more' | 'failed'> {
+  async #exchange(
+    target: string,
+    round: RoundProgress = { pushed: new Set(), asked: new Set() },
+  ): Promise<'done' | 'more' | 'failed'> {
     if (!this.#started) return 'failed';
     const signal = AbortSignal.any([
       this.#controller.signal,
@@ -360,19 +373,25 @@ export class CatalogReplication {
       const first = decodeSync(await fs.readOne(signal));
       if (first.t === 'same') return 'done';
       if (first.t !== 'digest') throw new Error(`unexpected ${first.t}`);
-      const sent = fitCatalogs(
-        state
-          .newerThan(first.d)
-          .map((c) => this.#signed(c.node))
-          .filter((b): b is Uint8Array => b !== undefined),
-      );
-      const want = state.wanted(first.d);
+      const toPush = state
+        .newerThan(first.d)
+        .filter((c) => !round.pushed.has(c.node))
+        .flatMap((c) => {
+          const bytes = this.#signed(c.node);
+          return bytes === undefined ? [] : [{ node: c.node, bytes }];
+        });
+      const sent = fitCatalogs(toPush.map((c) => c.bytes));
+      for (const c of toPush.slice(0, sent.take.length)) round.pushed.add(c.node);
+      const want = state.wanted(first.d).filter((n) => !round.asked.has(n));
       await fs.write(encodeSync({ t: 'exchange', push: sent.take, want }), signal);
       const reply = decodeSync(await fs.readOne(signal));
       if (reply.t === 'catalogs')
         for (const c of reply.list)
           await this.#h.accept(c, 'sync').catch(() => this.#bad('sync', 'bad_catalog'));
       const got = reply.t === 'catalogs' ? reply.list.length : 0;
+      // the member answers in the order asked, as many as fit (one it lacks shifts this by one:
+      // that node waits for the next round)
+      for (const n of want.slice(0, got)) round.asked.add(n);
       const more = (sent.more && sent.take.length > 0) || (got < want.length && got > 0);
       if (!more) return 'done';
       // the member closes once it has taken what we pushed: the next exchange's digest has it

@@ -136,6 +136,27 @@ describe('catalog anti-entropy', () => {
     expect([...a.bad, ...b.bad, ...c.bad]).toEqual([]);
   }, 60_000);
 
+  it('catalogs the other side only holds (nodes it does not know yet) do not stall a round', async () => {
+    // the same first 2 MiB went out in every exchange of the round while the member held them
+    // instead of storing them, so the catalogs behind them never got through
+    const [pa, pc] = await startNodes(2);
+    const known = await Promise.all(Array.from({ length: 8 }, () => bigCatalog(900)));
+    const strangers = await Promise.all(Array.from({ length: 8 }, () => bigCatalog(900)));
+    const storeA = new MemoryStore();
+    for (const x of [...known, ...strangers]) await storeA.put(`node/${x.id}`, x.bytes);
+    const ids = (xs: Array<{ id: string }>) => xs.map((x) => x.id);
+    const a = await catalogOn(
+      pa!.node,
+      pa!.key,
+      new Set([pa!.id, pc!.id, ...ids(known), ...ids(strangers)]),
+      storeA,
+    );
+    const c = await catalogOn(pc!.node, pc!.key, new Set([pa!.id, pc!.id, ...ids(known)]));
+    expect(await a.svc.syncNow(pc!.id)).toBe(true);
+    for (const x of known) expect(c.svc.state.get(x.id)?.version).toBe(1);
+    for (const x of strangers) expect(c.svc.state.get(x.id)).toBeUndefined();
+  }, 60_000);
+
   it('a catalog signed by an identity that never joins is not stored by a member, nor relayed to a third', async () => {
     const [pa, pb, pc] = await startNodes(3);
     const stranger = await bigCatalog(10);
