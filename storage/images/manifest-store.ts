@@ -198,11 +198,9 @@ export class ManifestStore {
     if (m.version > limit) return { status: 'too_far_ahead', limit };
     return this.#lock.run(`${m.name}:${m.tag}`, async () => {
       // a forged far-future tombstone or manifest stored before the bound must not refuse this
-      await this.#purgeAhead(m.name, m.tag);
-      const tomb = await this.#tombstone(m.name, m.tag);
+      const { versions, tomb } = await this.#purgeAhead(m.name, m.tag);
       if (tomb !== undefined && m.version <= tomb.version)
         return { status: 'removed', tombstone: tomb };
-      const versions = await this.versions(m.name, m.tag);
       const key = versionKey(m.name, m.tag, m.version);
       if (versions.includes(m.version)) {
         const existing = this.#decodeManifest(key, (await this.#kv.get(key))!);
@@ -268,9 +266,7 @@ export class ManifestStore {
     validateImageName(name);
     validateImageTag(tag);
     return this.#lock.run(`${name}:${tag}`, async () => {
-      await this.#purgeAhead(name, tag);
-      const versions = await this.versions(name, tag);
-      const tomb = await this.#tombstone(name, tag);
+      const { versions, tomb } = await this.#purgeAhead(name, tag);
       return Math.max(versions[versions.length - 1] ?? 0, tomb?.version ?? 0) + 1;
     });
   }
@@ -292,18 +288,31 @@ export class ManifestStore {
     for (const g of groups) {
       const i = g.indexOf(':');
       const [name, tag] = [g.slice(0, i), g.slice(i + 1)];
-      purged += await this.#lock.run(g, () => this.#purgeAhead(name, tag));
+      purged += (await this.#lock.run(g, () => this.#purgeAhead(name, tag))).purged;
     }
     return purged;
   }
 
-  /** Deletes the manifests and the tombstone of NAME:TAG above the version bound. Under the lock. */
-  async #purgeAhead(name: string, tag: string): Promise<number> {
+  /**
+   * Deletes the manifests and the tombstone of NAME:TAG above the version bound, and returns what
+   * is left (the stored versions, ascending, and the tombstone) and how many records went. Under
+   * the lock.
+   */
+  async #purgeAhead(
+    name: string,
+    tag: string,
+  ): Promise<{ versions: number[]; tomb: Tombstone | undefined; purged: number }> {
     const limit = this.versionLimit();
-    const ahead = (await this.versions(name, tag)).filter((v) => v > limit);
-    const tomb = await this.#tombstone(name, tag);
-    const dropTomb = tomb !== undefined && tomb.version > limit;
-    if (ahead.length === 0 && !dropTomb) return 0;
+    const all = await this.versions(name, tag);
+    const ahead = all.filter((v) => v > limit);
+    const stored = await this.#tombstone(name, tag);
+    const dropTomb = stored !== undefined && stored.version > limit;
+    const left = {
+      versions: all.filter((v) => v <= limit),
+      tomb: dropTomb ? undefined : stored,
+      purged: ahead.length + (dropTomb ? 1 : 0),
+    };
+    if (left.purged === 0) return left;
     await this.#kv.batch(
       [
         ...ahead.map((v) => ({ type: 'del' as const, key: versionKey(name, tag, v) })),
@@ -311,7 +320,7 @@ export class ManifestStore {
       ],
       { sync: true },
     );
-    return ahead.length + (dropTomb ? 1 : 0);
+    return left;
   }
 
   /** The current manifest of every NAME:TAG that has one, ordered by name and tag. */
@@ -385,8 +394,7 @@ export class ManifestStore {
     signer: PrivateKey,
     now = Date.now(),
   ): Promise<Tombstone | undefined> {
-    await this.#lock.run(`${name}:${tag}`, () => this.#purgeAhead(name, tag));
-    const versions = await this.versions(name, tag);
+    const { versions } = await this.#lock.run(`${name}:${tag}`, () => this.#purgeAhead(name, tag));
     if (versions.length === 0) return undefined;
     const t = await signTombstone(
       { name, tag, version: versions[versions.length - 1], removedAt: now },
