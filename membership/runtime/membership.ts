@@ -367,7 +367,9 @@ export class Membership extends EventTarget implements MemberLookup {
   #arm(): void {
     if (!this.#core || !this.#started) return;
     const at = this.#core.nextDeadline();
-    if (at >= this.#timerAt && this.#timer) return;
+    // re-armed when the deadline moved later too (an ack ended the probe whose timeout it was):
+    // a timer left at the old one woke the agent for nothing after nearly every probe
+    if (at === this.#timerAt && this.#timer) return;
     clearTimeout(this.#timer);
     if (!Number.isFinite(at)) {
       this.#timerAt = Infinity;

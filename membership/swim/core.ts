@@ -177,7 +177,10 @@ export class SwimCore extends SwimProber {
     if (!this.hasLeft && this.probe === undefined && now >= this.nextProbeAt) this.startProbe(now);
     if (now >= this.nextGossipAt) {
       this.gossipRound(now);
-      this.nextGossipAt = Math.max(this.nextGossipAt + this.config.gossipInterval, now + 1);
+      // The first slot after now, on the same phase: slots passed while the queue was empty (no
+      // deadline for them, see nextDeadline) or during a stall are skipped, not sent back to back.
+      const g = this.config.gossipInterval;
+      this.nextGossipAt += g * Math.max(1, Math.ceil((now + 1 - this.nextGossipAt) / g));
     }
     if (now >= this.nextPushPullAt) {
       if (!this.hasLeft) this.pushPullRound();
@@ -205,7 +208,10 @@ export class SwimCore extends SwimProber {
 
   /** When tick() next has something to do (ms, runtime clock); Infinity if never. */
   nextDeadline(): number {
-    let d = Math.min(this.nextGossipAt, this.nextPushPullAt, this.nextReconnectAt, this.nextReapAt);
+    // A gossip round with an empty queue sends nothing: no deadline for it. An idle agent woke
+    // for it five times a second (lan), besides its probes.
+    const gossipAt = this.queue.loud > 0 ? this.nextGossipAt : Infinity;
+    let d = Math.min(gossipAt, this.nextPushPullAt, this.nextReconnectAt, this.nextReapAt);
     d = Math.min(d, this.catchUpAt);
     return Math.min(d, this.probeDeadline());
   }

@@ -404,4 +404,49 @@ describe('metadata, dissemination and reaping', () => {
     expect(a.nextDeadline()).toBeGreaterThan(d);
     expect(() => a.tick(0)).not.toThrow();
   });
+
+  it('an idle core wakes for its probes, not for empty gossip rounds; queued news goes out at once, then one round per interval', () => {
+    // 10 members: an update is sent 8 times (retransmitLimit), so it takes more than one round
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'];
+    const h = new Harness(ids);
+    const cfg = h.config;
+    const gossipAt: number[] = [];
+    const wakeups = new Map(ids.map((id) => [id, 0]));
+    // event-driven, as the runtime is: each core is ticked only at its own deadline
+    const runUntil = (until: number) => {
+      for (;;) {
+        // a deadline in the past fires now (the runtime's timer waits max(0, deadline - now))
+        const t = Math.max(h.now, Math.min(...ids.map((id) => h.core(id).nextDeadline())));
+        if (t > until) break;
+        h.now = t;
+        for (const id of ids) {
+          if (Math.max(h.now, h.core(id).nextDeadline()) > t) continue;
+          wakeups.set(id, wakeups.get(id)! + 1);
+          for (const e of h.tick(id, t))
+            if (id === 'a' && e.msg.type === 'gossip' && gossipAt.at(-1) !== t) gossipAt.push(t);
+        }
+        h.deliver(); // instant answers: every probe ends with its ack
+      }
+      h.now = until;
+    };
+    runUntil(2_000);
+    for (const id of ids) wakeups.set(id, 0);
+    runUntil(12_000);
+    // 5 probes a second and a reconnect round every 2 s; with a wakeup per gossip slot it was 10.5
+    for (const id of ids) expect(wakeups.get(id)! / 10).toBeLessThanOrEqual(6);
+    expect(gossipAt).toEqual([]);
+    // news (a tag change is gossiped; a load score alone only rides on pings and acks)
+    const at = 12_345;
+    h.now = at;
+    h.absorb('a', h.core('a').updateMeta(metaFor('a', { tags: { role: 'db' } }), at));
+    runUntil(15_000);
+    expect(gossipAt.length).toBeGreaterThanOrEqual(2);
+    expect(gossipAt[0]).toBe(at);
+    // then the rounds keep their schedule: the next slot after now, one interval apart
+    expect(gossipAt[1] - gossipAt[0]).toBeGreaterThan(0);
+    expect(gossipAt[1] - gossipAt[0]).toBeLessThanOrEqual(cfg.gossipInterval);
+    for (let i = 2; i < gossipAt.length; i++)
+      expect(gossipAt[i] - gossipAt[i - 1]).toBeCloseTo(cfg.gossipInterval, 6);
+    expect(h.core('d').member('a')?.meta.tags).toEqual({ role: 'db' });
+  });
 });
