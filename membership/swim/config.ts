@@ -71,7 +71,8 @@ export interface SwimConfig {
   retransmitMult: number;
   /**
    * Time between two gossip rounds. Each round sends queued updates to `gossipNodes` random live
-   * (or recently dead) members; nothing is sent when the queue is empty. lan 200 ms, wan 500 ms.
+   * (or recently dead) members. With the queue empty there is no round and no timer for it; news
+   * queued then goes out at once and the rounds go on at the next slots. lan 200 ms, wan 500 ms.
    */
   gossipInterval: number;
   /** Members gossiped to per round. lan 3, wan 4. */
