@@ -13,7 +13,14 @@ import { createCapabilities, type Capability } from './capabilities.js';
 import type { AgentConfig } from './config/schema.js';
 import { formatHostPort } from './host-port.js';
 import { DnsServer } from './dns/server.js';
-import { ConfigError, DataDirLockedError, ListenError, fileErrorReason } from './errors.js';
+import {
+  ConfigError,
+  DataCorruptedError,
+  DataDirLockedError,
+  ListenError,
+  fileErrorReason,
+  levelCorruption,
+} from './errors.js';
 import { agentRoutes } from './http/routes/agent.js';
 import { Router } from './http/router.js';
 import { HttpApiServer } from './http/server.js';
@@ -156,6 +163,10 @@ export class Agent {
     } catch (err) {
       await this.#shutdown(false).catch(() => {});
       this.#state = 'stopped';
+      // LevelDB's own text names no file and no way out (it was all an operator saw)
+      const corruption = levelCorruption(err);
+      if (corruption !== undefined)
+        throw new DataCorruptedError(this.dataDir, corruption, { cause: err });
       throw err;
     }
     this.#state = 'running';

@@ -79,6 +79,32 @@ export class DataDirLockedError extends EdgeswarmError {
 }
 
 /**
+ * LevelDB found a database in the data directory corrupted (a bad block, table or manifest) while
+ * the agent started. The CLI exits 1 with what to do. Restoring the directory from a copy is not
+ * among the options: see docs/operations.md ("A data directory restored from an older copy").
+ */
+export class DataCorruptedError extends EdgeswarmError {
+  constructor(dir: string, detail: string, options?: ErrorOptions) {
+    super(
+      'data_corrupted',
+      `a database in the data directory ${dir} is corrupted (${detail}). Keep a copy of the directory for a bug report, then start this agent with an empty data directory holding only the cluster key: it joins as a new member and takes the cluster's state and its images back from its peers; what only it had (KV writes no peer had received, services registered through its API) is lost`,
+      options,
+    );
+    this.name = 'DataCorruptedError';
+  }
+}
+
+/** LevelDB's "Corruption: ..." text if `err` (or an error it was caused by) is a corruption. */
+export function levelCorruption(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'LEVEL_CORRUPTION' || e.message.startsWith('Corruption:'))
+      return e.message.split('\n')[0];
+  }
+  return undefined;
+}
+
+/**
  * A listen address could not be bound (in use, not an address of this host). Made from libp2p's
  * error, whose text is several lines with stack frames, as one line per address.
  */

@@ -2,7 +2,15 @@
 // SIGKILL, bad input (flags, config, HTTP) answered clearly.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -275,6 +283,43 @@ describe('bad input', () => {
       ]);
     } finally {
       busy.close();
+    }
+  });
+
+  it('a corrupted database in the data directory is one line saying what to do, exit 1', async () => {
+    // LevelDB's own "Corruption: ..." was all an operator got: no file named, no way out
+    for (const part of ['manifest', 'table'] as const) {
+      const dir = cluster.current.dataDir(`corrupt-${part}`);
+      const db = join(dir, 'db');
+      // written, closed and opened again: the reopen turns the log into a table file
+      for (let round = 0; round < 2; round++) {
+        const s = await LevelStore.open(db);
+        if (round === 0) {
+          const m = s.namespace('membership');
+          await m.put('incarnation', new TextEncoder().encode('5'));
+          for (let i = 0; i < 100; i++) await m.put(`pad${i}`, new Uint8Array(100).fill(i));
+        }
+        await s.close();
+      }
+      const files = readdirSync(db);
+      const victim =
+        part === 'manifest'
+          ? files.find((f) => f.startsWith('MANIFEST-'))
+          : files.find((f) => f.endsWith('.ldb'));
+      expect(victim, files.join(' ')).toBeDefined();
+      const path = join(db, victim!);
+      writeFileSync(path, Buffer.alloc(statSync(path).size, 0x5a));
+      const r = runCli([
+        'agent',
+        ...['--data', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', 'off', '--dns', 'off'],
+        ...['--log-level', 'error'],
+      ]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(
+        `edgeswarm: a database in the data directory ${dir} is corrupted (Corruption: `,
+      );
+      expect(r.stderr).toContain('start this agent with an empty data directory');
     }
   });
 
