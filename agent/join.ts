@@ -113,6 +113,12 @@ export function describeJoinError(err: Error): string {
   const code =
     (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED') return 'connection refused (nothing listens there)';
+  // ours (private-network.ts), perhaps as the cause of libp2p's dial error
+  const ours = [err, err.cause as Error | undefined];
+  if (ours.some((e) => e?.name === 'ClusterKeyMismatchError'))
+    return 'the agent there has another cluster key (or an edgeswarm version without the key check)';
+  const text = ours.find((e) => e?.name === 'NotAnAgentError');
+  if (text) return `the handshake failed: ${text.message}`;
   if (
     err.name === 'UnexpectedPeerError' ||
     /does not match expected remote identity/.test(err.message)

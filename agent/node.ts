@@ -81,7 +81,7 @@ export interface NodeOptions {
   listen: string[];
   /** Maximum open connections before the connection manager prunes (default 1000). */
   maxConnections?: number;
-  /** Dial timeout in ms (default 5000): a peer with another cluster key hangs until this. */
+  /** Dial timeout in ms (default 5000): a peer that never answers hangs until this. */
   dialTimeout?: number;
 }
 

@@ -11,9 +11,14 @@
 //   3. Every byte after that is XORed with ChaCha20(key, IV = 16 zero bytes): a fresh random key
 //      per connection and direction, so a keystream is never reused. (OpenSSL carries the block
 //      counter into the next IV word, so a direction is good for far more than 256 GiB.)
-// Like pnet there is no MAC here: integrity and peer authentication are Noise's job above. A peer
-// with another key produces garbage that Noise rejects; the dial then fails or times out.
-import { createCipheriv, createHmac, randomBytes, type Cipher } from 'node:crypto';
+//   4. Each side sends KEY_CHECK, a known 16-byte text, as its first encrypted bytes, and reads
+//      the other's: a peer with another key (or a version before this check) decrypts to other
+//      bytes, and the connection ends at once with ClusterKeyMismatchError. Before the check,
+//      Noise got the garbage: its dial failed, or waited 5 s for a message of a garbage length,
+//      and the error could not tell a wrong key from something else on the port.
+// Like pnet there is no MAC here: integrity and peer authentication are Noise's job above. The
+// check costs half a round trip per connection and proves only that the peer holds the key.
+import { createCipheriv, createHmac, randomBytes, timingSafeEqual, type Cipher } from 'node:crypto';
 import type {
   AbortOptions,
   ConnectionProtector,
@@ -28,6 +33,32 @@ type Bytes = Uint8Array | { byteLength: number; [Symbol.iterator](): Iterator<Ui
 
 export const NONCE_LENGTH = 24;
 const LABEL = Buffer.from('edgeswarm pnet 1');
+/** The first 16 plaintext bytes each side sends (step 4 above). */
+export const KEY_CHECK = Buffer.from('edgeswarm key ok');
+
+/** The peer's first encrypted bytes were not KEY_CHECK: it holds another cluster key. */
+export class ClusterKeyMismatchError extends Error {
+  constructor() {
+    super('the peer has another cluster key (or runs an edgeswarm version without the key check)');
+    this.name = 'ClusterKeyMismatchError';
+  }
+}
+
+/** What came instead of a nonce was text (an HTTP server, say): no edgeswarm agent is there. */
+export class NotAnAgentError extends Error {
+  /** The start of what it sent. */
+  readonly answer: string;
+  constructor(answer: string) {
+    super(`not an edgeswarm agent (it answered ${JSON.stringify(answer)})`);
+    this.name = 'NotAnAgentError';
+    this.answer = answer;
+  }
+}
+
+/** Whether `b` is all printable ASCII or whitespace: 40 random bytes never are (~1e-21). */
+function isText(b: Uint8Array): boolean {
+  return b.every((c) => (c >= 0x20 && c < 0x7f) || c === 0x09 || c === 0x0a || c === 0x0d);
+}
 const ZERO_IV = Buffer.alloc(16);
 /** Time allowed for the nonce exchange when libp2p passes no signal (ms). */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
@@ -146,11 +177,26 @@ class ClusterKeyProtector implements ConnectionProtector {
       : [remoteNonce, localNonce];
     const dialerKey = directionKey(this.#psk, 'dialer', dialerNonce, listenerNonce);
     const listenerKey = directionKey(this.#psk, 'listener', dialerNonce, listenerNonce);
-    log('exchanged nonces');
+    const outbound = keystream(dialer ? dialerKey : listenerKey);
+    const inbound = keystream(dialer ? listenerKey : dialerKey);
+    const [check] = await Promise.all([
+      bytes.read({ bytes: KEY_CHECK.length, signal }),
+      bytes.write(outbound.update(KEY_CHECK), { signal }),
+    ]);
+    const checkBytes = check.subarray();
+    if (!timingSafeEqual(inbound.update(checkBytes), KEY_CHECK)) {
+      const seen = Buffer.concat([remoteNonce, checkBytes]);
+      const err = isText(seen)
+        ? new NotAnAgentError(seen.toString('latin1').split(/\r?\n/)[0])
+        : new ClusterKeyMismatchError();
+      connection.abort(err);
+      throw err;
+    }
+    log('exchanged nonces; the peer holds the cluster key');
     return new PrivateConnection({
       maConn: bytes.unwrap(),
-      outbound: keystream(dialer ? dialerKey : listenerKey),
-      inbound: keystream(dialer ? listenerKey : dialerKey),
+      outbound,
+      inbound,
       direction: connection.direction,
       log,
     });

@@ -122,7 +122,7 @@ describe('membership over libp2p', () => {
     const msg = (res.json as { error: { message: string } }).error.message;
     // an HTTP server there was "Message length length too long - 7 > 2" or "Missing newline"
     expect(msg).toContain(
-      `${api.hostname}:${api.port}: the handshake failed: not an edgeswarm agent there, or one with another cluster key`,
+      `${api.hostname}:${api.port}: the handshake failed: not an edgeswarm agent (it answered "HTTP/1.1 400 Bad Request")`,
     );
     // "Payload identity key ... does not match expected remote identity key ..."
     expect(msg).toContain(`${wrongId}: the agent there has another peer id than the address names`);

@@ -1,14 +1,18 @@
 // The cluster-key layer under Noise (agent/private-network.ts), on an in-memory connection pair:
-// bytes round-trip with the same key, never cross in clear, and a peer with another key reads
-// garbage.
-import { createCipheriv } from 'node:crypto';
+// bytes round-trip with the same key, never cross in clear, and a peer with another key is
+// refused at the key check.
+import { createCipheriv, randomBytes } from 'node:crypto';
 import type { MultiaddrConnection } from '@libp2p/interface';
 import { byteStream, multiaddrConnectionPair } from '@libp2p/utils';
 import { describe, expect, it } from 'vitest';
 import { generateClusterKey, parseClusterKey } from '../../../agent/identity.js';
+import { describeJoinError } from '../../../agent/join.js';
 import {
+  ClusterKeyMismatchError,
+  KEY_CHECK,
   KEY_LENGTH,
   NONCE_LENGTH,
+  NotAnAgentError,
   clusterKeyProtector,
   directionKey,
 } from '../../../agent/private-network.js';
@@ -48,13 +52,14 @@ describe('private network (cluster key layer)', () => {
     expect(Buffer.from((await b.read({ bytes: hello.length })).subarray())).toEqual(hello);
     await b.write(reply);
     expect(Buffer.from((await a.read({ bytes: reply.length })).subarray())).toEqual(reply);
-    // what crossed: a 24-byte nonce, then ciphertext of the same length as the plaintext
+    // what crossed: a 24-byte nonce, then ciphertext of the key check and the plaintext
     const sent = toListener();
-    expect(sent.length).toBe(NONCE_LENGTH + hello.length);
+    expect(sent.length).toBe(NONCE_LENGTH + KEY_CHECK.length + hello.length);
     expect(sent.includes(Buffer.from('hello'))).toBe(false);
+    expect(sent.includes(KEY_CHECK)).toBe(false);
     const back = toDialer();
-    expect(back.length).toBe(NONCE_LENGTH + reply.length);
-    expect(back.subarray(NONCE_LENGTH).equals(reply)).toBe(false);
+    expect(back.length).toBe(NONCE_LENGTH + KEY_CHECK.length + reply.length);
+    expect(back.subarray(NONCE_LENGTH).includes(reply)).toBe(false);
     // and it is exactly ChaCha20 under each direction's own key (so the two directions never
     // share a keystream)
     const dialerNonce = sent.subarray(0, NONCE_LENGTH);
@@ -65,16 +70,51 @@ describe('private network (cluster key layer)', () => {
         directionKey(k, sender, dialerNonce, listenerNonce),
         Buffer.alloc(16),
       ).update(data);
-    expect(sent.subarray(NONCE_LENGTH).equals(xor('dialer', hello))).toBe(true);
-    expect(back.subarray(NONCE_LENGTH).equals(xor('listener', reply))).toBe(true);
+    const sealed = (sender: 'dialer' | 'listener', data: Buffer) =>
+      xor(sender, Buffer.concat([KEY_CHECK, data]));
+    expect(sent.subarray(NONCE_LENGTH).equals(sealed('dialer', hello))).toBe(true);
+    expect(back.subarray(NONCE_LENGTH).equals(sealed('listener', reply))).toBe(true);
   });
 
-  it('a peer with another cluster key reads garbage', async () => {
-    const { a, b } = await protectPair(key(), key());
-    const hello = Buffer.from('a secret for members only');
-    await a.write(hello);
-    const got = Buffer.from((await b.read({ bytes: hello.length })).subarray());
-    expect(got.equals(hello)).toBe(false);
+  it('a peer with another cluster key is refused at once by both sides, as a key mismatch', async () => {
+    // before the key check Noise got garbage, and a dial could wait 5 s for a garbage length
+    const [outbound, inbound] = multiaddrConnectionPair();
+    const t0 = Date.now();
+    const results = await Promise.allSettled([
+      clusterKeyProtector(key())().protect(outbound),
+      clusterKeyProtector(key())().protect(inbound),
+    ]);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ClusterKeyMismatchError);
+    }
+    expect(outbound.status).not.toBe('open');
+    expect(inbound.status).not.toBe('open');
+    expect(describeJoinError(new ClusterKeyMismatchError())).toMatch(/another cluster key/);
+  });
+
+  it('text instead of a nonce is said to be no agent, with the first line of it', async () => {
+    const [outbound, inbound] = multiaddrConnectionPair();
+    const server = byteStream(inbound);
+    const dial = clusterKeyProtector(key())().protect(outbound);
+    await server.write(Buffer.from('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
+    const err = await dial.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(NotAnAgentError);
+    expect(describeJoinError(err!)).toBe(
+      'the handshake failed: not an edgeswarm agent (it answered "HTTP/1.1 400 Bad Request")',
+    );
+  });
+
+  it('a peer that sends anything but the key check first is refused (a version without it)', async () => {
+    const [outbound, inbound] = multiaddrConnectionPair();
+    const raw = byteStream(outbound);
+    const listener = clusterKeyProtector(key())().protect(inbound);
+    await raw.write(randomBytes(NONCE_LENGTH + KEY_CHECK.length));
+    await expect(listener).rejects.toBeInstanceOf(ClusterKeyMismatchError);
   });
 
   it('each direction and each connection has its own key', () => {
