@@ -105,6 +105,31 @@ export function levelCorruption(err: unknown): string | undefined {
 }
 
 /**
+ * The cluster-key layer's check failed (agent/private-network.ts): the peer's first encrypted
+ * bytes were not KEY_CHECK, so it holds another cluster key.
+ */
+export class ClusterKeyMismatchError extends EdgeswarmError {
+  constructor() {
+    super(
+      'cluster_key_mismatch',
+      'the peer has another cluster key (or runs an edgeswarm version without the key check)',
+    );
+    this.name = 'ClusterKeyMismatchError';
+  }
+}
+
+/** What came instead of a nonce was text (an HTTP server, say): no edgeswarm agent is there. */
+export class NotAnAgentError extends EdgeswarmError {
+  /** The first line of what it sent. */
+  readonly answer: string;
+  constructor(answer: string) {
+    super('not_an_agent', `not an edgeswarm agent (it answered ${JSON.stringify(answer)})`);
+    this.name = 'NotAnAgentError';
+    this.answer = answer;
+  }
+}
+
+/**
  * A listen address could not be bound (in use, not an address of this host). Made from libp2p's
  * error, whose text is several lines with stack frames, as one line per address.
  */

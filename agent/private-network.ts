@@ -27,6 +27,7 @@ import type {
 } from '@libp2p/interface';
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils';
 import type { Logger } from '@libp2p/interface';
+import { ClusterKeyMismatchError, NotAnAgentError } from './errors.js';
 
 /** What libp2p hands over: a Uint8Array or a Uint8ArrayList (iterable of Uint8Arrays). */
 type Bytes = Uint8Array | { byteLength: number; [Symbol.iterator](): Iterator<Uint8Array> };
@@ -36,32 +37,14 @@ const LABEL = Buffer.from('edgeswarm pnet 1');
 /** The first 16 plaintext bytes each side sends (step 4 above). */
 export const KEY_CHECK = Buffer.from('edgeswarm key ok');
 
-/** The peer's first encrypted bytes were not KEY_CHECK: it holds another cluster key. */
-export class ClusterKeyMismatchError extends Error {
-  constructor() {
-    super('the peer has another cluster key (or runs an edgeswarm version without the key check)');
-    this.name = 'ClusterKeyMismatchError';
-  }
-}
-
-/** What came instead of a nonce was text (an HTTP server, say): no edgeswarm agent is there. */
-export class NotAnAgentError extends Error {
-  /** The start of what it sent. */
-  readonly answer: string;
-  constructor(answer: string) {
-    super(`not an edgeswarm agent (it answered ${JSON.stringify(answer)})`);
-    this.name = 'NotAnAgentError';
-    this.answer = answer;
-  }
-}
+const ZERO_IV = Buffer.alloc(16);
+/** Time allowed for the nonce exchange when libp2p passes no signal (ms). */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 
 /** Whether `b` is all printable ASCII or whitespace: 40 random bytes never are (~1e-21). */
 function isText(b: Uint8Array): boolean {
   return b.every((c) => (c >= 0x20 && c < 0x7f) || c === 0x09 || c === 0x0a || c === 0x0d);
 }
-const ZERO_IV = Buffer.alloc(16);
-/** Time allowed for the nonce exchange when libp2p passes no signal (ms). */
-const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 
 /** Bytes in a cluster key. */
 export const KEY_LENGTH = 32;

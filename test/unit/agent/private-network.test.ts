@@ -6,13 +6,12 @@ import type { MultiaddrConnection } from '@libp2p/interface';
 import { byteStream, multiaddrConnectionPair } from '@libp2p/utils';
 import { describe, expect, it } from 'vitest';
 import { generateClusterKey, parseClusterKey } from '../../../agent/identity.js';
+import { ClusterKeyMismatchError, NotAnAgentError } from '../../../agent/errors.js';
 import { describeJoinError } from '../../../agent/join.js';
 import {
-  ClusterKeyMismatchError,
   KEY_CHECK,
   KEY_LENGTH,
   NONCE_LENGTH,
-  NotAnAgentError,
   clusterKeyProtector,
   directionKey,
 } from '../../../agent/private-network.js';
