@@ -45,11 +45,6 @@ export const CATALOG_SYNC_TIMEOUT_MS = 5_000;
  */
 export const CATALOG_SYNC_MAX_EXCHANGES = 8;
 
-/** What one anti-entropy round has pushed and been sent so far (node ids). */
-interface RoundProgress {
-  pushed: Set<string>;
-  asked: Set<string>;
-}
 /** Time allowed for a DHT lookup of an unknown service name (ms). */
 export const CATALOG_DHT_LOOKUP_TIMEOUT_MS = 2_000;
 /**
@@ -105,6 +100,12 @@ export async function serviceKey(name: string): Promise<CID> {
     0x55,
     await sha256.digest(new TextEncoder().encode(`/edgeswarm/service/${name}`)),
   );
+}
+
+/** What one anti-entropy round has pushed and been sent so far (node ids). */
+interface RoundProgress {
+  pushed: Set<string>;
+  asked: Set<string>;
 }
 
 export class CatalogReplication {
@@ -356,10 +357,7 @@ export class CatalogReplication {
    * One exchange: `done` when it went through, `more` when either side left catalogs out for size
    * (and sent some), `failed` otherwise.
    */
-  async #exchange(
-    target: string,
-    round: RoundProgress = { pushed: new Set(), asked: new Set() },
-  ): Promise<'done' | 'more' | 'failed'> {
+  async #exchange(target: string, round: RoundProgress): Promise<'done' | 'more' | 'failed'> {
     if (!this.#started) return 'failed';
     const signal = AbortSignal.any([
       this.#controller.signal,

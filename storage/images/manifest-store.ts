@@ -115,10 +115,16 @@ function tombstoneKey(name: string, tag: string): string {
   return `t:${name}:${tag}`;
 }
 
-/** Splits "m:name:tag:version" into its parts. */
+/** Splits "m:name:tag:version" into its parts (names and tags hold no ':'). */
 function parseVersionKey(key: string): { name: string; tag: string; version: number } {
   const [, name, tag, v] = key.split(':');
   return { name, tag, version: Number(v) };
+}
+
+/** Splits "t:name:tag" into its parts. */
+function parseTombstoneKey(key: string): { name: string; tag: string } {
+  const [, name, tag] = key.split(':');
+  return { name, tag };
 }
 
 export class ManifestStore {
@@ -278,18 +284,14 @@ export class ManifestStore {
    * pushes next. Run at start. Returns how many records went.
    */
   async purgeAllAhead(): Promise<number> {
-    const groups = new Set<string>();
-    for await (const k of this.#kv.keys({ prefix: 'm:' })) {
-      const { name, tag } = parseVersionKey(k);
-      groups.add(`${name}:${tag}`);
-    }
-    for await (const k of this.#kv.keys({ prefix: 't:' })) groups.add(k.slice(2));
+    const groups = new Map<string, { name: string; tag: string }>();
+    const add = ({ name, tag }: { name: string; tag: string }) =>
+      groups.set(`${name}:${tag}`, { name, tag });
+    for await (const k of this.#kv.keys({ prefix: 'm:' })) add(parseVersionKey(k));
+    for await (const k of this.#kv.keys({ prefix: 't:' })) add(parseTombstoneKey(k));
     let purged = 0;
-    for (const g of groups) {
-      const i = g.indexOf(':');
-      const [name, tag] = [g.slice(0, i), g.slice(i + 1)];
-      purged += (await this.#lock.run(g, () => this.#purgeAhead(name, tag))).purged;
-    }
+    for (const [lockKey, { name, tag }] of groups)
+      purged += (await this.#lock.run(lockKey, () => this.#purgeAhead(name, tag))).purged;
     return purged;
   }
 
