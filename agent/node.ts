@@ -64,6 +64,16 @@ export const INBOUND_LIMITS = {
   inboundUpgradeTimeout: 5_000,
 } as const;
 
+/**
+ * Connections the kernel may hold completed but not yet accepted by the agent (listen backlog;
+ * Node's default 511, capped by net.core.somaxconn, 4096 on current kernels). Past it the kernel
+ * drops the client's final ACK and the connection waits for a SYN-ACK retransmission (1 s, 3 s,
+ * 7 s...): a burst of 1,050 connections from one host, with the agent short of CPU, overflowed
+ * 511 about 540 times per burst and left connections unanswered for over 4 s. Refusing them is
+ * the gates' job (INBOUND_LIMITS, inbound-gate.ts), which needs them accepted first.
+ */
+export const TCP_BACKLOG = 4096;
+
 export interface NodeServices {
   identify: Identify;
   ping: Ping;
@@ -90,7 +100,7 @@ export async function createNode(opts: NodeOptions): Promise<EdgeNode> {
     privateKey: opts.privateKey,
     start: false,
     addresses: { listen: opts.listen.map((a) => toMultiaddr(a).toString()) },
-    transports: [tcp()],
+    transports: [tcp({ backlog: TCP_BACKLOG })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionProtector: clusterKeyProtector(opts.psk),
