@@ -105,8 +105,8 @@ export function levelCorruption(err: unknown): string | undefined {
 }
 
 /**
- * The cluster-key layer's check failed (agent/private-network.ts): the peer's first encrypted
- * bytes were not KEY_CHECK, so it holds another cluster key.
+ * The cluster-key layer's check failed (agent/private-network.ts): the key proof after the peer's
+ * nonce was not its proof under our key, so it holds another cluster key.
  */
 export class ClusterKeyMismatchError extends EdgeswarmError {
   constructor() {

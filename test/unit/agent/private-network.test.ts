@@ -9,11 +9,12 @@ import { generateClusterKey, parseClusterKey } from '../../../agent/identity.js'
 import { ClusterKeyMismatchError, NotAnAgentError } from '../../../agent/errors.js';
 import { describeJoinError } from '../../../agent/join.js';
 import {
-  KEY_CHECK,
   KEY_LENGTH,
   NONCE_LENGTH,
+  PROOF_LENGTH,
   clusterKeyProtector,
   directionKey,
+  keyProof,
 } from '../../../agent/private-network.js';
 
 const key = (): Uint8Array => parseClusterKey(generateClusterKey(), 'test');
@@ -51,28 +52,49 @@ describe('private network (cluster key layer)', () => {
     expect(Buffer.from((await b.read({ bytes: hello.length })).subarray())).toEqual(hello);
     await b.write(reply);
     expect(Buffer.from((await a.read({ bytes: reply.length })).subarray())).toEqual(reply);
-    // what crossed: a 24-byte nonce, then ciphertext of the key check and the plaintext
+    // what crossed: a hello (24-byte nonce and the sender's key proof of it), then ciphertext
+    const HELLO = NONCE_LENGTH + PROOF_LENGTH;
     const sent = toListener();
-    expect(sent.length).toBe(NONCE_LENGTH + KEY_CHECK.length + hello.length);
+    expect(sent.length).toBe(HELLO + hello.length);
     expect(sent.includes(Buffer.from('hello'))).toBe(false);
-    expect(sent.includes(KEY_CHECK)).toBe(false);
     const back = toDialer();
-    expect(back.length).toBe(NONCE_LENGTH + KEY_CHECK.length + reply.length);
-    expect(back.subarray(NONCE_LENGTH).includes(reply)).toBe(false);
-    // and it is exactly ChaCha20 under each direction's own key (so the two directions never
-    // share a keystream)
+    expect(back.length).toBe(HELLO + reply.length);
+    expect(back.subarray(HELLO).includes(reply)).toBe(false);
     const dialerNonce = sent.subarray(0, NONCE_LENGTH);
     const listenerNonce = back.subarray(0, NONCE_LENGTH);
-    const xor = (sender: 'dialer' | 'listener', data: Buffer) =>
+    expect(sent.subarray(NONCE_LENGTH, HELLO).equals(keyProof(k, 'dialer', dialerNonce))).toBe(
+      true,
+    );
+    expect(back.subarray(NONCE_LENGTH, HELLO).equals(keyProof(k, 'listener', listenerNonce))).toBe(
+      true,
+    );
+    // and the rest is exactly ChaCha20 under each direction's own key (so the two directions
+    // never share a keystream)
+    const sealed = (sender: 'dialer' | 'listener', data: Buffer) =>
       createCipheriv(
         'chacha20',
         directionKey(k, sender, dialerNonce, listenerNonce),
         Buffer.alloc(16),
       ).update(data);
-    const sealed = (sender: 'dialer' | 'listener', data: Buffer) =>
-      xor(sender, Buffer.concat([KEY_CHECK, data]));
-    expect(sent.subarray(NONCE_LENGTH).equals(sealed('dialer', hello))).toBe(true);
-    expect(back.subarray(NONCE_LENGTH).equals(sealed('listener', reply))).toBe(true);
+    expect(sent.subarray(HELLO).equals(sealed('dialer', hello))).toBe(true);
+    expect(back.subarray(HELLO).equals(sealed('listener', reply))).toBe(true);
+  });
+
+  it('the hello needs no answer first: each side sends it before reading anything', async () => {
+    // pnet 1 sent its key check only after reading the peer's nonce, half a round trip more per
+    // dial; a listener's hello now goes out even if the dialer has not said a word
+    const [outbound, inbound] = multiaddrConnectionPair();
+    const toDialer = tap(inbound);
+    const k = key();
+    const listener = clusterKeyProtector(k)().protect(inbound);
+    await new Promise((r) => setTimeout(r, 20));
+    const said = toDialer();
+    expect(said.length).toBe(NONCE_LENGTH + PROOF_LENGTH);
+    expect(
+      said.subarray(NONCE_LENGTH).equals(keyProof(k, 'listener', said.subarray(0, NONCE_LENGTH))),
+    ).toBe(true);
+    outbound.abort(new Error('done'));
+    await listener.catch(() => undefined);
   });
 
   it('a peer with another cluster key is refused at once by both sides, as a key mismatch', async () => {
@@ -108,12 +130,23 @@ describe('private network (cluster key layer)', () => {
     );
   });
 
-  it('a peer that sends anything but the key check first is refused (a version without it)', async () => {
+  it('a peer that sends anything but a key proof of its nonce is refused (a version without it)', async () => {
     const [outbound, inbound] = multiaddrConnectionPair();
     const raw = byteStream(outbound);
     const listener = clusterKeyProtector(key())().protect(inbound);
-    await raw.write(randomBytes(NONCE_LENGTH + KEY_CHECK.length));
+    await raw.write(randomBytes(NONCE_LENGTH + PROOF_LENGTH));
     await expect(listener).rejects.toBeInstanceOf(ClusterKeyMismatchError);
+  });
+
+  it('a hello echoed back is refused: the proof is bound to the role', async () => {
+    const k = key();
+    const [outbound, inbound] = multiaddrConnectionPair();
+    const toListener = tap(outbound);
+    const echo = byteStream(inbound);
+    const dial = clusterKeyProtector(k)().protect(outbound);
+    await new Promise((r) => setTimeout(r, 20));
+    await echo.write(toListener()); // the dialer's own nonce and proof
+    await expect(dial).rejects.toBeInstanceOf(ClusterKeyMismatchError);
   });
 
   it('each direction and each connection has its own key', () => {
