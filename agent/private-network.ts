@@ -54,33 +54,30 @@ function isText(b: Uint8Array): boolean {
 /** Bytes in a cluster key. */
 export const KEY_LENGTH = 32;
 
+type Role = 'dialer' | 'listener';
+
+/** HMAC-SHA256(psk, label || role byte || parts...): role 0x01 for the dialer, 0x02 the listener. */
+function roleMac(psk: Uint8Array, label: Buffer, sender: Role, ...parts: Uint8Array[]): Buffer {
+  const mac = createHmac('sha256', psk)
+    .update(label)
+    .update(Buffer.of(sender === 'dialer' ? 1 : 2));
+  for (const p of parts) mac.update(p);
+  return mac.digest();
+}
+
 /** The key for one direction of a connection (exported for tests). */
 export function directionKey(
   psk: Uint8Array,
-  sender: 'dialer' | 'listener',
+  sender: Role,
   dialerNonce: Uint8Array,
   listenerNonce: Uint8Array,
 ): Buffer {
-  return createHmac('sha256', psk)
-    .update(LABEL)
-    .update(Buffer.of(sender === 'dialer' ? 1 : 2))
-    .update(dialerNonce)
-    .update(listenerNonce)
-    .digest();
+  return roleMac(psk, LABEL, sender, dialerNonce, listenerNonce);
 }
 
 /** The key proof `sender` sends after its `nonce` (exported for tests). */
-export function keyProof(
-  psk: Uint8Array,
-  sender: 'dialer' | 'listener',
-  nonce: Uint8Array,
-): Buffer {
-  return createHmac('sha256', psk)
-    .update(PROOF_LABEL)
-    .update(Buffer.of(sender === 'dialer' ? 1 : 2))
-    .update(nonce)
-    .digest()
-    .subarray(0, PROOF_LENGTH);
+export function keyProof(psk: Uint8Array, sender: Role, nonce: Uint8Array): Buffer {
+  return roleMac(psk, PROOF_LABEL, sender, nonce).subarray(0, PROOF_LENGTH);
 }
 
 function keystream(key: Buffer): Cipher {
