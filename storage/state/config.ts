@@ -75,11 +75,13 @@ export const GC_BATCH = 1024;
 export const WRITE_GROUP_MAX = 1024;
 
 /**
- * How far above this node's own last write a peer's claim to have versions of this node's origin
- * is followed. Unit: versions. Default 2^20 (1,048,576). A claim above the last write proves that
- * someone made records in this node's name (or that this data directory was restored from an older
- * copy): this node marks those versions as had (cleared) so that its next writes take versions
- * above them, which the claimants lack and will fetch, instead of versions they wrongly believe
- * they have. Claims further ahead are ignored, so a claim cannot use up this node's versions.
+ * How far above this node's own last version a peer's claim to have versions of this node's
+ * origin is followed. Unit: versions. Default 2^20 (1,048,576). A claim above the last version
+ * proves that this data directory was restored from an older copy (its later writes are out
+ * there) or that someone made records in this node's name: this node's next writes take versions
+ * above the claim, which the claimants lack and will fetch, instead of versions they believe they
+ * have; the claimed records themselves it fetches and takes like any others (every other member
+ * takes them too). Records and claims further ahead are ignored, so a claim cannot use up this
+ * node's versions; one batch or summary moves the next version by at most this much.
  */
 export const MAX_OWN_CLAIM_AHEAD = 1 << 20;

@@ -5,6 +5,8 @@
 //   t\0<origin>\0<seq:hex14> -> wall varint + <key>: the tombstones (index for garbage collection)
 //   h\0<origin>              -> range set: the versions of <origin> this node has (held or cleared)
 //   m\0hlc                   -> 8 bytes: the HLC high-water mark (never issue below it again)
+//   m\0own                   -> varint: the highest version of this node's own origin a peer
+//                               claimed (its next write goes above it and above every one it had)
 //
 // A version is held iff it has a v\0 entry; cleared versions are had minus held. Every change to
 // these keys is made in one KvStore batch, so a crash leaves them consistent.
@@ -18,6 +20,7 @@ export const HELD_PREFIX = 'v\0';
 export const TOMBSTONE_PREFIX = 't\0';
 export const HAD_PREFIX = 'h\0';
 export const HLC_KEY = 'm\0hlc';
+export const OWN_FLOOR_KEY = 'm\0own';
 
 const RECORD_FORMAT = 1;
 const encoder = new TextEncoder();
@@ -123,6 +126,20 @@ export function decodeTombstoneEntry(bytes: Uint8Array): { wall: number; key: st
     return { wall, key: decoder.decode(bytes.subarray(r.offset)) };
   } catch (err) {
     throw new CorruptDataError(`tombstone index: ${(err as Error).message}`);
+  }
+}
+
+export function encodeOwnFloor(seq: number): Uint8Array {
+  const w = new ByteWriter(10);
+  w.uint(seq);
+  return w.finish();
+}
+
+export function decodeOwnFloor(bytes: Uint8Array): number {
+  try {
+    return new ByteReader(bytes).uint();
+  } catch (err) {
+    throw new CorruptDataError(`own version floor: ${(err as Error).message}`);
   }
 }
 

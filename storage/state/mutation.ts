@@ -5,11 +5,13 @@ import type { BatchOp } from '../kv/index.js';
 import { hlcToBytes, type Hlc } from './hlc.js';
 import {
   encodeKeyBytes,
+  encodeOwnFloor,
   encodeStoredRecord,
   encodeTombstoneEntry,
   hadKey,
   heldKey,
   HLC_KEY,
+  OWN_FLOOR_KEY,
   recordKey,
   tombstoneKey,
 } from './layout.js';
@@ -23,6 +25,11 @@ export interface Bookkeeping {
   held: VersionVector;
   liveKeys: number;
   tombstones: number;
+  /**
+   * The highest version of this node's own origin that a peer claimed to have (0 if none above
+   * what it had): its next write takes a version above this and above every one it had.
+   */
+  ownFloor: number;
 }
 
 export class Mutation {
@@ -33,6 +40,7 @@ export class Mutation {
   readonly #current = new Map<string, StateRecord | undefined>();
   #live = 0;
   #tombs = 0;
+  #ownFloor: number | undefined;
 
   constructor(base: Bookkeeping) {
     this.#base = base;
@@ -40,7 +48,7 @@ export class Mutation {
 
   /** True if nothing is to be written. */
   get isEmpty(): boolean {
-    return this.ops.length === 0 && this.#had.size === 0;
+    return this.ops.length === 0 && this.#had.size === 0 && this.#ownFloor === undefined;
   }
 
   #hadSet(origin: string): RangeSet {
@@ -59,6 +67,19 @@ export class Mutation {
   /** The largest version of `origin` had, counting this mutation. */
   maxVersion(origin: string): number {
     return (this.#had.get(origin) ?? this.#base.had.get(origin))?.max ?? 0;
+  }
+
+  /** The highest version of `origin` (this node's own) taken: had or claimed by a peer. */
+  lastOwnVersion(origin: string): number {
+    return Math.max(this.maxVersion(origin), this.#ownFloor ?? this.#base.ownFloor);
+  }
+
+  /** Raises the own-version floor to `seq` (a peer's claim); returns by how much. */
+  raiseOwnFloor(origin: string, seq: number): number {
+    const last = this.lastOwnVersion(origin);
+    if (seq <= last) return 0;
+    this.#ownFloor = seq;
+    return seq - last;
   }
 
   markHad(origin: string, seq: number): void {
@@ -130,6 +151,8 @@ export class Mutation {
     }
     if (hlcMark !== undefined)
       this.ops.push({ type: 'put', key: HLC_KEY, value: hlcToBytes(hlcMark) });
+    if (this.#ownFloor !== undefined)
+      this.ops.push({ type: 'put', key: OWN_FLOOR_KEY, value: encodeOwnFloor(this.#ownFloor) });
     return this.ops;
   }
 
@@ -143,5 +166,6 @@ export class Mutation {
     }
     b.liveKeys += this.#live;
     b.tombstones += this.#tombs;
+    if (this.#ownFloor !== undefined) b.ownFloor = this.#ownFloor;
   }
 }

@@ -32,6 +32,8 @@ import {
   HAD_PREFIX,
   HELD_PREFIX,
   HLC_KEY,
+  OWN_FLOOR_KEY,
+  decodeOwnFloor,
   parseVersionKey,
   RECORD_PREFIX,
   recordKey,
@@ -115,11 +117,13 @@ export class StateStore {
       maxDriftMs: opts.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS,
       last: mark === undefined ? undefined : decodeHlcMark(mark),
     });
+    const floor = await kv.get(OWN_FLOOR_KEY);
     const book: Bookkeeping = {
       had: new VersionVector(),
       held: new VersionVector(),
       liveKeys: 0,
       tombstones: 0,
+      ownFloor: floor === undefined ? 0 : decodeOwnFloor(floor),
     };
     for await (const [k, v] of kv.entries({ prefix: HAD_PREFIX })) {
       try {
@@ -184,7 +188,7 @@ export class StateStore {
         const cur = m.current(w.key);
         // The new write must win over what this node has for the key, whatever the wall clock says.
         if (cur !== undefined) this.#clock.observe(cur.hlc);
-        const seq = m.maxVersion(this.nodeId) + 1;
+        const seq = m.lastOwnVersion(this.nodeId) + 1;
         const rec: StateRecord = {
           key: w.key,
           value: w.value,
@@ -241,6 +245,9 @@ export class StateStore {
       const m = new Mutation(this.#book);
       const fresh: StateRecord[] = [];
       const claims = new RangeSet();
+      // fixed for the whole batch: records accepted in it do not move the bound
+      const ownWindow = this.#ownWindow(m);
+      const ownBefore = m.lastOwnVersion(this.nodeId);
       for (const r of records) {
         if (!isValidRecord(r, this.maxKeyBytes, MAX_VALUE_BYTES_LIMIT)) {
           res.rejected++;
@@ -251,10 +258,18 @@ export class StateStore {
           res.forged++;
           continue;
         }
-        if (r.origin === this.nodeId) claims.add(r.seq);
-        // This node is the authority on its own versions: one it does not have was never issued
-        // by this data directory (the node id lives in it), so it is not taken from a peer.
-        if (m.hasVersion(r.origin, r.seq) || r.origin === this.nodeId) {
+        // A version of this node's own origin that it does not have is taken like any other:
+        // it was issued after the copy this data directory was restored from, or it is someone
+        // else's record in this node's name, which every other member takes too. Only versions
+        // beyond MAX_OWN_CLAIM_AHEAD are not (they would use up this node's versions).
+        if (r.origin === this.nodeId) {
+          if (!ownWindow.has(r.seq)) {
+            res.duplicates++;
+            continue;
+          }
+          claims.add(r.seq);
+        }
+        if (m.hasVersion(r.origin, r.seq)) {
           res.duplicates++;
           continue;
         }
@@ -295,16 +310,19 @@ export class StateStore {
           record: rec,
         });
       }
+      const own = cleared?.get(this.nodeId)?.intersect(ownWindow);
+      this.#skipClaimed(m, own === undefined ? claims : claims.union(own), ownWindow);
       // A refused record may be the one that cleared those versions: keep them missing for now.
       if (res.rejected === 0) {
         for (const [origin, set] of cleared?.entries() ?? []) {
-          if (origin !== this.nodeId && isValidOrigin(origin)) {
+          if (origin === this.nodeId) {
+            if (own !== undefined) res.cleared += m.markHadRanges(origin, own);
+          } else if (isValidOrigin(origin)) {
             res.cleared += m.markHadRanges(origin, set);
           }
         }
       }
-      const own = cleared?.get(this.nodeId);
-      res.ownClaimed = this.#skipClaimed(m, own === undefined ? claims : claims.union(own));
+      res.ownClaimed = m.lastOwnVersion(this.nodeId) - ownBefore;
       if (m.isEmpty) return res;
       // Records must be durable before they are acknowledged as had; cleared marks alone may be
       // lost in a crash (they are offered again), so they do not pay for an fsync.
@@ -316,38 +334,45 @@ export class StateStore {
 
   /**
    * Takes note of the versions of this node's own origin that a peer claims to have (its
-   * summary): those above this node's last write, up to MAX_OWN_CLAIM_AHEAD, are marked as had,
-   * so this node's next writes take versions the peer does not believe it has. Returns how many.
+   * summary): this node's next writes take versions above the highest of them (up to
+   * MAX_OWN_CLAIM_AHEAD above its last), which the peer does not believe it has. The claimed
+   * versions are not marked as had: those this node lacks (written after the copy its data
+   * directory was restored from, or in its name by someone else) it fetches like any other.
+   * Returns how far the next version moved.
    */
   noteClaims(peerSummary: VersionVector): Promise<number> {
     this.#checkOpen();
     const claimed = peerSummary.get(this.nodeId);
-    if (claimed === undefined || (claimed.max ?? 0) <= (this.#book.had.get(this.nodeId)?.max ?? 0))
-      return Promise.resolve(0);
+    const last = Math.max(this.#book.had.get(this.nodeId)?.max ?? 0, this.#book.ownFloor);
+    if (claimed === undefined || (claimed.max ?? 0) <= last) return Promise.resolve(0);
     return this.#serial.run(async () => {
       const m = new Mutation(this.#book);
       const n = this.#skipClaimed(m, claimed);
       if (m.isEmpty) return n;
-      await this.#kv.batch(m.finish(this.#clock.last), { sync: true });
+      await this.#kv.batch(m.finish(undefined), { sync: true });
       m.commit();
       return n;
     });
   }
 
   /**
-   * Marks the claimed versions of this node's own origin above its last write (up to
-   * MAX_OWN_CLAIM_AHEAD above it) as had: a claim there is someone else's record in this node's
-   * name, and this node's next write must not take a version the claimant believes it has.
+   * The versions of this node's own origin it takes claims and records of: 1 to MAX_OWN_CLAIM_AHEAD
+   * above its last (had or claimed) version.
    */
-  #skipClaimed(m: Mutation, claimed: RangeSet): number {
-    const last = m.maxVersion(this.nodeId);
-    const window = RangeSet.fromRanges([[last + 1, last + MAX_OWN_CLAIM_AHEAD]]);
+  #ownWindow(m: Mutation): RangeSet {
+    return RangeSet.fromRanges([[1, m.lastOwnVersion(this.nodeId) + MAX_OWN_CLAIM_AHEAD]]);
+  }
+
+  /**
+   * Raises the version this node's next write starts from to the highest claim of its own origin
+   * (up to MAX_OWN_CLAIM_AHEAD above its last): a claim there is a record of this node's origin
+   * that this node does not have, and its next write must not take a version the claimant
+   * believes it has. Returns how far the next version moved.
+   */
+  #skipClaimed(m: Mutation, claimed: RangeSet, window = this.#ownWindow(m)): number {
     const ahead = claimed.intersect(window);
     if (ahead.isEmpty) return 0;
-    // one range up to the highest claim, not the claim's own layout: versions we never wrote are
-    // safe to skip, and a claim of every other version (2^19 ranges) made our own version set too
-    // big for any summary a peer accepts, ending anti-entropy with us for good
-    return m.markHadRanges(this.nodeId, RangeSet.fromRanges([[last + 1, ahead.max!]]));
+    return m.raiseOwnFloor(this.nodeId, ahead.max!);
   }
 
   /** Marks versions a peer reported as cleared (see apply). */
@@ -455,7 +480,7 @@ export class StateStore {
       tombstones: this.#book.tombstones,
       origins: this.#book.had.originCount,
       summaryRanges: this.#book.had.rangeCount,
-      localSeq: this.#book.had.get(this.nodeId)?.max ?? 0,
+      localSeq: Math.max(this.#book.had.get(this.nodeId)?.max ?? 0, this.#book.ownFloor),
       hlc: hlcToString(this.#clock.last),
     };
   }

@@ -28,9 +28,9 @@ export interface ApplyResult {
   /** Of `rejected`, records whose origin was not the authenticated sender (ApplyOptions.from). */
   forged: number;
   /**
-   * Versions of this node's own origin, above its last write, that the sender claimed (records or
-   * cleared versions in this node's name) and that were marked as had so that the next writes
-   * skip them (see MAX_OWN_CLAIM_AHEAD).
+   * How far the versions of this node's own origin the sender claimed (records or cleared
+   * versions in this node's name) moved its next write's version up: they are above its last,
+   * and its next writes skip them (see MAX_OWN_CLAIM_AHEAD).
    */
   ownClaimed: number;
 }

@@ -1,7 +1,7 @@
 // The replicated key/value store with real agents: replication, deletes, durability across SIGKILL,
 // catch-up, watches, limits and the CLI.
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -183,6 +183,45 @@ describe('replicated key/value store', () => {
       { timeout: 10_000, message: 'the write from d on a, b and c' },
     );
     expect(d2.membership.counts().alive).toBe(4);
+  });
+
+  it('an agent started from an older copy of its data directory takes back its later writes', async () => {
+    const c = cluster.current;
+    const { a, b } = await twoWithFastRounds();
+    const kv = { syncInterval: '200ms' };
+    const join = [a.addrs()[0]];
+    const onA = (key: string, want: string) =>
+      waitFor(async () => td.decode((await a.kv.get(key))?.value ?? new Uint8Array()) === want, {
+        timeout: 5000,
+        message: `${key}=${want} on a`,
+      });
+    await b.kv.put('restore/1', te.encode('v1'));
+    await b.kv.put('restore/2', te.encode('v1'));
+    await onA('restore/2', 'v1');
+    await b.stop({ leave: false });
+    const copy = c.dataDir('b-copy');
+    cpSync(b.dataDir, copy, { recursive: true }); // the backup
+    const b2 = await c.startAgent({ name: 'b', data: b.dataDir, join, extra: { kv } });
+    await b2.kv.put('restore/2', te.encode('v2'));
+    await b2.kv.put('restore/3', te.encode('after the copy'));
+    await onA('restore/3', 'after the copy');
+    await b2.stop({ leave: false });
+
+    // b comes back from the copy: it takes its own later writes back from a (it kept the
+    // copy's restore/2 and never had restore/3, for good, before)
+    const b3 = await c.startAgent({ name: 'b', data: copy, join, extra: { kv } });
+    const onB3 = async () =>
+      (await Promise.all(['restore/2', 'restore/3'].map((k) => b3.kv.get(k)))).map((v) =>
+        v === undefined ? undefined : td.decode(v.value),
+      );
+    let seen: Array<string | undefined> = [];
+    await waitFor(async () => (seen = await onB3()).join() === 'v2,after the copy', {
+      timeout: 10_000,
+      message: () => `b's later writes on b (it has ${JSON.stringify(seen)})`,
+    });
+    // and its next write takes a version a does not believe it has
+    await b3.kv.put('restore/4', te.encode('next'));
+    await onA('restore/4', 'next');
   });
 
   it('an agent whose disk is full pauses its sessions instead of being sent the difference every round', async () => {

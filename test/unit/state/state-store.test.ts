@@ -302,21 +302,78 @@ describe("StateStore: records in another node's name", () => {
     cleared.addRange('A2', 1003, 1010);
     cleared.add('A2', 2 ** 40);
     const r = await again.apply([rec('own', 'A2', 1020)], cleared);
-    // (one range from the last write to the highest claim: 1003-1020)
-    expect(r).toMatchObject({ duplicates: 1, ownClaimed: 18 });
+    // the record and the cleared versions it lacks are taken like anyone's (every other member
+    // takes them too); the next write goes above the highest claim (1002 -> 1020)
+    expect(r).toMatchObject({ applied: 1, duplicates: 0, cleared: 8, ownClaimed: 18 });
+    expect(await value(again, 'own')).toBe('own@1020');
     expect((await again.write('after', b('y'))).seq).toBe(1021);
+    // a record beyond MAX_OWN_CLAIM_AHEAD is not taken and does not move the next version
+    const far = await again.apply([rec('far', 'A2', 1021 + 2 ** 20 + 1)]);
+    expect(far).toMatchObject({ applied: 0, duplicates: 1, ownClaimed: 0 });
+    expect((await again.write('then', b('z'))).seq).toBe(1022);
   });
 
-  it('a claim of scattered versions marks one range, not its own layout', async () => {
-    // a summary claiming every other version of A2 made A2's own version set 2^19 ranges: too big
-    // for any summary a peer accepts, which ended anti-entropy with A2
-    const a2 = await open(new MemoryStore(), 'A2', clock().now);
+  it('a claim of scattered versions moves the next version and marks none of them', async () => {
+    // marking them made A2's own version set 2^19 ranges (too big for any summary a peer
+    // accepts, which ended anti-entropy with A2), and claimed versions marked as had were never
+    // fetched
+    const kv = new MemoryStore();
+    const a2 = await open(kv, 'A2', clock().now);
     await a2.write('first', b('x'));
     const claims = new VersionVector();
     for (let v = 3; v <= 20_001; v += 2) claims.add('A2', v);
     expect(await a2.noteClaims(claims)).toBe(20_000);
-    expect(a2.summary().toString()).toBe('A2:{1-20001}');
-    expect((await a2.write('next', b('y'))).seq).toBe(20_002);
+    expect(a2.summary().toString()).toBe('A2:{1}');
+    expect(a2.stats().localSeq).toBe(20_001);
+    // kept across a restart without a write in between
+    await a2.close();
+    const again = await open(kv, 'A2', clock().now);
+    expect((await again.write('next', b('y'))).seq).toBe(20_002);
+  });
+
+  it('a data directory restored from an older copy takes back its later writes from peers', async () => {
+    const c = clock();
+    const kv = new MemoryStore();
+    const a = await open(kv, 'A', c.now);
+    for (const k of ['k1', 'k2', 'k3']) {
+      c.advance(1);
+      await a.write(k, b(`${k}-old`));
+    }
+    await a.close();
+    const copy = new MemoryStore(); // the backup
+    const ops = [];
+    for await (const [k, v] of kv.entries()) ops.push({ type: 'put' as const, key: k, value: v });
+    await copy.batch(ops);
+    const a1 = await open(kv, 'A', c.now);
+    c.advance(1);
+    await a1.write('k4', b('k4'));
+    c.advance(1);
+    await a1.write('k1', b('k1-new')); // version 5; version 1 is now cleared
+    const peer = await open(new MemoryStore(), 'B', c.now);
+    await syncOneWay(a1, peer);
+    await a1.close();
+
+    // A comes back from the copy. A member that joins and syncs with it first must not take its
+    // versions 4-5 as had, and A must take them back, not keep the old k1 for good.
+    const restored = await open(copy, 'A', c.now);
+    const joiner = await open(new MemoryStore(), 'C', c.now);
+    await syncOneWay(restored, joiner);
+    expect(joiner.summary().toString()).toBe('A:{1-3}');
+    // a session: A sees the peer's summary first, then its records
+    expect(await restored.noteClaims(peer.summary())).toBe(2);
+    expect(restored.summary().toString()).toBe('A:{1-3}');
+    await syncOneWay(peer, restored);
+    expect(restored.summary().toString()).toBe('A:{1-5}');
+    expect(await value(restored, 'k1')).toBe('k1-new');
+    expect(await value(restored, 'k4')).toBe('k4');
+    await syncOneWay(restored, joiner);
+    expect(await dump(joiner)).toEqual(await dump(peer));
+    // and its next write takes a version no one has
+    c.advance(1);
+    const w = await restored.write('k5', b('k5'));
+    expect(w.seq).toBe(6);
+    await syncOneWay(restored, peer);
+    expect(await value(peer, 'k5')).toBe('k5');
   });
 });
 
