@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
+import { SERVICE_ID_RE, SERVICE_NAME_RE, SERVICE_NAME_RULE } from './names.js';
 
 /** Smallest check interval accepted (ms). */
 export const MIN_CHECK_INTERVAL_MS = 100;
@@ -17,8 +18,9 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 5_000;
  */
 export const MAX_CHECK_DURATION_MS = 24 * 3_600_000;
 
-export const SERVICE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-export const SERVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+/** For an interval or ttl under the minimum: "2" meant as seconds is 2 ms. */
+const TOO_SHORT = `must be at least ${MIN_CHECK_INTERVAL_MS}ms (a number without a unit is milliseconds: write 10s for seconds)`;
+
 /** A service tag (the registration and the discover filter), and the rule in words. */
 export const TAG_RE = /^[A-Za-z0-9_.:=-]{1,63}$/;
 export const TAG_RULE = '1-63 of A-Z a-z 0-9 _ . : = -';
@@ -72,13 +74,13 @@ export const checkSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['interval'],
-        message: `must be at least ${MIN_CHECK_INTERVAL_MS}ms`,
+        message: TOO_SHORT,
       });
     if (c.ttl !== undefined && c.ttl < MIN_CHECK_INTERVAL_MS)
       ctx.addIssue({
         code: 'custom',
         path: ['ttl'],
-        message: `must be at least ${MIN_CHECK_INTERVAL_MS}ms`,
+        message: TOO_SHORT,
       });
     if (c.timeout !== undefined && c.timeout <= 0)
       ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be more than 0' });
@@ -100,9 +102,7 @@ export const checkSchema = z
 
 export const registrationBodySchema = z
   .object({
-    name: z
-      .string()
-      .regex(SERVICE_NAME_RE, 'must be a lower-case DNS label (a-z 0-9 -, at most 63)'),
+    name: z.string().regex(SERVICE_NAME_RE, SERVICE_NAME_RULE),
     port: z
       .number()
       .int('must be an integer')

@@ -88,6 +88,12 @@ export function registerServiceCommands(program: Command): void {
       },
     ) => {
       if (opts.name === '') throw new UsageError('--name must not be empty');
+      // checked here, not left to the agent: the id defaults to the name, and the agent reports a
+      // bad id (the path) before a bad name
+      const { SERVICE_NAME_RE, SERVICE_NAME_RULE } =
+        await import('../../../membership/catalog/names.js');
+      if (!SERVICE_NAME_RE.test(opts.name))
+        throw new UsageError(`--name ${JSON.stringify(opts.name)}: ${SERVICE_NAME_RULE}`);
       const id = pathSegment(opts.id ?? opts.name, '--id');
       const body: Record<string, unknown> = { name: opts.name, port: intArg(opts.port, '--port') };
       if (opts.address) body.address = opts.address;
