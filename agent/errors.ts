@@ -112,7 +112,7 @@ export class ClusterKeyMismatchError extends EdgeswarmError {
   constructor() {
     super(
       'cluster_key_mismatch',
-      'the peer has another cluster key (or runs an edgeswarm version without the key check)',
+      'the peer has another cluster key (or runs another edgeswarm version)',
     );
     this.name = 'ClusterKeyMismatchError';
   }

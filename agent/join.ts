@@ -116,7 +116,7 @@ export function describeJoinError(err: Error): string {
   // ours (private-network.ts), perhaps as the cause of libp2p's dial error
   const ours = [err, err.cause as Error | undefined];
   if (ours.some((e) => e?.name === 'ClusterKeyMismatchError'))
-    return 'the agent there has another cluster key (or an edgeswarm version without the key check)';
+    return 'the agent there has another cluster key (or runs another edgeswarm version)';
   const text = ours.find((e) => e?.name === 'NotAnAgentError');
   if (text) return `the handshake failed: ${text.message}`;
   if (

@@ -89,7 +89,7 @@ export async function runSession(
     }
     result.peerSummary = theirs;
     gotSummary(theirs);
-    // versions of our own origin the peer claims beyond our last write: our next writes skip them
+    // versions of our own origin the peer claims beyond our last version: our next writes skip them
     await store.noteClaims(theirs);
     const receiver = new SyncReceiver(store);
     for (;;) {

@@ -82,6 +82,17 @@ export const WRITE_GROUP_MAX = 1024;
  * above the claim, which the claimants lack and will fetch, instead of versions they believe they
  * have; the claimed records themselves it fetches and takes like any others (every other member
  * takes them too). Records and claims further ahead are ignored, so a claim cannot use up this
- * node's versions; one batch or summary moves the next version by at most this much.
+ * node's versions. One batch or summary moves the next version by at most this much (a session
+may carry many batches, so a member lying in one can move it further: by 2^20 a batch).
  */
 export const MAX_OWN_CLAIM_AHEAD = 1 << 20;
+
+/**
+ * Most ranges the cleared versions of this node's own origin that a batch brings may add to its
+ * own version set. Unit: ranges. Default 16. A restored node's own versions come back as records
+ * and, in the last batch, cleared versions that fill the holes between them (fewer ranges, not
+ * more); cleared versions scattered over what it has are someone's claim, and marked as laid out
+ * they made its own set too big for any summary a peer accepts. Past this they only raise the
+ * version its next write takes (MAX_OWN_CLAIM_AHEAD).
+ */
+export const MAX_OWN_CLEARED_NEW_RANGES = 16;

@@ -64,6 +64,16 @@ export class Mutation {
     return (this.#had.get(origin) ?? this.#base.had.get(origin))?.has(seq) ?? false;
   }
 
+  /** The versions of `origin` had, counting this mutation. Do not modify the returned set. */
+  had(origin: string): RangeSet | undefined {
+    return this.#had.get(origin) ?? this.#base.had.get(origin);
+  }
+
+  /** Whether this mutation raises the own-version floor (then its batch must be synced). */
+  get raisesOwnFloor(): boolean {
+    return this.#ownFloor !== undefined;
+  }
+
   /** The largest version of `origin` had, counting this mutation. */
   maxVersion(origin: string): number {
     return (this.#had.get(origin) ?? this.#base.had.get(origin))?.max ?? 0;

@@ -19,6 +19,7 @@ import {
   MAX_VALUE_BYTES_LIMIT,
   DEFAULT_TOMBSTONE_HORIZON_MS,
   MAX_OWN_CLAIM_AHEAD,
+  MAX_OWN_CLEARED_NEW_RANGES,
   WRITE_GROUP_MAX,
 } from './config.js';
 import { streamChanges, type ChangesOptions } from './changes.js';
@@ -316,7 +317,8 @@ export class StateStore {
       if (res.rejected === 0) {
         for (const [origin, set] of cleared?.entries() ?? []) {
           if (origin === this.nodeId) {
-            if (own !== undefined) res.cleared += m.markHadRanges(origin, own);
+            if (own !== undefined && this.#fillsOwnHoles(m, own))
+              res.cleared += m.markHadRanges(origin, own);
           } else if (isValidOrigin(origin)) {
             res.cleared += m.markHadRanges(origin, set);
           }
@@ -326,7 +328,11 @@ export class StateStore {
       if (m.isEmpty) return res;
       // Records must be durable before they are acknowledged as had; cleared marks alone may be
       // lost in a crash (they are offered again), so they do not pay for an fsync.
-      await this.#kv.batch(m.finish(this.#clock.last), { sync: fresh.length > 0 });
+      // (a raised own-version floor too: lost, a write before the next session could reuse a
+      // version a peer holds)
+      await this.#kv.batch(m.finish(this.#clock.last), {
+        sync: fresh.length > 0 || m.raisesOwnFloor,
+      });
       m.commit();
       return res;
     });
@@ -353,6 +359,12 @@ export class StateStore {
       m.commit();
       return n;
     });
+  }
+
+  /** Whether marking `own` (cleared versions of this node's origin) keeps its own set compact. */
+  #fillsOwnHoles(m: Mutation, own: RangeSet): boolean {
+    const had = m.had(this.nodeId) ?? new RangeSet();
+    return had.union(own).rangeCount <= had.rangeCount + MAX_OWN_CLEARED_NEW_RANGES;
   }
 
   /**
