@@ -326,10 +326,10 @@ export class StateStore {
       }
       res.ownClaimed = m.lastOwnVersion(this.nodeId) - ownBefore;
       if (m.isEmpty) return res;
-      // Records must be durable before they are acknowledged as had; cleared marks alone may be
-      // lost in a crash (they are offered again), so they do not pay for an fsync.
-      // (a raised own-version floor too: lost, a write before the next session could reuse a
-      // version a peer holds)
+      // Records must be durable before they are acknowledged as had, and so must a raised
+      // own-version floor (lost, a write before the next session could reuse a version a peer
+      // holds); cleared marks alone may be lost in a crash (they are offered again), so they do
+      // not pay for an fsync.
       await this.#kv.batch(m.finish(this.#clock.last), {
         sync: fresh.length > 0 || m.raisesOwnFloor,
       });
@@ -349,8 +349,8 @@ export class StateStore {
   noteClaims(peerSummary: VersionVector): Promise<number> {
     this.#checkOpen();
     const claimed = peerSummary.get(this.nodeId);
-    const last = Math.max(this.#book.had.get(this.nodeId)?.max ?? 0, this.#book.ownFloor);
-    if (claimed === undefined || (claimed.max ?? 0) <= last) return Promise.resolve(0);
+    if (claimed === undefined || (claimed.max ?? 0) <= this.#lastOwnVersion())
+      return Promise.resolve(0);
     return this.#serial.run(async () => {
       const m = new Mutation(this.#book);
       const n = this.#skipClaimed(m, claimed);
@@ -359,6 +359,11 @@ export class StateStore {
       m.commit();
       return n;
     });
+  }
+
+  /** The highest version of this node's own origin taken: had, or claimed by a peer. */
+  #lastOwnVersion(): number {
+    return Math.max(this.#book.had.get(this.nodeId)?.max ?? 0, this.#book.ownFloor);
   }
 
   /** Whether marking `own` (cleared versions of this node's origin) keeps its own set compact. */
@@ -492,7 +497,7 @@ export class StateStore {
       tombstones: this.#book.tombstones,
       origins: this.#book.had.originCount,
       summaryRanges: this.#book.had.rangeCount,
-      localSeq: Math.max(this.#book.had.get(this.nodeId)?.max ?? 0, this.#book.ownFloor),
+      localSeq: this.#lastOwnVersion(),
       hlc: hlcToString(this.#clock.last),
     };
   }
