@@ -1,6 +1,7 @@
 // Joining through seed addresses: each address is dialled until it answers, with exponential
 // backoff and jitter, in the background. A dial always carries a timeout: a peer with another
 // cluster key never completes the private-network handshake and would otherwise hang.
+import { ClusterKeyMismatchError, NotAnAgentError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /** First retry after this many ms; doubles each time up to JOIN_BACKOFF_MAX_MS. */
@@ -114,10 +115,10 @@ export function describeJoinError(err: Error): string {
     (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED') return 'connection refused (nothing listens there)';
   // ours (private-network.ts), perhaps as the cause of libp2p's dial error
-  const ours = [err, err.cause as Error | undefined];
-  if (ours.some((e) => e?.name === 'ClusterKeyMismatchError'))
+  const ours = [err, err.cause];
+  if (ours.some((e) => e instanceof ClusterKeyMismatchError))
     return 'the agent there has another cluster key (or runs another edgeswarm version)';
-  const text = ours.find((e) => e?.name === 'NotAnAgentError');
+  const text = ours.find((e) => e instanceof NotAnAgentError);
   if (text) return `the handshake failed: ${text.message}`;
   if (
     err.name === 'UnexpectedPeerError' ||

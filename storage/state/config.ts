@@ -83,7 +83,7 @@ export const WRITE_GROUP_MAX = 1024;
  * have; the claimed records themselves it fetches and takes like any others (every other member
  * takes them too). Records and claims further ahead are ignored, so a claim cannot use up this
  * node's versions. One batch or summary moves the next version by at most this much (a session
-may carry many batches, so a member lying in one can move it further: by 2^20 a batch).
+ * may carry many batches, so a member lying in one can move it further: by 2^20 a batch).
  */
 export const MAX_OWN_CLAIM_AHEAD = 1 << 20;
 
